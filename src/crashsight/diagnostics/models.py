@@ -1,0 +1,67 @@
+"""Data shapes shared by the catalogue, the collector, the classifier and the reports."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from functools import cached_property
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Diagnostic", "Signature", "TimeoutKind"]
+
+TimeoutKind = Literal["deadline", "no_progress"]
+
+
+class Signature(BaseModel):
+    """One known failure text: how to recognise it and what it means.
+
+    ``literals`` are plain substrings of which at least one occurs in every line the pattern can
+    match. The collector searches for them first and runs ``pattern`` only on lines that contain
+    one, which is what keeps matching fast on logs that are almost all ordinary lines.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")
+    category: str
+    subcategory: str
+    pattern: str = Field(description="Python regex; named groups become extracted fields.")
+    literals: tuple[str, ...] = Field(min_length=1)
+    description: str
+    hint: str
+    source: str = Field(description="Which library or system prints it, and since which version.")
+    samples: tuple[str, ...] = Field(min_length=1, description="Real lines, verbatim.")
+    evidence_only: bool = Field(
+        default=False,
+        description="Kept in the report as evidence, but never the verdict on its own.",
+    )
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        """The compiled ``pattern``."""
+        return re.compile(self.pattern)
+
+
+class Diagnostic(BaseModel):
+    """Every line that matched one signature, deduplicated: counted, with the first and last."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    category: str
+    subcategory: str
+    count: int = Field(ge=1)
+    first_line: str
+    last_line: str
+    first_lineno: int = Field(ge=1, description="1-based line number in the collected stream.")
+    last_lineno: int = Field(ge=1)
+    first_time: datetime
+    last_time: datetime
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="Named groups extracted from the first matching line."
+    )
+    description: str
+    hint: str
+    evidence_only: bool = False
