@@ -43,7 +43,9 @@ class WireModel(BaseModel):
 
 
 class _Message(WireModel):
-    seq: int = Field(default=0, ge=0, description="Position of this message in its writer's stream.")
+    seq: int = Field(
+        default=0, ge=0, description="Position of this message in its writer's stream."
+    )
 
 
 class Ready(_Message):
@@ -122,7 +124,9 @@ class ExceptionInfo(WireModel):
     errno_name: str | None = None
     frames: list[FrameInfo] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
-    cause: ExceptionInfo | None = Field(default=None, description="Explicit __cause__ (raise from).")
+    cause: ExceptionInfo | None = Field(
+        default=None, description="Explicit __cause__ (raise from)."
+    )
     context: ExceptionInfo | None = Field(
         default=None, description="Implicit __context__, unless suppressed by 'raise ... from'."
     )

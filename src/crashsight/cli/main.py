@@ -1,0 +1,28 @@
+"""The ``crashsight`` command: one sub-command per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .run import add_run_parser
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="crashsight",
+        description="Supervise worker processes and say, in one line, why a worker died.",
+    )
+    subparsers = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
+    add_run_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse ``argv`` and exit with the sub-command's status."""
+    args = build_parser().parse_args(argv)
+    sys.exit(args.handler(args))

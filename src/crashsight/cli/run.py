@@ -1,0 +1,140 @@
+"""``crashsight run [options] -- COMMAND [ARGS...]``: supervise one command and explain its end.
+
+Exit status, so that crashsight can stand in for the command in scripts and CI:
+
+=====================  =============================================
+the command exited N   N
+killed by signal N     128 + N (a real segfault: 139)
+timeout (either kind)  124, like coreutils' ``timeout``
+crashsight interrupted 130 on SIGINT, 143 on SIGTERM
+could not start        127 (not found) or 126 (not executable)
+bad options or files   2
+=====================  =============================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+from pathlib import Path
+
+import anyio
+
+from ..errors import ConfigurationError, SpawnError
+from ..report.model import Report
+from ..report.redact import Redactor
+from ..report.terminal import render_verdict
+from ..report.write import check_report_path, write_report
+from ..supervisor.status import RunnerFailed, RunnerStatus
+from ..supervisor.stop import StopPolicy
+from ..supervisor.supervisor import Supervisor
+
+__all__ = ["add_run_parser", "exit_code_for", "run_command"]
+
+EXIT_TIMEOUT = 124
+
+
+def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``run`` and its options."""
+    parser = subparsers.add_parser(
+        "run",
+        help="run a command under crashsight and explain how it ended",
+        description="Run COMMAND, pass its output through unchanged, and say why it failed.",
+    )
+    parser.add_argument("--report", metavar="PATH", help="write the JSON report here (always)")
+    parser.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="total deadline")
+    parser.add_argument(
+        "--no-progress-timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="stop the command after this long without output or events",
+    )
+    parser.add_argument(
+        "--grace",
+        type=_grace,
+        default=5.0,
+        metavar="SECONDS",
+        help="time between SIGTERM and SIGKILL when stopping (default 5)",
+    )
+    parser.add_argument("--rules", metavar="FILE", help="TOML classification rules tried first")
+    parser.add_argument("--name", help="name of this run in reports (default: the command)")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    parser.set_defaults(handler=run_command)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+def _grace(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 seconds or more, got {text}")
+    return value
+
+
+def exit_code_for(status: RunnerStatus, received: signal.Signals | None) -> int:
+    """The exit status `crashsight run` uses for ``status`` (see the module docstring)."""
+    if status.status == "cancelled":
+        return 128 + (received or signal.SIGTERM).value
+    if isinstance(status, RunnerFailed) and status.timeout is not None:
+        return EXIT_TIMEOUT
+    return status.exit.shell_code
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Entry point of ``crashsight run``."""
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        print(
+            "crashsight run: no command given; usage: crashsight run [options] -- COMMAND",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        report_path = check_report_path(args.report) if args.report else None
+        supervisor = Supervisor(
+            stop_policy=StopPolicy(grace=args.grace),
+            deadline=args.timeout,
+            no_progress_timeout=args.no_progress_timeout,
+            rules=args.rules,
+            handle_signals=True,
+        )
+    except ConfigurationError as exc:
+        print(f"crashsight run: {exc}", file=sys.stderr)
+        return 2
+    return anyio.run(_supervise, supervisor, command, args.name, report_path)
+
+
+async def _supervise(
+    supervisor: Supervisor, command: list[str], name: str | None, report_path: Path | None
+) -> int:
+    try:
+        async with supervisor:
+            runner = await supervisor.spawn_command(
+                command, name=name or shlex.join(command), inherit_stdin=True
+            )
+            status = await runner.wait()
+    except SpawnError as exc:
+        print(f"crashsight run: {exc}", file=sys.stderr)
+        cause = exc.__cause__
+        return 127 if isinstance(cause, FileNotFoundError) else 126
+    report = Report.from_status(status, attempts=len(runner.attempts), redactor=Redactor())
+    if report_path is not None:
+        write_report(report, report_path)
+    if report.status != "succeeded":
+        print(render_verdict(report, str(report_path) if report_path else None), file=sys.stderr)
+    return exit_code_for(status, supervisor.received_signal)

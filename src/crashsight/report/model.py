@@ -1,0 +1,122 @@
+"""The JSON report: one document per runner outcome, written on success too.
+
+The field names below are a contract with operators' tooling; fields may be added, never renamed.
+``schema_version`` changes only when an existing field changes meaning.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..diagnostics.models import Diagnostic, TimeoutKind
+from ..supervisor.status import (
+    ExitInfo,
+    ProtocolIssue,
+    RunnerCancelled,
+    RunnerFailed,
+    RunnerStatus,
+    TaskSummary,
+    TerminationInfo,
+)
+from .redact import Redactor
+
+__all__ = ["REPORT_SCHEMA_VERSION", "Report", "crashsight_version"]
+
+REPORT_SCHEMA_VERSION = 1
+
+
+def crashsight_version() -> str:
+    """The installed crashsight version, for reports read by other versions."""
+    try:
+        return version("crashsight")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+class Report(BaseModel):
+    """What one runner did and, when it failed, why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = REPORT_SCHEMA_VERSION
+    crashsight_version: str = Field(default_factory=crashsight_version)
+    name: str
+    status: Literal["succeeded", "failed", "cancelled"]
+    category: str | None = None
+    subcategory: str | None = None
+    summary: str
+    hint: str | None = None
+    exit: ExitInfo
+    termination_error: TerminationInfo | None = None
+    diagnostics: list[Diagnostic] = Field(default_factory=list)
+    stderr_tail: list[str] = Field(default_factory=list)
+    tasks: TaskSummary = Field(default_factory=TaskSummary)
+    command: list[str]
+    pid: int
+    started_at: datetime
+    duration_s: float
+    peak_rss_bytes: int | None = None
+    timeout: TimeoutKind | None = None
+    oom_killed: bool | None = None
+    signals_sent: list[str] = Field(default_factory=list)
+    protocol_issues: list[ProtocolIssue] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    attempts: int = 1
+    context: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def from_status(
+        cls,
+        status: RunnerStatus,
+        *,
+        attempts: int = 1,
+        context: dict[str, str] | None = None,
+        redactor: Redactor | None = None,
+    ) -> Report:
+        """Build the report of a final status, passing every string through the redactor."""
+        outcome: dict[str, object]
+        if isinstance(status, RunnerFailed):
+            outcome = status.model_dump(
+                include={
+                    "category",
+                    "subcategory",
+                    "summary",
+                    "hint",
+                    "termination_error",
+                    "timeout",
+                    "oom_killed",
+                }
+            )
+        elif isinstance(status, RunnerCancelled):
+            outcome = {"summary": f"cancelled: {status.reason}"}
+        else:
+            outcome = {
+                "summary": f"succeeded: {status.exit.description} after {status.duration_s:.1f} s"
+            }
+        common = status.model_dump(
+            include={
+                "name",
+                "status",
+                "exit",
+                "diagnostics",
+                "stderr_tail",
+                "tasks",
+                "command",
+                "pid",
+                "started_at",
+                "duration_s",
+                "peak_rss_bytes",
+                "signals_sent",
+                "protocol_issues",
+                "notes",
+            }
+        )
+        report = cls.model_validate(
+            {**common, **outcome, "attempts": attempts, "context": context or {}}
+        )
+        redactor = redactor or Redactor()
+        return cls.model_validate(redactor.value(report.model_dump(mode="json")))

@@ -1,0 +1,90 @@
+"""Secret redaction: the last step before any text enters a report, a summary or a log line.
+
+Crash reports travel: they are printed in CI logs, attached to issues, posted to chat. The stderr
+they quote often holds credentials — a URL with a password, a signed S3 link, a token a library
+echoed while failing. `Redactor` replaces them with ``***`` and leaves the text around them intact,
+so the report still reads. It knows two kinds of secret: the values of this process's secret-looking
+environment variables (whatever they look like), and the shapes of well-known credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from typing import TypeAlias
+
+__all__ = ["MASK", "JsonLike", "Redactor"]
+
+#: What every secret is replaced with.
+MASK = "***"
+
+JsonLike: TypeAlias = "str | int | float | bool | list[JsonLike] | dict[str, JsonLike] | None"
+
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
+_MIN_SECRET_LEN = 4  # shorter values ("1", "yes") are everywhere in ordinary text
+
+# Each pattern keeps the groups named ``keep`` and masks the rest of the match.
+_SHAPES: tuple[re.Pattern[str], ...] = (
+    # URL userinfo: https://user:pass@host/ and https://token@host
+    re.compile(r"(?P<keep>[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@]+(?=@)"),
+    # Query parameters that carry credentials or signatures.
+    re.compile(
+        r"(?P<keep>[?&;](?:access_token|api_key|token|key|sig|signature"
+        r"|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token)=)[^&#\s\"'<>]+",
+        re.IGNORECASE,
+    ),
+    # Authorization headers, also in a dict repr or (escaped) JSON: 'Authorization': 'Bearer abc'
+    re.compile(
+        r"(?P<keep>authorization\\?[\"']?\s*[:=]\s*\\?[\"']?(?:bearer|basic|token)\s+)[^\s\"',;}\\]+",
+        re.IGNORECASE,
+    ),
+    re.compile(r"hf_[A-Za-z0-9]{20,}"),  # Hugging Face
+    re.compile(r"gh[opsur]_[A-Za-z0-9]{20,}"),  # GitHub OAuth, app and user tokens
+    re.compile(r"github_pat_[A-Za-z0-9_]{20,}"),  # GitHub fine-grained tokens
+    re.compile(r"AKIA[0-9A-Z]{16}"),  # AWS access key ids
+    re.compile(r"xox[abprs]-[A-Za-z0-9-]{10,}"),  # Slack
+)
+
+
+def _mask(match: re.Match[str]) -> str:
+    keep = match.groupdict().get("keep")
+    return f"{keep}{MASK}" if keep else MASK
+
+
+class Redactor:
+    """Replaces secrets in text and JSON-like values with ``***``.
+
+    Args:
+        env: The environment whose secret-looking variables (name contains TOKEN, SECRET, PASSWORD
+            or KEY, any case) have their values redacted wherever they appear. Values shorter
+            than 4 characters are ignored, or every "1" in a report would vanish. Defaults to
+            ``os.environ``.
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        source = os.environ if env is None else env
+        values = sorted(
+            {v for k, v in source.items() if _SECRET_NAME.search(k) and len(v) >= _MIN_SECRET_LEN},
+            key=len,
+            reverse=True,  # longest first, so a value containing another is masked whole
+        )
+        self._env = re.compile("|".join(map(re.escape, values))) if values else None
+
+    def text(self, s: str) -> str:
+        """Return ``s`` with every known secret replaced by ``***``."""
+        if self._env is not None:
+            s = self._env.sub(MASK, s)
+        for shape in _SHAPES:
+            s = shape.sub(_mask, s)
+        return s
+
+    def value(self, v: JsonLike) -> JsonLike:
+        """Redact every string in a JSON-like value, dictionary keys included."""
+        if isinstance(v, str):
+            return self.text(v)
+        if isinstance(v, list):
+            return [self.value(item) for item in v]
+        if isinstance(v, dict):
+            return {self.text(k): self.value(item) for k, item in v.items()}
+        return v

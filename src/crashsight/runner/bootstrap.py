@@ -1,0 +1,151 @@
+"""The runner bootstrap: ``python -m crashsight.runner TARGET [ARGS...]``.
+
+``TARGET`` is ``package.module:function`` or ``path/to/file.py:function``; the function is called
+with no arguments (plain or ``async def``) and sees ``sys.argv == [TARGET, *ARGS]``.
+
+Order of work, and why:
+
+1. Enable faulthandler on fd 2 for all threads first, so even a crash while importing the target
+   leaves a stack dump in the stderr that the supervisor tails.
+2. Open the channel and send `Ready`, so the supervisor can tell "never started" from "died early".
+3. Start a thread that watches the channel for end-of-file: the supervisor never writes, so EOF means
+   it died, and the worker stops itself instead of living on as an orphan (this works where
+   ``PR_SET_PDEATHSIG`` does not exist, such as macOS).
+4. Import the target (phase ``bootstrap``), then call it (phase ``target``). On an exception, send a
+   `RunnerTerminationError`, print the usual traceback to stderr, and exit with status 1.
+   `SystemExit` keeps its code; `KeyboardInterrupt` is reported, then re-raised so the process ends
+   the way Python ends on SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import faulthandler
+import importlib
+import importlib.util
+import inspect
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal, NoReturn
+
+from .api import connect, send
+from .channel import Channel
+from .describe import termination_error
+
+__all__ = ["load_target", "main"]
+
+_USAGE = (
+    "usage: python -m crashsight.runner package.module:function|path/file.py:function [ARGS...]"
+)
+#: How long a worker whose supervisor died gets to honour SIGTERM before the group is killed.
+_ORPHAN_GRACE_S = 5.0
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Run the target named in ``argv`` (default ``sys.argv[1:]``) under the runner protocol."""
+    args = sys.argv[1:] if argv is None else argv
+    if not args or ":" not in args[0]:
+        print(_USAGE, file=sys.stderr)
+        raise SystemExit(2)
+    _enable_faulthandler()
+    spec = args[0]
+    channel = connect(target=spec)
+    if channel is not None:
+        _watch_for_supervisor_death(channel)
+    sys.argv = list(args)
+    phase: Literal["bootstrap", "target"] = "bootstrap"
+    try:
+        target = load_target(spec)
+        phase = "target"
+        result = target()
+        if inspect.isawaitable(result):
+            asyncio.run(_await(result))
+    except SystemExit:
+        raise
+    except KeyboardInterrupt as exc:
+        _report(exc, phase, channel)
+        raise
+    except BaseException as exc:
+        _report(exc, phase, channel)
+        traceback.print_exception(exc)
+        raise SystemExit(1) from None
+    finally:
+        if channel is not None:
+            channel.close()
+    raise SystemExit(0)
+
+
+def load_target(spec: str) -> Callable[[], object]:
+    """Import ``module:attr`` or ``file.py:attr`` and return the callable it names.
+
+    Raises:
+        ImportError: The module or file cannot be imported.
+        AttributeError: The module has no such attribute.
+        TypeError: The attribute is not callable.
+    """
+    where, _, name = spec.rpartition(":")
+    if where.endswith(".py") or os.sep in where:
+        path = Path(where).resolve()
+        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        if module_spec is None or module_spec.loader is None:
+            raise ImportError(f"cannot load {where!r} as a Python file", path=str(path))
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[path.stem] = module
+        module_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    obj: object = module
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"target {spec!r} is {type(obj).__name__}, not a callable")
+    return obj
+
+
+async def _await(awaitable: object) -> None:
+    await awaitable  # type: ignore[misc]
+
+
+def _report(exc: BaseException, phase: Literal["bootstrap", "target"], ch: Channel | None) -> None:
+    if ch is not None:
+        send(termination_error(exc, phase, ch.max_frame_bytes))
+
+
+def _enable_faulthandler() -> None:
+    # PYTHONFAULTHANDLER set to a non-empty value has already enabled it; set but empty, the
+    # user asked for it off, and we respect that.
+    setting = os.environ.get("PYTHONFAULTHANDLER")
+    if setting is None:
+        faulthandler.enable(file=sys.__stderr__ or sys.stderr, all_threads=True)
+
+
+def _watch_for_supervisor_death(channel: Channel) -> None:
+    fd = channel.fileno()
+
+    def watch() -> None:
+        try:
+            while os.read(fd, 4096):
+                pass
+        except OSError:
+            return  # the worker closed the channel itself: nothing to watch any more
+        if channel.fileno() == -1:
+            return  # closed by this process at exit, not by the supervisor
+        _signal_own_group(signal.SIGTERM)
+        time.sleep(_ORPHAN_GRACE_S)
+        _signal_own_group(signal.SIGKILL)
+
+    threading.Thread(target=watch, name="crashsight-supervisor-watch", daemon=True).start()
+
+
+def _signal_own_group(sig: signal.Signals) -> None:
+    """Signal this runner's process group, or only this process when it leads no group of its own."""
+    if os.getpgrp() == os.getpid():
+        os.killpg(os.getpid(), sig)
+    else:
+        os.kill(os.getpid(), sig)

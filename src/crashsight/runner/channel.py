@@ -1,0 +1,155 @@
+"""The runner's end of the private channel: numbered frames written to an inherited socket.
+
+The supervisor creates a socketpair, keeps one end and passes the other to the child as an inherited
+file descriptor whose number is in ``CRASHSIGHT_CHANNEL_FD``. Stdout and stderr stay the user's.
+
+Only the process that opened the channel writes to it. The variable is removed from ``os.environ``
+once read and the descriptor is made non-inheritable, so programs the worker starts do not write
+into (or mistake another file for) the channel; a forked child drops its copy at fork time, so it
+neither interleaves frames with its parent nor keeps the channel open after the runner dies.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+from ..errors import ChannelBrokenError, ChannelClosedError, FrameTooLargeError
+from ..framing import DEFAULT_MAX_FRAME_BYTES, HEADER_SIZE, encode_frame
+from ..protocol import Message
+
+__all__ = [
+    "BOOTSTRAP_ENV",
+    "CHANNEL_FD_ENV",
+    "MAX_FRAME_ENV",
+    "RUNNER_ID_ENV",
+    "Channel",
+    "open_from_environment",
+]
+
+#: Names the inherited descriptor of the runner's end of the channel.
+CHANNEL_FD_ENV = "CRASHSIGHT_CHANNEL_FD"
+#: The supervisor's maximum frame size, so the runner can refuse oversize events itself.
+MAX_FRAME_ENV = "CRASHSIGHT_MAX_FRAME"
+#: Set on every runner and inherited by everything it starts: the supervisor finds escaped
+#: descendants (new sessions, re-parented orphans) by this marker, the way Jenkins uses BUILD_ID.
+RUNNER_ID_ENV = "CRASHSIGHT_RUNNER_ID"
+
+#: Set by the supervisor for bootstrap runners, which open the channel themselves: the ``.pth``
+#: hook for plain Python programs stands aside.
+BOOTSTRAP_ENV = "CRASHSIGHT_BOOTSTRAP"
+
+_SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
+
+
+class Channel:
+    """Writes numbered messages to the supervisor; safe to use from several threads.
+
+    Args:
+        sock: The runner's end of the socketpair.
+        max_frame_bytes: Frames larger than this are refused with `FrameTooLargeError`.
+    """
+
+    def __init__(self, sock: socket.socket, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self._sock: socket.socket | None = sock
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._broken: ChannelBrokenError | None = None
+
+    @property
+    def usable(self) -> bool:
+        """Whether a `send` could still succeed."""
+        return self._sock is not None and self._broken is None
+
+    def fileno(self) -> int:
+        """The descriptor of the runner's end, or -1 once closed."""
+        return -1 if self._sock is None else self._sock.fileno()
+
+    def send(self, message: Message) -> None:
+        """Number ``message``, frame it and write it whole.
+
+        Raises:
+            ChannelClosedError: This process closed the channel.
+            ChannelBrokenError: The supervisor's end is gone.
+            FrameTooLargeError: The frame exceeds ``max_frame_bytes``; nothing was sent.
+        """
+        with self._lock:
+            sock = self._checked_socket()
+            message.seq = self._seq
+            frame = encode_frame(message)
+            payload_size = len(frame) - HEADER_SIZE
+            if payload_size > self.max_frame_bytes:
+                raise FrameTooLargeError(
+                    f"a {message.kind!r} event encodes to {payload_size} bytes, over the channel's "
+                    f"{self.max_frame_bytes}-byte frame limit; nothing was sent"
+                )
+            try:
+                _send_all(sock, frame)
+            except OSError as exc:
+                self._broken = ChannelBrokenError(
+                    f"the supervisor's end of the channel is gone ({exc.strerror or exc}); "
+                    "the supervisor died or closed it"
+                )
+                raise self._broken from exc
+            self._seq += 1
+
+    def close(self) -> None:
+        """Close this end; the supervisor sees end-of-stream once every copy is closed."""
+        with self._lock:
+            sock, self._sock = self._sock, None
+            if sock is not None:
+                _close_quietly(sock)
+
+    def forget(self) -> None:
+        """Drop this process's copy without locking: used in a freshly forked child only."""
+        sock, self._sock = self._sock, None
+        self._lock = threading.Lock()
+        if sock is not None:
+            _close_quietly(sock)
+
+    def _checked_socket(self) -> socket.socket:
+        if self._broken is not None:
+            raise self._broken
+        if self._sock is None:
+            raise ChannelClosedError("the channel was closed by this process; events can't be sent")
+        return self._sock
+
+
+def _close_quietly(sock: socket.socket) -> None:
+    """Close our end; the worker may already have closed the descriptor behind our back."""
+    try:
+        sock.close()
+    except OSError:
+        sock.detach()
+
+
+def _send_all(sock: socket.socket, frame: bytes) -> None:
+    view = memoryview(frame)
+    while view:
+        sent = sock.send(view, _SEND_FLAGS)
+        view = view[sent:]
+
+
+def open_from_environment() -> Channel | None:
+    """Open the channel named by ``CRASHSIGHT_CHANNEL_FD``, or return None outside a supervisor.
+
+    The variable is consumed: it is removed from ``os.environ`` so that child programs, which do not
+    inherit the descriptor, never try to open it.
+    """
+    raw = os.environ.pop(CHANNEL_FD_ENV, None)
+    if not raw:
+        return None
+    try:
+        fd = int(raw)
+        sock = socket.socket(fileno=fd)
+    except (ValueError, OSError):
+        return None
+    os.set_inheritable(fd, False)
+    sock.setblocking(True)
+    try:
+        limit = int(os.environ.get(MAX_FRAME_ENV, DEFAULT_MAX_FRAME_BYTES))
+    except ValueError:
+        limit = DEFAULT_MAX_FRAME_BYTES
+    return Channel(sock, limit)

@@ -1,0 +1,40 @@
+"""Reports uncaught exceptions of plain Python programs started by ``crashsight run``.
+
+``crashsight run -- python train.py`` does not go through the bootstrap, yet its uncaught exception
+should still arrive structured. Installing crashsight puts ``crashsight_hook.pth`` in site-packages
+(the way coverage.py measures subprocesses); at interpreter start-up it imports this module only when
+``CRASHSIGHT_CHANNEL_FD`` is set and the bootstrap is not the one starting (which reports itself).
+The cost for every other interpreter is one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import sys
+from types import TracebackType
+
+from .api import connect, current_channel, send
+from .channel import BOOTSTRAP_ENV
+from .describe import termination_error
+
+__all__ = ["install"]
+
+
+def install() -> None:
+    """Open the channel, enable faulthandler, and chain a reporting ``sys.excepthook``."""
+    if os.environ.get(BOOTSTRAP_ENV) or connect() is None:
+        return
+    if "PYTHONFAULTHANDLER" not in os.environ and not faulthandler.is_enabled():
+        faulthandler.enable(all_threads=True)
+    previous = sys.excepthook
+
+    def report_then_print(
+        exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
+        channel = current_channel()
+        if channel is not None:
+            send(termination_error(exc, "target", channel.max_frame_bytes))
+        previous(exc_type, exc, tb)
+
+    sys.excepthook = report_then_print

@@ -1,0 +1,284 @@
+"""One run of one runner process, from spawn to final status.
+
+::
+
+    child process ──channel (socketpair)──► ChannelReader ──► events, tasks, termination error
+                  ──stderr (pipe)─────────► pump ──► pass-through sink + StderrCollector
+                  ──stdout (pipe)─────────► pump ──► pass-through sink
+                  ──exit (pidfd / wait4)──► reaper (shielded: always reaps)
+    watchdog ── deadline / no progress ──► stop policy (SIGTERM group, grace, SIGKILL tree)
+
+After the exit, the attempt waits (bounded) for the channel, stdout and stderr to reach EOF so that
+no late line is lost; a grandchild that holds them open past the bound is killed and noted. Then it
+kills whatever the runner left behind, builds the final status, and emits the ErrorChunks and the
+status, in that order.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+from pydantic import BaseModel, ValidationError
+
+from ..diagnostics.oom import read_oom_counters
+from ..errors import RunnerStateError
+from ..protocol import Message, RunnerTerminationError, TaskFinished, TaskStarted, UserEvent
+from .events import EventBuffer
+from .spawn import ExitResult, SpawnedProcess, spawn, wait_for_exit
+from .status import ExitInfo, ProtocolIssue, RunnerStatus
+from .stop import StopPolicy, kill_tree, signal_group, wait_gone
+from .streams import ChannelReader, OutputSink, pump_output
+from .verdict import AttemptFacts, build_status
+
+if TYPE_CHECKING:
+    from ..diagnostics.classify import Classifier
+    from ..diagnostics.models import Signature, TimeoutKind
+
+__all__ = ["Attempt", "RunnerConfig"]
+
+
+@dataclass
+class RunnerConfig:
+    """Everything the supervisor needs to start and judge one runner; shared by its attempts."""
+
+    runner_id: str
+    name: str
+    argv: list[str]
+    env: Mapping[str, str] | None
+    cwd: str | None
+    stop_policy: StopPolicy
+    deadline: float | None
+    no_progress_timeout: float | None
+    drain_timeout: float
+    max_frame_bytes: int
+    stdout: OutputSink
+    stderr: OutputSink
+    inherit_stdin: bool
+    classifier: Classifier
+    signatures: Sequence[Signature]
+    user_events: Mapping[str, type[BaseModel]] = field(default_factory=dict)
+
+
+class Attempt:
+    """Runs the process once and produces its final status; see the module diagram.
+
+    Args:
+        config: The runner's configuration.
+        number: 1 for the first attempt, 2 for the first restart, ...
+        events: Receives every event in order, ending with the ErrorChunks and the status.
+    """
+
+    def __init__(self, config: RunnerConfig, number: int, events: EventBuffer):
+        self.config = config
+        self.number = number
+        self._events = events
+        self._publish = events.put
+        self.facts = AttemptFacts(config=config, attempt=number)
+        self.pid: int | None = None
+        self._proc: SpawnedProcess | None = None
+        self.exit: ExitInfo | None = None
+        self._exited = anyio.Event()
+        self._streams_done = anyio.Event()
+        self._open_streams = 3
+        self._stopping = False
+        self._last_activity = 0.0
+        #: The final status, once built (also when the attempt was cancelled).
+        self.status: RunnerStatus | None = None
+
+    def start(self) -> None:
+        """Start the process (synchronously, so spawn errors reach the caller at once).
+
+        Raises:
+            SpawnError: The command could not be started.
+        """
+        config = self.config
+        self._proc = spawn(
+            config.argv,
+            runner_id=config.runner_id,
+            env=config.env,
+            cwd=config.cwd,
+            max_frame_bytes=config.max_frame_bytes,
+            inherit_stdin=config.inherit_stdin,
+        )
+        self.pid = self._proc.pid
+
+    async def run(self) -> RunnerStatus:
+        """Supervise the started process until it is reaped; return its final status."""
+        proc = self._proc
+        if proc is None:
+            raise RunnerStateError("Attempt.run() needs Attempt.start() first")
+        config = self.config
+        facts = self.facts
+        facts.start(proc.pid, read_oom_counters(proc.pid))
+        self._last_activity = anyio.current_time()
+        reader = ChannelReader(proc.channel, config.max_frame_bytes, self._on_message, facts.issue)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._reap, proc.popen)
+            tg.start_soon(self._read, reader.run)
+            tg.start_soon(self._read, pump_output, proc.stdout_fd, self._on_stdout)
+            tg.start_soon(self._read, pump_output, proc.stderr_fd, self._on_stderr)
+            tg.start_soon(self._watchdog)
+            try:
+                await self._exited.wait()
+                await self._drain()
+            except anyio.get_cancelled_exc_class():
+                with anyio.CancelScope(shield=True):
+                    facts.cancel_reason = facts.cancel_reason or "the supervisor was cancelled"
+                    await self.terminate()
+                    await self._kill_leftovers()
+                    self._finish()
+                raise
+            finally:
+                tg.cancel_scope.cancel()
+        return self._finish()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the stop policy is under way."""
+        return self._stopping
+
+    async def terminate(
+        self, reason: str | None = None, watchdog: TimeoutKind | None = None
+    ) -> None:
+        """Stop the process with the stop policy and wait until it is reaped.
+
+        Args:
+            reason: Why the user asked; makes the status `RunnerCancelled`.
+            watchdog: Which watchdog fired; makes the status a timeout failure.
+        """
+        facts = self.facts
+        if reason is not None and facts.cancel_reason is None and facts.timeout is None:
+            facts.cancel_reason = reason
+        if watchdog is not None and facts.cancel_reason is None and facts.timeout is None:
+            facts.timeout = watchdog
+        if self._exited.is_set() or self.pid is None:
+            return
+        if self._stopping:
+            await self._exited.wait()
+            return
+        self._stopping = True
+        policy = self.config.stop_policy
+        if signal_group(self.pid, policy.first_signal):
+            facts.signals_sent.append(policy.first_signal.name)
+        with anyio.move_on_after(policy.grace):
+            await self._exited.wait()
+        if not self._exited.is_set():
+            killed = kill_tree(self.pid, self.config.runner_id, facts.started_epoch)
+            facts.signals_sent.append("SIGKILL")
+            facts.notes.append(
+                f"did not stop within the {policy.grace:g} s grace period; killed its process "
+                f"tree with SIGKILL ({len(killed)} processes)"
+            )
+        await self._exited.wait()
+
+    async def _reap(self, popen: object) -> None:
+        assert self.pid is not None
+        with anyio.CancelScope(shield=True):
+            result: ExitResult = await wait_for_exit(self.pid)
+        popen.returncode = result.status  # type: ignore[attr-defined]  # keep Popen from reaping
+        self.exit = ExitInfo.from_wait_status(result.status)
+        self.facts.exited(self.exit, result.peak_rss_bytes)
+        self._exited.set()
+
+    async def _read(self, reader: Callable[..., object], *args: object) -> None:
+        try:
+            await reader(*args)  # type: ignore[misc]
+        finally:
+            self._open_streams -= 1
+            if self._open_streams == 0:
+                self._streams_done.set()
+
+    async def _drain(self) -> None:
+        """Wait for EOF on all streams, bounded, killing whoever holds them open past the bound."""
+        with anyio.move_on_after(self.config.drain_timeout):
+            await self._streams_done.wait()
+        if not self._streams_done.is_set():
+            killed = await self._kill_leftovers()
+            self.facts.notes.append(
+                f"output was still held open {self.config.drain_timeout:g} s after the runner "
+                f"exited; killed {len(killed)} leftover processes holding it"
+            )
+            with anyio.move_on_after(1.0):
+                await self._streams_done.wait()
+        killed = await self._kill_leftovers()
+        if killed:
+            self.facts.notes.append(f"killed {len(killed)} processes the runner left behind")
+
+    async def _kill_leftovers(self) -> list[int]:
+        pid = None if self._exited.is_set() else self.pid
+        killed = kill_tree(pid, self.config.runner_id, self.facts.started_epoch)
+        if self.pid is not None:
+            signal_group(self.pid, signal.SIGKILL)
+        stragglers = await wait_gone(killed)
+        if stragglers:
+            self.facts.notes.append(f"processes {stragglers} were sent SIGKILL but still exist")
+        return killed
+
+    async def _watchdog(self) -> None:
+        config = self.config
+        if config.deadline is None and config.no_progress_timeout is None:
+            return
+        start = anyio.current_time()
+        while not self._exited.is_set():
+            now = anyio.current_time()
+            wake = math.inf
+            if config.deadline is not None:
+                if now >= start + config.deadline:
+                    await self.terminate(watchdog="deadline")
+                    return
+                wake = start + config.deadline
+            if config.no_progress_timeout is not None:
+                quiet_until = self._last_activity + config.no_progress_timeout
+                if now >= quiet_until:
+                    await self.terminate(watchdog="no_progress")
+                    return
+                wake = min(wake, quiet_until)
+            await anyio.sleep(max(0.0, wake - now))
+
+    def _on_stdout(self, data: bytes) -> None:
+        self._last_activity = anyio.current_time()
+        self.config.stdout.write(data)
+
+    def _on_stderr(self, data: bytes) -> None:
+        self._last_activity = anyio.current_time()
+        self.config.stderr.write(data)
+        self.facts.collector.feed(data)
+
+    def _on_message(self, message: Message) -> None:
+        self._last_activity = anyio.current_time()
+        facts = self.facts
+        if isinstance(message, TaskStarted):
+            facts.task_started(message.task_id)
+        elif isinstance(message, TaskFinished):
+            facts.task_finished(message.task_id, message.ok, message.error)
+        elif isinstance(message, RunnerTerminationError):
+            facts.termination_error = message
+        elif isinstance(message, UserEvent) and message.name in self.config.user_events:
+            model = self.config.user_events[message.name]
+            try:
+                self._publish(model.model_validate(message.data))
+                return
+            except ValidationError as exc:
+                facts.issue(
+                    ProtocolIssue(
+                        problem="invalid",
+                        detail=f"user event {message.name!r} does not validate as "
+                        f"{model.__qualname__}: {exc.error_count()} errors",
+                    )
+                )
+        self._publish(message)
+
+    def _finish(self) -> RunnerStatus:
+        self.facts.collector.close()
+        self.facts.events_dropped = self._events.dropped
+        status, chunks = build_status(self.facts)
+        for chunk in chunks:
+            self._publish(chunk)
+        self._publish(status)
+        self.status = status
+        return status

@@ -1,0 +1,146 @@
+"""Starting a runner process and learning how it ended.
+
+crashsight forks with `subprocess.Popen` and reaps with ``os.wait4`` itself, instead of going through
+anyio's process API, for two facts only the raw wait status and rusage give: whether a core was
+dumped, and the child's peak RSS. Exit is awaited without a thread where the OS allows it (a pidfd on
+Linux, readable once the child has exited), and in a worker thread elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from ..errors import SpawnError
+from ..runner.channel import CHANNEL_FD_ENV, MAX_FRAME_ENV, RUNNER_ID_ENV
+
+__all__ = ["ExitResult", "SpawnedProcess", "python_target_command", "spawn", "wait_for_exit"]
+
+# Waiting threads (platforms without pidfd) must never queue behind a busy default limiter: every
+# runner needs one for its whole life.
+_WAIT_LIMITER = anyio.CapacityLimiter(100_000)
+
+
+@dataclass
+class SpawnedProcess:
+    """A started runner: its process, the supervisor's end of the channel, and its output pipes."""
+
+    popen: subprocess.Popen[bytes]
+    channel: socket.socket
+    stdout_fd: int
+    stderr_fd: int
+    pid: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pid = self.popen.pid
+
+
+@dataclass(frozen=True)
+class ExitResult:
+    """Raw wait status and the peak resident set size the kernel recorded for the child."""
+
+    status: int
+    peak_rss_bytes: int | None
+
+
+def python_target_command(
+    target: str, args: Sequence[str] = (), python: str | None = None
+) -> list[str]:
+    """The argv that runs ``target`` (``module:function``) through the runner bootstrap."""
+    return [python or sys.executable, "-m", "crashsight.runner", target, *args]
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    runner_id: str,
+    env: Mapping[str, str] | None,
+    cwd: str | os.PathLike[str] | None,
+    max_frame_bytes: int,
+    inherit_stdin: bool,
+) -> SpawnedProcess:
+    """Start ``argv`` in a new session with the channel and output pipes wired up.
+
+    Raises:
+        SpawnError: The command does not exist, is not executable, or ``cwd`` is unusable.
+    """
+    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    child_env = dict(os.environ if env is None else env)
+    child_env[CHANNEL_FD_ENV] = str(child_sock.fileno())
+    child_env[MAX_FRAME_ENV] = str(max_frame_bytes)
+    child_env[RUNNER_ID_ENV] = runner_id
+    try:
+        popen = subprocess.Popen(
+            list(argv),
+            stdin=None if inherit_stdin else subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=err_w,
+            env=child_env,
+            cwd=cwd,
+            pass_fds=(child_sock.fileno(),),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        for fd in (out_r, err_r):
+            os.close(fd)
+        parent_sock.close()
+        raise SpawnError(_explain_spawn_failure(argv, cwd, exc)) from exc
+    finally:
+        child_sock.close()
+        os.close(out_w)
+        os.close(err_w)
+    parent_sock.setblocking(False)
+    os.set_blocking(out_r, False)
+    os.set_blocking(err_r, False)
+    return SpawnedProcess(popen=popen, channel=parent_sock, stdout_fd=out_r, stderr_fd=err_r)
+
+
+def _explain_spawn_failure(
+    argv: Sequence[str], cwd: str | os.PathLike[str] | None, exc: OSError
+) -> str:
+    program = argv[0] if argv else "<empty command>"
+    if cwd is not None and not Path(cwd).is_dir():
+        return f"cannot start {program!r}: working directory {str(cwd)!r} does not exist"
+    if isinstance(exc, FileNotFoundError):
+        return f"cannot start {program!r}: command not found (check the spelling and PATH)"
+    if isinstance(exc, PermissionError):
+        return f"cannot start {program!r}: permission denied (is it executable?)"
+    return f"cannot start {program!r}: {exc.strerror or exc}"
+
+
+async def wait_for_exit(pid: int) -> ExitResult:
+    """Wait until ``pid`` (our child) exits, reap it, and return its status and peak RSS.
+
+    Reaping happens exactly once here; callers shield this from cancellation so that a cancelled
+    supervisor still reaps what it started.
+    """
+    pidfd_open = getattr(os, "pidfd_open", None)
+    pidfd = -1
+    if pidfd_open is not None:
+        try:
+            pidfd = pidfd_open(pid)
+        except OSError:
+            pidfd = -1
+    if pidfd >= 0:
+        try:
+            await anyio.wait_readable(pidfd)
+        finally:
+            os.close(pidfd)
+        _, status, usage = os.wait4(pid, 0)  # noqa: ASYNC222 - the pidfd says it has exited
+    else:
+        _, status, usage = await anyio.to_thread.run_sync(
+            os.wait4, pid, 0, limiter=_WAIT_LIMITER, abandon_on_cancel=True
+        )
+    # ru_maxrss is in KiB on Linux and in bytes on macOS.
+    scale = 1 if sys.platform == "darwin" else 1024
+    return ExitResult(status=status, peak_rss_bytes=usage.ru_maxrss * scale or None)

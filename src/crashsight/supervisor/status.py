@@ -1,0 +1,185 @@
+"""What the supervisor concludes about a runner: final statuses and the events it adds itself.
+
+A runner attempt ends in exactly one of `RunnerSucceeded`, `RunnerFailed` or `RunnerCancelled`.
+Before a `RunnerFailed`, the supervisor emits one `ErrorChunk` per task that started and never
+finished, so a consumer that tracks tasks learns their fate before it learns the runner's.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..diagnostics.models import Diagnostic, TimeoutKind
+from ..protocol import ExceptionInfo
+
+__all__ = [
+    "ErrorChunk",
+    "ExitInfo",
+    "ProtocolIssue",
+    "RunnerCancelled",
+    "RunnerFailed",
+    "RunnerStatus",
+    "RunnerSucceeded",
+    "TaskError",
+    "TaskSummary",
+    "TerminationInfo",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExitInfo(_Model):
+    """How the process ended, from its raw wait status."""
+
+    code: int | None = Field(description="Exit status when the process exited; None if signalled.")
+    signal: str | None = Field(default=None, description="Signal name, e.g. 'SIGSEGV'.")
+    signal_number: int | None = None
+    core_dumped: bool = False
+    description: str
+
+    @classmethod
+    def from_wait_status(cls, status: int) -> ExitInfo:
+        """Decode a status from ``os.waitpid``/``os.wait4``."""
+        if os.WIFSIGNALED(status):
+            number = os.WTERMSIG(status)
+            return cls.from_signal(number, core_dumped=os.WCOREDUMP(status))
+        return cls.from_code(os.WEXITSTATUS(status))
+
+    @classmethod
+    def from_code(cls, code: int) -> ExitInfo:
+        """An ordinary exit with status ``code``."""
+        return cls(code=code, description=f"exited with code {code}")
+
+    @classmethod
+    def from_signal(cls, number: int, *, core_dumped: bool = False) -> ExitInfo:
+        """Death by signal ``number``: ``killed by signal SIGSEGV (11), core dumped``."""
+        name = signal_name(number)
+        core = ", core dumped" if core_dumped else ""
+        return cls(
+            code=None,
+            signal=name,
+            signal_number=number,
+            core_dumped=core_dumped,
+            description=f"killed by signal {name} ({number}){core}",
+        )
+
+    @property
+    def shell_code(self) -> int:
+        """The status a shell would report: the code, or 128 + the signal number."""
+        if self.signal_number is not None:
+            return 128 + self.signal_number
+        return self.code if self.code is not None else 1
+
+    @property
+    def ok(self) -> bool:
+        """Whether the process exited with status 0."""
+        return self.code == 0
+
+
+def signal_name(number: int) -> str:
+    """``11`` → ``'SIGSEGV'``; unknown numbers become ``'SIG42'``."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"SIG{number}"
+
+
+class TaskError(_Model):
+    """A task that failed, with a one-line error."""
+
+    task_id: str
+    error: str
+
+
+class TaskSummary(_Model):
+    """Tasks that were running when the runner ended, and tasks that reported failure."""
+
+    in_flight: list[str] = Field(default_factory=list)
+    failed: list[TaskError] = Field(default_factory=list)
+
+
+class ProtocolIssue(_Model):
+    """A problem on the private channel; the runner stays supervised regardless."""
+
+    problem: str = Field(description="garbage | oversize | invalid | truncated | sequence")
+    detail: str
+    offset: int | None = None
+
+
+class TerminationInfo(ExceptionInfo):
+    """The exception that ended the runner: sent by the bootstrap, or parsed from stderr."""
+
+    phase: Literal["bootstrap", "target", "unknown"] = "unknown"
+    source: Literal["channel", "stderr"] = "channel"
+
+
+class _StatusBase(_Model):
+    runner_id: str
+    name: str
+    attempt: int = Field(default=1, ge=1)
+    pid: int
+    command: list[str]
+    exit: ExitInfo
+    started_at: datetime
+    duration_s: float
+    peak_rss_bytes: int | None = None
+    tasks: TaskSummary = Field(default_factory=TaskSummary)
+    stderr_tail: list[str] = Field(default_factory=list)
+    diagnostics: list[Diagnostic] = Field(default_factory=list)
+    protocol_issues: list[ProtocolIssue] = Field(default_factory=list)
+    signals_sent: list[str] = Field(
+        default_factory=list,
+        description="Signals the supervisor sent, so none is blamed on the worker.",
+    )
+    notes: list[str] = Field(default_factory=list)
+    events_dropped: int = 0
+
+
+class RunnerSucceeded(_StatusBase):
+    """The runner exited with status 0 before any watchdog fired."""
+
+    status: Literal["succeeded"] = "succeeded"
+
+
+class RunnerFailed(_StatusBase):
+    """The runner died, exited non-zero or was stopped by a watchdog; says why in one line."""
+
+    status: Literal["failed"] = "failed"
+    category: str
+    subcategory: str | None = None
+    hint: str | None = None
+    summary: str
+    rule: str | None = Field(default=None, description="Which classification rule decided.")
+    termination_error: TerminationInfo | None = None
+    timeout: TimeoutKind | None = None
+    oom_killed: bool | None = Field(default=None, description="None when it could not be told.")
+
+
+class RunnerCancelled(_StatusBase):
+    """The runner was stopped on request: `Runner.stop`, supervisor cancellation or a signal."""
+
+    status: Literal["cancelled"] = "cancelled"
+    reason: str
+
+
+RunnerStatus = Annotated[
+    RunnerSucceeded | RunnerFailed | RunnerCancelled, Field(discriminator="status")
+]
+
+
+class ErrorChunk(_Model):
+    """Emitted for each task in flight when its runner failed, just before the `RunnerFailed`."""
+
+    kind: Literal["error_chunk"] = "error_chunk"
+    runner_id: str
+    task_id: str
+    category: str
+    subcategory: str | None = None
+    error: str

@@ -1,0 +1,134 @@
+"""Reading a runner's three streams: the private channel, stdout and stderr.
+
+All three are non-blocking descriptors read with `anyio.wait_readable`, which works for pipes and
+sockets alike under asyncio and trio. Each reader runs until end-of-file and never raises on what it
+reads: bytes that are not frames become `ProtocolIssue` values, and output bytes are handed on as
+they are.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from typing import BinaryIO
+
+import anyio
+
+from ..errors import ProtocolError
+from ..framing import FrameDecoder
+from ..protocol import Message, Ready
+from .status import ProtocolIssue
+
+__all__ = ["ChannelReader", "OutputSink", "pump_output"]
+
+_READ_SIZE = 64 * 1024
+
+
+class OutputSink:
+    """Where a runner's stdout or stderr goes after crashsight has looked at it.
+
+    Args:
+        target: A file descriptor to copy the bytes to (the parent's own stdout/stderr for
+            pass-through), a binary file (a log file), or None to discard.
+    """
+
+    def __init__(self, target: int | BinaryIO | None) -> None:
+        self._target = target
+
+    def write(self, data: bytes) -> None:
+        """Copy ``data`` out whole; a closed or broken destination stops the copying, not the run."""
+        target = self._target
+        if target is None:
+            return
+        try:
+            if isinstance(target, int):
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(target, view) :]
+            else:
+                target.write(data)
+                target.flush()
+        except (OSError, ValueError):
+            self._target = None
+
+
+async def pump_output(fd: int, on_data: Callable[[bytes], None]) -> None:
+    """Read ``fd`` until end-of-file, calling ``on_data`` with each chunk; closes ``fd``."""
+    try:
+        while True:
+            await anyio.wait_readable(fd)
+            try:
+                data = os.read(fd, _READ_SIZE)
+            except BlockingIOError:
+                continue
+            if not data:
+                return
+            on_data(data)
+    finally:
+        os.close(fd)
+
+
+class ChannelReader:
+    """Decodes the channel into messages, checking sequence numbers, reporting every problem.
+
+    Args:
+        sock: The supervisor's (non-blocking) end of the socketpair.
+        max_frame_bytes: The frame size limit given to the runner.
+        on_message: Called with each valid message, in order.
+        on_issue: Called with each protocol problem.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        max_frame_bytes: int,
+        on_message: Callable[[Message], None],
+        on_issue: Callable[[ProtocolIssue], None],
+    ) -> None:
+        self._sock = sock
+        self._decoder = FrameDecoder(max_frame_bytes)
+        self._on_message = on_message
+        self._on_issue = on_issue
+        self._expected_seq = 0
+
+    async def run(self) -> None:
+        """Read until the runner side is closed (by exit or explicitly); closes the socket."""
+        try:
+            while True:
+                await anyio.wait_readable(self._sock)
+                try:
+                    data = self._sock.recv(_READ_SIZE)
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    self._on_issue(
+                        ProtocolIssue(problem="broken", detail=f"channel read failed: {exc}")
+                    )
+                    data = b""
+                if not data:
+                    self._dispatch(self._decoder.close())
+                    return
+                self._dispatch(self._decoder.feed(data))
+        finally:
+            self._sock.close()
+
+    def _dispatch(self, items: list[Message | ProtocolError] | list[ProtocolError]) -> None:
+        for item in items:
+            if isinstance(item, ProtocolError):
+                self._on_issue(
+                    ProtocolIssue(problem=item.problem, detail=item.detail, offset=item.offset)
+                )
+                continue
+            if isinstance(item, Ready):
+                self._expected_seq = item.seq
+            elif item.seq != self._expected_seq:
+                lost = item.seq - self._expected_seq
+                detail = (
+                    f"expected message {self._expected_seq}, got {item.seq}: {lost} lost"
+                    if lost > 0
+                    else f"expected message {self._expected_seq}, got {item.seq} again or out of order"
+                )
+                self._on_issue(ProtocolIssue(problem="sequence", detail=detail))
+            self._expected_seq = item.seq + 1
+            self._on_message(item)

@@ -1,0 +1,253 @@
+"""The supervisor: spawns runners, owns their lifecycles, and never lets one outlive it.
+
+::
+
+    Supervisor (async context manager, one anyio task group)
+      ├── Runner "shard-0" ── Attempt 1 ── process group ── worker, its children
+      ├── Runner "shard-1" ── Attempt 1 (failed) ── backoff ── Attempt 2 ── ...
+      └── signal watcher (optional): SIGINT/SIGTERM → stop every runner with the stop policy
+
+Leaving the ``async with`` block waits for every runner to finish. If the block raises or the
+surrounding scope is cancelled, every runner is stopped with its stop policy (SIGTERM to the group,
+grace period, SIGKILL of the tree), reaped under a shield, and given a `RunnerCancelled` status.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Literal, Self, TypedDict, Unpack
+
+import anyio
+import anyio.abc
+from pydantic import BaseModel
+
+from ..diagnostics.catalogue import CATALOGUE
+from ..diagnostics.classify import Classifier
+from ..diagnostics.models import Signature
+from ..diagnostics.rules import Rule, load_rules
+from ..errors import ConfigurationError, RunnerStateError, SpawnError
+from ..framing import DEFAULT_MAX_FRAME_BYTES
+from ..runner.channel import BOOTSTRAP_ENV
+from .attempt import RunnerConfig
+from .restart import RestartPolicy
+from .runner import Runner
+from .spawn import python_target_command
+from .stop import StopPolicy
+from .streams import OutputSink
+
+__all__ = ["Output", "SpawnOptions", "Supervisor"]
+
+#: ``"inherit"`` copies runner output to this process's stdout/stderr; ``"discard"`` drops it; a
+#: path appends both streams to that log file.
+Output = Literal["inherit", "discard"] | str | os.PathLike[str]
+
+
+class SpawnOptions(TypedDict, total=False):
+    """Per-runner options of `Supervisor.spawn` and `Supervisor.spawn_command`.
+
+    Attributes:
+        name: A human name for reports; defaults to the command line (or the target).
+        env: The runner's environment (default: this process's); crashsight adds its own
+            variables to a copy.
+        cwd: Working directory.
+        deadline: Overrides the supervisor's default; None disables it.
+        no_progress_timeout: Overrides the supervisor's default; None disables it.
+        restart: Opt-in restarts of failed attempts.
+        inherit_stdin: Give the runner this process's stdin instead of /dev/null.
+    """
+
+    name: str
+    env: Mapping[str, str]
+    cwd: str | os.PathLike[str]
+    deadline: float | None
+    no_progress_timeout: float | None
+    restart: RestartPolicy
+    inherit_stdin: bool
+
+
+class Supervisor:
+    """Spawns and watches runner processes; see the module docstring for the lifecycle.
+
+    Args:
+        stop_policy: How runners are stopped (SIGTERM, grace, SIGKILL of the tree).
+        deadline: Default total seconds a runner may run before it is stopped as ``timeout/deadline``.
+        no_progress_timeout: Default seconds without a channel message or an output byte before a
+            runner is stopped as ``timeout/no_progress``.
+        drain_timeout: After a runner exits, how long to wait for its output and channel to reach
+            EOF before killing whatever still holds them open.
+        max_frame_bytes: Largest channel frame accepted from a runner.
+        output: Where runner stdout/stderr go after crashsight has read them.
+        event_buffer: Events buffered per runner before the oldest are dropped.
+        rules: User classification rules (a TOML file or loaded rules), tried before the built-in
+            ones. A bad file raises `RulesError` here, before any runner starts.
+        signatures: The signature catalogue; the built-in one by default.
+        user_events: The user's own event models; `UserEvent`s whose name matches a model's class
+            name are validated into it.
+        handle_signals: Stop every runner gracefully when this process receives SIGINT or SIGTERM
+            (only from the main thread). `received_signal` then tells which one arrived.
+    """
+
+    def __init__(
+        self,
+        *,
+        stop_policy: StopPolicy | None = None,
+        deadline: float | None = None,
+        no_progress_timeout: float | None = None,
+        drain_timeout: float = 2.0,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        output: Output = "inherit",
+        event_buffer: int = 10_000,
+        rules: str | os.PathLike[str] | Sequence[Rule] | None = None,
+        signatures: Sequence[Signature] = CATALOGUE,
+        user_events: Sequence[type[BaseModel]] = (),
+        handle_signals: bool = False,
+    ) -> None:
+        _check_seconds("deadline", deadline)
+        _check_seconds("no_progress_timeout", no_progress_timeout)
+        if max_frame_bytes < 1024:
+            raise ConfigurationError(
+                f"max_frame_bytes must be at least 1024, got {max_frame_bytes}"
+            )
+        self.stop_policy = stop_policy or StopPolicy()
+        self.deadline = deadline
+        self.no_progress_timeout = no_progress_timeout
+        self.drain_timeout = drain_timeout
+        self.max_frame_bytes = max_frame_bytes
+        self.event_buffer = event_buffer
+        self.signatures = signatures
+        self.user_events = {model.__name__: model for model in user_events}
+        self.handle_signals = handle_signals
+        user_rules = (
+            load_rules(rules) if isinstance(rules, (str, os.PathLike)) else list(rules or ())
+        )
+        self.classifier = Classifier(user_rules)
+        self._output = output
+        self._log: BinaryIO | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._watcher: anyio.CancelScope | None = None
+        self.runners: list[Runner] = []
+        #: The signal that made the supervisor stop its runners, when ``handle_signals`` is on.
+        self.received_signal: signal.Signals | None = None
+
+    async def __aenter__(self) -> Self:
+        if self._output == "inherit":
+            self._stdout, self._stderr = OutputSink(1), OutputSink(2)
+        elif self._output == "discard":
+            self._stdout, self._stderr = OutputSink(None), OutputSink(None)
+        else:
+            self._log = Path(self._output).open("ab")  # noqa: ASYNC230, SIM115 - a local append, closed in __aexit__
+            self._stdout = self._stderr = OutputSink(self._log)
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        if self.handle_signals:
+            self._watcher = anyio.CancelScope()
+            self._tg.start_soon(self._watch_signals, self._watcher)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._tg is not None
+        try:
+            if exc is None:
+                for runner in list(self.runners):
+                    await runner.wait()
+            else:
+                self._tg.cancel_scope.cancel()
+        finally:
+            if self._watcher is not None:
+                self._watcher.cancel()
+        try:
+            # The body's own exception is not handed to the task group, which would wrap it in an
+            # ExceptionGroup; it propagates unchanged once every runner has been stopped and reaped.
+            await self._tg.__aexit__(None, None, None)
+        finally:
+            if self._log is not None:
+                self._log.close()
+        return None
+
+    async def spawn(
+        self, target: str, *args: str, python: str | None = None, **options: Unpack[SpawnOptions]
+    ) -> Runner:
+        """Start a Python ``target`` (``module:function`` or ``file.py:function``) as a runner.
+
+        The target runs under the runner bootstrap, so exceptions arrive structured over the
+        channel. ``args`` become the target's ``sys.argv[1:]``; ``python`` is the interpreter
+        (default: this one); ``options`` are those of `spawn_command`.
+        """
+        argv = python_target_command(target, args, python)
+        options["env"] = {**(options.get("env") or os.environ), BOOTSTRAP_ENV: "1"}
+        options.setdefault("name", target)
+        return await self.spawn_command(argv, **options)
+
+    async def spawn_command(self, argv: Sequence[str], **options: Unpack[SpawnOptions]) -> Runner:
+        """Start any command as a runner and return its handle once the process exists.
+
+        Args:
+            argv: The command and its arguments.
+            **options: See `SpawnOptions`.
+
+        Raises:
+            SpawnError: The command could not be started.
+            RunnerStateError: The supervisor is not running (use ``async with``).
+        """
+        if self._tg is None:
+            raise RunnerStateError(
+                "spawn needs a running supervisor: use 'async with Supervisor()'"
+            )
+        if not argv:
+            raise SpawnError("cannot start a runner with an empty command")
+        deadline = options.get("deadline", self.deadline)
+        no_progress = options.get("no_progress_timeout", self.no_progress_timeout)
+        _check_seconds("deadline", deadline)
+        _check_seconds("no_progress_timeout", no_progress)
+        cwd = options.get("cwd")
+        config = RunnerConfig(
+            runner_id=uuid.uuid4().hex,
+            name=options.get("name") or " ".join(argv),
+            argv=list(argv),
+            env=options.get("env"),
+            cwd=None if cwd is None else os.fspath(cwd),
+            stop_policy=self.stop_policy,
+            deadline=deadline,
+            no_progress_timeout=no_progress,
+            drain_timeout=self.drain_timeout,
+            max_frame_bytes=self.max_frame_bytes,
+            stdout=self._stdout,
+            stderr=self._stderr,
+            inherit_stdin=options.get("inherit_stdin", False),
+            classifier=self.classifier,
+            signatures=self.signatures,
+            user_events=self.user_events,
+        )
+        runner = Runner(config, options.get("restart") or RestartPolicy(), self.event_buffer)
+        runner.start()
+        self.runners.append(runner)
+        self._tg.start_soon(runner.supervise)
+        return runner
+
+    async def stop_all(self, reason: str = "stopped on request") -> None:
+        """Stop every runner with the stop policy, concurrently, and wait for all of them."""
+        async with anyio.create_task_group() as tg:
+            for runner in self.runners:
+                tg.start_soon(runner.stop, reason)
+
+    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
+        with scope, anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                self.received_signal = signal.Signals(signum)
+                await self.stop_all(f"crashsight received {self.received_signal.name}")
+                return
+
+
+def _check_seconds(name: str, value: float | None) -> None:
+    if value is not None and value <= 0:
+        raise ConfigurationError(f"{name} must be a positive number of seconds, got {value}")

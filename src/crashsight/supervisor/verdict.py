@@ -1,0 +1,216 @@
+"""From what an attempt observed to its final status: the seam between supervision and diagnosis.
+
+`AttemptFacts` accumulates what the supervisor sees while a runner runs. `build_status` turns it into
+exactly one final status; for a failure it asks the classifier for the verdict and writes one
+`ErrorChunk` per task that never finished. Every string that ends up in a status passes the
+redactor, so secrets in a worker's stderr or exception messages never reach a report.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from ..diagnostics.catalogue import enrich_fields
+from ..diagnostics.classify import Facts, Verdict
+from ..diagnostics.collector import StderrCollector
+from ..diagnostics.oom import OomCounters, oom_evidence, read_cgroup_oom_counters
+from ..diagnostics.tracebacks import TracebackCapture
+from ..protocol import RunnerTerminationError
+from ..report.redact import Redactor
+from .status import (
+    ErrorChunk,
+    ExitInfo,
+    ProtocolIssue,
+    RunnerCancelled,
+    RunnerFailed,
+    RunnerStatus,
+    RunnerSucceeded,
+    TaskError,
+    TaskSummary,
+    TerminationInfo,
+)
+
+if TYPE_CHECKING:
+    from ..diagnostics.models import TimeoutKind
+    from .attempt import RunnerConfig
+
+__all__ = ["AttemptFacts", "build_status"]
+
+#: Protocol issues kept per attempt; a runner spraying garbage must not grow the report unboundedly.
+_MAX_ISSUES = 50
+
+
+@dataclass
+class AttemptFacts:
+    """What the supervisor observed during one attempt."""
+
+    config: RunnerConfig
+    attempt: int
+    pid: int = 0
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started_mono: float = 0.0
+    started_epoch: float = 0.0
+    oom_before: OomCounters | None = None
+    exit: ExitInfo | None = None
+    peak_rss_bytes: int | None = None
+    ended_mono: float | None = None
+    in_flight: dict[str, None] = field(default_factory=dict)
+    failed_tasks: list[TaskError] = field(default_factory=list)
+    termination_error: RunnerTerminationError | None = None
+    cancel_reason: str | None = None
+    timeout: TimeoutKind | None = None
+    signals_sent: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    issues: list[ProtocolIssue] = field(default_factory=list)
+    issues_dropped: int = 0
+    events_dropped: int = 0
+    capture: TracebackCapture = field(default_factory=TracebackCapture)
+    collector: StderrCollector = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.collector = StderrCollector(
+            self.config.signatures, line_sinks=[self.capture], enrich=enrich_fields
+        )
+
+    def start(self, pid: int, oom_before: OomCounters | None) -> None:
+        """Record the spawn."""
+        self.pid = pid
+        self.started_at = datetime.now(UTC)
+        self.started_mono = time.monotonic()
+        self.started_epoch = time.time()
+        self.oom_before = oom_before
+
+    def exited(self, exit_info: ExitInfo, peak_rss_bytes: int | None) -> None:
+        """Record the reaped exit."""
+        self.exit = exit_info
+        self.peak_rss_bytes = peak_rss_bytes
+        self.ended_mono = time.monotonic()
+
+    def task_started(self, task_id: str) -> None:
+        """A task began."""
+        self.in_flight[task_id] = None
+
+    def task_finished(self, task_id: str, ok: bool, error: str | None) -> None:
+        """A task ended, well or badly."""
+        self.in_flight.pop(task_id, None)
+        if not ok:
+            self.failed_tasks.append(TaskError(task_id=task_id, error=error or "failed"))
+
+    def issue(self, issue: ProtocolIssue) -> None:
+        """A protocol problem on the channel, kept up to a bound and counted beyond it."""
+        if len(self.issues) < _MAX_ISSUES:
+            self.issues.append(issue)
+        else:
+            self.issues_dropped += 1
+
+
+def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
+    """Decide the final status of an attempt, and the ErrorChunks that precede a failure."""
+    config = facts.config
+    exit_info = facts.exit or ExitInfo(code=None, description="never observed to exit")
+    ended = facts.ended_mono if facts.ended_mono is not None else time.monotonic()
+    notes = list(facts.notes)
+    if facts.issues_dropped:
+        notes.append(f"{facts.issues_dropped} more protocol issues were not kept")
+    common = {
+        "runner_id": config.runner_id,
+        "name": config.name,
+        "attempt": facts.attempt,
+        "pid": facts.pid,
+        "command": config.argv,
+        "exit": exit_info,
+        "started_at": facts.started_at,
+        "duration_s": round(ended - facts.started_mono, 6),
+        "peak_rss_bytes": facts.peak_rss_bytes,
+        "tasks": TaskSummary(in_flight=list(facts.in_flight), failed=facts.failed_tasks),
+        "stderr_tail": facts.collector.tail,
+        "diagnostics": facts.collector.diagnostics,
+        "protocol_issues": facts.issues,
+        "signals_sent": facts.signals_sent,
+        "notes": notes,
+        "events_dropped": facts.events_dropped,
+    }
+    redactor = Redactor(config.env if config.env is not None else os.environ)
+    chunks: list[ErrorChunk] = []
+    status: RunnerStatus
+    if facts.cancel_reason is not None:
+        status = RunnerCancelled(reason=facts.cancel_reason, **common)
+    elif exit_info.ok and facts.timeout is None:
+        status = RunnerSucceeded(**common)
+    else:
+        termination = _termination(facts)
+        after = read_cgroup_oom_counters(facts.oom_before.cgroup) if facts.oom_before else None
+        oom = oom_evidence(facts.oom_before, after) if exit_info.signal else None
+        verdict = config.classifier.classify(
+            Facts(
+                termination_error=termination,
+                diagnostics=facts.collector.diagnostics,
+                stderr_lines=facts.collector.tail,
+                exit_code=exit_info.code,
+                signal=exit_info.signal,
+                timeout=facts.timeout,
+                oom_killed=oom,
+            )
+        )
+        status = RunnerFailed(
+            category=verdict.category,
+            subcategory=verdict.subcategory,
+            hint=verdict.hint,
+            rule=verdict.rule,
+            summary=_summary(verdict, facts, exit_info, termination),
+            termination_error=termination,
+            timeout=facts.timeout,
+            oom_killed=oom,
+            **common,
+        )
+        chunks = [
+            ErrorChunk(
+                runner_id=config.runner_id,
+                task_id=task_id,
+                category=verdict.category,
+                subcategory=verdict.subcategory,
+                error=f"runner {config.name!r} failed while this task ran: {status.summary}",
+            )
+            for task_id in facts.in_flight
+        ]
+    clean = type(status).model_validate(redactor.value(status.model_dump(mode="json")))
+    clean_chunks = [
+        ErrorChunk.model_validate(redactor.value(c.model_dump(mode="json"))) for c in chunks
+    ]
+    return clean, clean_chunks
+
+
+def _termination(facts: AttemptFacts) -> TerminationInfo | None:
+    """The structured error from the channel, else the traceback recovered from stderr."""
+    sent = facts.termination_error
+    if sent is not None:
+        data = sent.model_dump(exclude={"kind", "seq"})
+        return TerminationInfo(**data, source="channel")
+    parsed = facts.capture.result()
+    if parsed is None:
+        return None
+    return TerminationInfo(**parsed.model_dump(), phase="unknown", source="stderr")
+
+
+def _summary(
+    verdict: Verdict, facts: AttemptFacts, exit_info: ExitInfo, termination: TerminationInfo | None
+) -> str:
+    """One line for a human: ``gpu/oom: CUDA out of memory. Tried to allocate 2.00 GiB``."""
+    label = verdict.category + (f"/{verdict.subcategory}" if verdict.subcategory else "")
+    config = facts.config
+    if facts.timeout == "deadline":
+        because = f"still running after the {config.deadline:g} s deadline; stopped"
+    elif facts.timeout == "no_progress":
+        because = f"no event or output for {config.no_progress_timeout:g} s; stopped"
+    elif verdict.evidence:
+        because = verdict.evidence
+    elif termination is not None:
+        because = termination.summary()
+    else:
+        because = exit_info.description
+    first_line = because.strip().splitlines()[0] if because.strip() else exit_info.description
+    return f"{label}: {first_line[:300]}"

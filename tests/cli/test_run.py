@@ -1,0 +1,145 @@
+"""`crashsight run` as a user runs it: a real subprocess, real exit codes, a real report file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CRASHSIGHT = [sys.executable, "-m", "crashsight"]
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CRASHSIGHT, "run", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+@pytest.mark.parametrize(
+    ("code", "expected_exit", "signal", "verdict"),
+    [
+        pytest.param("import os; os.abort()", 134, "SIGABRT", ("crash", "abort"), id="abort"),
+        pytest.param(
+            "import faulthandler; faulthandler._sigsegv()",
+            139,
+            "SIGSEGV",
+            ("crash", "segfault"),
+            id="segfault",
+        ),
+        pytest.param("raise SystemExit(4)", 4, None, ("unknown", None), id="exit-4"),
+    ],
+)
+def test_exit_codes_and_report_on_failure(
+    tmp_path: Path,
+    code: str,
+    expected_exit: int,
+    signal: str | None,
+    verdict: tuple[str, str | None],
+) -> None:
+    """crashsight exits like the child would in a shell, and the report says why."""
+    report = tmp_path / "r.json"
+    result = run("--report", str(report), "--", sys.executable, "-c", code)
+    assert result.returncode == expected_exit, result.stderr
+    data = load(report)
+    assert data["status"] == "failed"
+    assert data["exit"]["signal"] == signal
+    assert (data["category"], data["subcategory"]) == verdict
+    assert data["summary"] in result.stderr, "the verdict is printed on failure"
+
+
+def test_success_passes_output_through_and_writes_report(tmp_path: Path) -> None:
+    """On success the child's output passes through unchanged and the report is still written."""
+    report = tmp_path / "ok.json"
+    result = run(
+        "--report",
+        str(report),
+        "--",
+        sys.executable,
+        "-c",
+        "import sys; sys.stdout.write('out\\n'); sys.stderr.write('err\\n')",
+    )
+    assert result.returncode == 0
+    assert (result.stdout, result.stderr) == ("out\n", "err\n")
+    data = load(report)
+    assert data["status"] == "succeeded"
+    assert data["category"] is None
+    assert data["subcategory"] is None
+    for key in (
+        "summary",
+        "exit",
+        "termination_error",
+        "diagnostics",
+        "stderr_tail",
+        "tasks",
+        "command",
+        "pid",
+        "started_at",
+        "duration_s",
+        "peak_rss_bytes",
+    ):
+        assert key in data, key
+
+
+def test_timeout_exits_124_promptly_and_leaves_nothing(tmp_path: Path) -> None:
+    """A 1-second --timeout on `sleep 30` exits 124 within about 1 + grace seconds."""
+    report = tmp_path / "t.json"
+    started = time.monotonic()
+    result = run("--timeout", "1", "--grace", "1", "--report", str(report), "--", "sleep", "30")
+    elapsed = time.monotonic() - started
+    assert result.returncode == 124
+    assert elapsed < 1 + 1 + 3
+    data = load(report)
+    assert (data["category"], data["subcategory"]) == ("timeout", "deadline")
+    assert data["signals_sent"] == ["SIGTERM"]
+
+
+def test_python_script_exception_is_structured(tmp_path: Path) -> None:
+    """A plain Python script's uncaught exception reaches the report with its frames."""
+    script = tmp_path / "job.py"
+    script.write_text("import json\njson.loads('{not json')\n")
+    report = tmp_path / "r.json"
+    result = run("--report", str(report), "--", sys.executable, str(script))
+    assert result.returncode == 1
+    error = load(report)["termination_error"]
+    assert error["type"] == "JSONDecodeError"
+    assert error["module"] == "json.decoder"
+    assert error["frames"][0]["file"] == str(script)
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        pytest.param(["--", "no-such-command-xyz"], 127, "command not found", id="not-found"),
+        pytest.param(["--", "{not_executable}"], 126, "permission denied", id="not-executable"),
+        pytest.param(["--timeout", "0", "--", "true"], 2, "more than 0", id="zero-timeout"),
+        pytest.param(["--timeout", "-1", "--", "true"], 2, "more than 0", id="negative-timeout"),
+        pytest.param(
+            ["--report", "/no/such/dir/r.json", "--", "true"],
+            2,
+            "does not exist",
+            id="report-dir-missing",
+        ),
+        pytest.param([], 2, "no command", id="no-command"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(
+    tmp_path: Path, argv: list[str], code: int, message: str
+) -> None:
+    """Bad commands and options fail with a clear one-line error and a distinct exit status."""
+    not_executable = tmp_path / "script.sh"
+    not_executable.write_text("#!/bin/sh\necho hi\n")
+    not_executable.chmod(0o644)
+    result = run(*[arg.format(not_executable=not_executable) for arg in argv])
+    assert result.returncode == code
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

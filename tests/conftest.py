@@ -1,0 +1,46 @@
+"""Suite-wide guarantees: no test leaves a process behind."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from crashsight.runner.channel import RUNNER_ID_ENV
+
+
+def _marked_survivors(since: float) -> list[psutil.Process]:
+    """Live (non-zombie) processes started by a crashsight runner since ``since``."""
+    found = []
+    for proc in psutil.process_iter(["pid", "create_time", "status"]):
+        info = proc.info
+        if proc.pid == os.getpid() or info["create_time"] < since - 1:
+            continue
+        if info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            if RUNNER_ID_ENV in proc.environ():
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Fail any test after which a runner, or anything a runner started, is still alive."""
+    since = time.time()
+    yield
+    deadline = time.monotonic() + 3.0
+    survivors = _marked_survivors(since)
+    while survivors and time.monotonic() < deadline:
+        psutil.wait_procs(survivors, timeout=0.1)
+        survivors = _marked_survivors(since)
+    if survivors:
+        described = [f"{p.pid} {' '.join(p.cmdline())}" for p in survivors]
+        for proc in survivors:
+            proc.kill()
+        pytest.fail(f"processes outlived the test: {described}")

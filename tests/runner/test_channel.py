@@ -1,0 +1,218 @@
+"""The runner's end of the channel: numbering, whole frames, closed vs broken, the environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import pytest
+
+from crashsight.errors import (
+    ChannelBrokenError,
+    ChannelClosedError,
+    FrameTooLargeError,
+    ProtocolError,
+)
+from crashsight.framing import DEFAULT_MAX_FRAME_BYTES, HEADER_SIZE, FrameDecoder, encode_frame
+from crashsight.protocol import Heartbeat, Message, Progress
+from crashsight.runner.channel import CHANNEL_FD_ENV, MAX_FRAME_ENV, Channel, open_from_environment
+
+_TIMEOUT = 10.0
+
+
+def _received(peer: socket.socket) -> list[Message]:
+    """Read the supervisor's end to end-of-stream and decode it, insisting on clean frames."""
+    peer.settimeout(_TIMEOUT)
+    decoder = FrameDecoder()
+    items: list[Message | ProtocolError] = []
+    while data := peer.recv(65536):
+        items += decoder.feed(data)
+    items += decoder.close()
+    messages = [item for item in items if not isinstance(item, ProtocolError)]
+    assert messages == items, "the channel carried something that is not a clean frame"
+    return messages
+
+
+@pytest.fixture
+def peer_and_reader() -> Iterator[tuple[socket.socket, socket.socket, Future[list[Message]]]]:
+    """A socketpair: the runner's end, the supervisor's end, and a thread draining the latter."""
+    runner_end, supervisor_end = socket.socketpair()
+    # Closing the runner's end first gives the reader its end-of-stream before the pool joins it.
+    with supervisor_end, ThreadPoolExecutor(1) as pool, runner_end:
+        yield runner_end, supervisor_end, pool.submit(_received, supervisor_end)
+
+
+@pytest.fixture
+def channel_and_reader(
+    peer_and_reader: tuple[socket.socket, socket.socket, Future[list[Message]]],
+) -> Iterator[tuple[Channel, Future[list[Message]]]]:
+    """A `Channel` on the runner's end; close it to let the reader see end-of-stream."""
+    runner_end, _, reader = peer_and_reader
+    channel = Channel(runner_end)
+    yield channel, reader
+    channel.close()
+
+
+def test_messages_are_numbered_from_zero(
+    channel_and_reader: tuple[Channel, Future[list[Message]]],
+) -> None:
+    """Sends get consecutive ``seq`` numbers 0, 1, 2, ..., whatever the messages carried before."""
+    channel, reader = channel_and_reader
+    for _ in range(3):
+        channel.send(Heartbeat(seq=99))
+    channel.close()
+    assert reader.result(_TIMEOUT) == [Heartbeat(seq=0), Heartbeat(seq=1), Heartbeat(seq=2)]
+
+
+def test_send_after_close_raises_closed(
+    channel_and_reader: tuple[Channel, Future[list[Message]]],
+) -> None:
+    """Using the channel after closing it is the caller's mistake: `ChannelClosedError`."""
+    channel, reader = channel_and_reader
+    channel.close()
+    channel.close()  # idempotent
+    assert (channel.usable, channel.fileno()) == (False, -1)
+    with pytest.raises(ChannelClosedError, match="closed by this process"):
+        channel.send(Heartbeat())
+    assert reader.result(_TIMEOUT) == []
+
+
+def test_send_after_peer_closed_raises_broken_and_stays_broken() -> None:
+    """A vanished supervisor is `ChannelBrokenError`, with the OS error as cause, every time."""
+    runner_end, supervisor_end = socket.socketpair()
+    supervisor_end.close()
+    channel = Channel(runner_end)
+    with pytest.raises(
+        ChannelBrokenError, match="supervisor's end of the channel is gone"
+    ) as first:
+        channel.send(Heartbeat())
+    assert isinstance(first.value.__cause__, OSError)
+    assert not channel.usable
+    with pytest.raises(ChannelBrokenError) as second:
+        channel.send(Heartbeat())
+    assert second.value is first.value
+    channel.close()
+    with pytest.raises(ChannelBrokenError):
+        channel.send(Heartbeat())
+
+
+def test_too_large_frame_sends_nothing_and_keeps_the_number(
+    peer_and_reader: tuple[socket.socket, socket.socket, Future[list[Message]]],
+) -> None:
+    """An oversize event raises `FrameTooLargeError`, writes no byte and uses up no ``seq``."""
+    runner_end, _, reader = peer_and_reader
+    fits = Progress(message="x" * 50)
+    limit = len(encode_frame(fits)) - HEADER_SIZE
+    channel = Channel(runner_end, max_frame_bytes=limit)
+    with pytest.raises(FrameTooLargeError, match=f"'progress' event encodes to {limit + 1} bytes"):
+        channel.send(Progress(message="x" * 51))
+    channel.send(fits)
+    channel.close()
+    assert reader.result(_TIMEOUT) == [Progress(seq=0, message="x" * 50)]
+
+
+def test_concurrent_senders_produce_whole_consecutive_frames(
+    channel_and_reader: tuple[Channel, Future[list[Message]]],
+) -> None:
+    """8 threads x 500 sends give 4000 intact frames numbered 0..3999, each thread in order."""
+    channel, reader = channel_and_reader
+    threads, per_thread = 8, 500
+    start = threading.Barrier(threads)
+
+    def sender(worker: int) -> None:
+        start.wait(_TIMEOUT)
+        for i in range(per_thread):
+            channel.send(Progress(message=f"{worker}:{i}", fraction=i / per_thread))
+
+    with ThreadPoolExecutor(threads) as pool:
+        for done in [pool.submit(sender, w) for w in range(threads)]:
+            done.result(_TIMEOUT)
+    channel.close()
+    messages = reader.result(_TIMEOUT)
+    assert [m.seq for m in messages] == list(range(threads * per_thread))
+    by_worker: dict[str, list[int]] = {}
+    for message in messages:
+        assert isinstance(message, Progress)
+        worker, i = message.message.split(":")
+        by_worker.setdefault(worker, []).append(int(i))
+    assert by_worker == {str(w): list(range(per_thread)) for w in range(threads)}
+
+
+@pytest.fixture
+def inheritable_fd(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, socket.socket]]:
+    """A socketpair end handed over as a bare inheritable descriptor in the environment."""
+    runner_end, supervisor_end = socket.socketpair()
+    fd = runner_end.detach()
+    os.set_inheritable(fd, True)
+    monkeypatch.setenv(CHANNEL_FD_ENV, str(fd))
+    with supervisor_end:
+        yield fd, supervisor_end
+
+
+@pytest.mark.parametrize(
+    ("max_frame", "expected"),
+    [
+        pytest.param("4096", 4096, id="honoured"),
+        pytest.param("lots", DEFAULT_MAX_FRAME_BYTES, id="garbage-ignored"),
+        pytest.param(None, DEFAULT_MAX_FRAME_BYTES, id="unset"),
+    ],
+)
+def test_open_from_environment_takes_over_the_descriptor(
+    inheritable_fd: tuple[int, socket.socket],
+    monkeypatch: pytest.MonkeyPatch,
+    max_frame: str | None,
+    expected: int,
+) -> None:
+    """The variable is consumed, the fd made non-inheritable, and the frame limit honoured."""
+    fd, supervisor_end = inheritable_fd
+    if max_frame is None:
+        monkeypatch.delenv(MAX_FRAME_ENV, raising=False)
+    else:
+        monkeypatch.setenv(MAX_FRAME_ENV, max_frame)
+    channel = open_from_environment()
+    assert channel is not None
+    try:
+        assert CHANNEL_FD_ENV not in os.environ
+        assert not os.get_inheritable(fd)
+        assert (channel.fileno(), channel.max_frame_bytes) == (fd, expected)
+        channel.send(Heartbeat())
+    finally:
+        channel.close()
+    assert _received(supervisor_end) == [Heartbeat(seq=0)]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(None, id="unset"),
+        pytest.param("", id="empty"),
+        pytest.param("three", id="not-a-number"),
+        pytest.param("-1", id="negative"),
+        pytest.param("2147483647", id="not-open"),
+    ],
+)
+def test_open_from_environment_without_a_usable_descriptor(
+    monkeypatch: pytest.MonkeyPatch, value: str | None
+) -> None:
+    """Outside a supervisor, or with a value that names no socket, there is no channel."""
+    if value is None:
+        monkeypatch.delenv(CHANNEL_FD_ENV, raising=False)
+    else:
+        monkeypatch.setenv(CHANNEL_FD_ENV, value)
+    assert open_from_environment() is None
+    assert CHANNEL_FD_ENV not in os.environ
+
+
+def test_open_from_environment_refuses_a_non_socket(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A descriptor that is not a socket (here a pipe) is not mistaken for the channel."""
+    read_fd, write_fd = os.pipe()
+    try:
+        monkeypatch.setenv(CHANNEL_FD_ENV, str(write_fd))
+        assert open_from_environment() is None
+        os.fstat(write_fd)  # still open: the caller's descriptor was not taken over
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)

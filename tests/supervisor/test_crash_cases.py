@@ -1,0 +1,129 @@
+"""The crash-case table: every way a runner can end, through the real supervisor.
+
+Each case runs a real child that really fails (a real SIGSEGV, a real SIGKILL, ...) and checks the
+final status, the exit fields, the verdict and the order of the events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from crashsight.protocol import Ready, RunnerTerminationError
+from crashsight.supervisor.status import ErrorChunk, RunnerFailed, RunnerSucceeded
+from crashsight.supervisor.stop import StopPolicy
+from crashsight.supervisor.supervisor import SpawnOptions, Supervisor
+
+WORKERS = Path(__file__).resolve().parent.parent / "workers.py"
+
+
+@dataclass(frozen=True)
+class Case:
+    target: str
+    verdict: str | None
+    code: int | None = None
+    signal: str | None = None
+    in_flight: list[str] = field(default_factory=list)
+    options: SpawnOptions = field(default_factory=lambda: SpawnOptions())
+
+
+CASES = [
+    pytest.param(Case("succeed", None, code=0), id="success"),
+    pytest.param(Case("raise_value_error", "python/ValueError", code=1), id="exception"),
+    pytest.param(Case("exit_three", "unknown", code=3), id="os-exit-3"),
+    pytest.param(
+        Case("segfault_in_task", "crash/segfault", signal="SIGSEGV", in_flight=["shard-7"]),
+        id="segfault",
+    ),
+    pytest.param(Case("abort", "crash/abort", signal="SIGABRT"), id="abort"),
+    pytest.param(
+        Case("sigkill_self", "crash/killed", signal="SIGKILL", in_flight=["a", "b"]), id="sigkill"
+    ),
+    pytest.param(
+        Case(
+            "hang",
+            "timeout/no_progress",
+            signal="SIGTERM",
+            options=SpawnOptions(no_progress_timeout=0.5),
+        ),
+        id="hang-no-progress",
+    ),
+    pytest.param(
+        Case(
+            "busy",
+            "timeout/deadline",
+            signal="SIGTERM",
+            options=SpawnOptions(deadline=1.0, no_progress_timeout=5.0),
+        ),
+        id="busy-deadline",
+    ),
+]
+
+
+async def _run(case: Case) -> tuple[list[BaseModel], RunnerFailed | RunnerSucceeded]:
+    async with Supervisor(output="discard", stop_policy=StopPolicy(grace=2.0)) as supervisor:
+        runner = await supervisor.spawn(f"{WORKERS}:{case.target}", **case.options)
+        events = [event async for event in runner.events()]
+        status = await runner.wait()
+    assert isinstance(status, RunnerFailed | RunnerSucceeded)
+    return events, status
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("case", CASES)
+async def test_crash_case(case: Case) -> None:
+    """The final status, exit fields and verdict match what really happened to the child."""
+    events, status = await _run(case)
+    assert isinstance(events[0], Ready)
+    assert events[-1] == status
+    assert status.exit.code == case.code
+    assert status.exit.signal == case.signal
+    if case.verdict is None:
+        assert isinstance(status, RunnerSucceeded)
+        return
+    assert isinstance(status, RunnerFailed)
+    verdict = status.category + (f"/{status.subcategory}" if status.subcategory else "")
+    assert verdict == case.verdict, status.summary
+    assert status.summary.startswith(f"{verdict}: ")
+    assert status.tasks.in_flight == case.in_flight
+    chunks = [e for e in events if isinstance(e, ErrorChunk)]
+    assert [c.task_id for c in chunks] == case.in_flight
+    assert events[-1 - len(chunks) : -1] == chunks, "ErrorChunks come right before RunnerFailed"
+    if case.signal == "SIGTERM":
+        assert status.signals_sent == ["SIGTERM"], "the watchdog's own signal is on record"
+
+
+@pytest.mark.asyncio
+async def test_exception_arrives_structured() -> None:
+    """An exception in the target arrives as a RunnerTerminationError with frames and phase."""
+    events, status = await _run(Case("raise_value_error", "python/ValueError", code=1))
+    errors = [e for e in events if isinstance(e, RunnerTerminationError)]
+    assert len(errors) == 1
+    error = errors[0]
+    assert (error.type, error.message, error.phase) == ("ValueError", "bad shard 3", "target")
+    assert error.frames[-1].function == "raise_value_error"
+    assert isinstance(status, RunnerFailed)
+    assert status.termination_error is not None
+    assert status.termination_error.source == "channel"
+    assert status.tasks.failed[0].task_id == "t-1"
+    assert status.tasks.failed[0].error == "ValueError: bad shard 3"
+    assert any("ValueError: bad shard 3" in line for line in status.stderr_tail)
+
+
+@pytest.mark.asyncio
+async def test_import_error_is_bootstrap_phase(tmp_path: Path) -> None:
+    """A target whose module fails to import fails in phase 'bootstrap', with the real error."""
+    broken = tmp_path / "broken.py"
+    broken.write_text("import json\nraise RuntimeError('config missing at import')\n")
+    async with Supervisor(output="discard") as supervisor:
+        runner = await supervisor.spawn(f"{broken}:main")
+        status = await runner.wait()
+    assert isinstance(status, RunnerFailed)
+    assert status.exit.code == 1
+    assert status.termination_error is not None
+    assert status.termination_error.phase == "bootstrap"
+    assert status.termination_error.message == "config missing at import"
+    assert (status.category, status.subcategory) == ("python", "RuntimeError")

@@ -1,0 +1,216 @@
+"""Lifecycle guarantees of the supervisor: stopping, leftovers, bad channels, volume, cancellation."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import psutil
+import pytest
+from pydantic import BaseModel
+
+from crashsight.protocol import Progress, Ready, UserEvent
+from crashsight.supervisor.restart import RestartPolicy
+from crashsight.supervisor.status import RunnerCancelled, RunnerFailed, RunnerSucceeded
+from crashsight.supervisor.stop import StopPolicy
+from crashsight.supervisor.supervisor import Supervisor
+
+WORKERS = Path(__file__).resolve().parent.parent / "workers.py"
+
+
+def target(name: str) -> str:
+    return f"{WORKERS}:{name}"
+
+
+@pytest.mark.asyncio
+async def test_sigterm_ignored_escalates_to_sigkill() -> None:
+    """A child that ignores SIGTERM is SIGKILLed after the grace period, and the report says so."""
+    async with Supervisor(output="discard", stop_policy=StopPolicy(grace=0.5)) as supervisor:
+        runner = await supervisor.spawn(target("ignore_sigterm"), deadline=0.5)
+        status = await runner.wait()
+    assert isinstance(status, RunnerFailed)
+    assert status.exit.signal == "SIGKILL"
+    assert status.signals_sent == ["SIGTERM", "SIGKILL"]
+    assert (status.category, status.subcategory) == ("timeout", "deadline")
+    assert any("grace period" in note for note in status.notes)
+
+
+@pytest.mark.asyncio
+async def test_grandchild_left_running_is_killed() -> None:
+    """A grandchild in its own session, left behind by a successful runner, is found and killed."""
+    async with Supervisor(output="discard") as supervisor:
+        runner = await supervisor.spawn(target("leave_grandchild"))
+        status = await runner.wait()
+    assert isinstance(status, RunnerSucceeded)
+    pid = int(next(line for line in status.stderr_tail if "grandchild" in line).split()[1])
+    assert not _alive(pid)
+    assert any("left behind" in note for note in status.notes)
+
+
+@pytest.mark.asyncio
+async def test_grandchild_holding_stderr_does_not_delay_report() -> None:
+    """A daemon grandchild holding stderr open is killed after the drain bound; no line is lost."""
+    started = time.monotonic()
+    async with Supervisor(output="discard", drain_timeout=0.5) as supervisor:
+        runner = await supervisor.spawn(target("grandchild_holds_stderr"))
+        status = await runner.wait()
+    elapsed = time.monotonic() - started
+    assert isinstance(status, RunnerFailed)
+    assert status.exit.code == 7
+    assert "last words before the crash" in status.stderr_tail
+    assert any("still held open" in note for note in status.notes)
+    assert elapsed < 10, "the report must not wait for the grandchild"
+
+
+@pytest.mark.asyncio
+async def test_garbage_on_channel_becomes_protocol_issues() -> None:
+    """Random bytes and an oversize frame become protocol issues; the runner stays supervised."""
+    async with Supervisor(output="discard") as supervisor:
+        runner = await supervisor.spawn(target("write_garbage_then_events"))
+        events = [event async for event in runner.events()]
+        status = await runner.wait()
+    assert isinstance(events[0], Ready)
+    assert isinstance(status, RunnerFailed)
+    assert status.exit.code == 5
+    problems = [issue.problem for issue in status.protocol_issues]
+    assert problems[:2] == ["garbage", "oversize"]
+    assert "truncated" in problems
+
+
+@pytest.mark.asyncio
+async def test_child_closing_channel_keeps_being_supervised() -> None:
+    """A child that closes its channel and keeps working still ends with a proper status."""
+    async with Supervisor(output="discard") as supervisor:
+        runner = await supervisor.spawn(target("close_channel_and_work"))
+        status = await runner.wait()
+    assert isinstance(status, RunnerSucceeded)
+    assert "still working" in status.stderr_tail
+
+
+@pytest.mark.asyncio
+async def test_ten_thousand_events_complete_and_in_order() -> None:
+    """10,000 events arrive complete, in order, with no sequence gap."""
+    async with Supervisor(output="discard") as supervisor:
+        runner = await supervisor.spawn(target("many_events"))
+        progress = [e for e in [e async for e in runner.events()] if isinstance(e, Progress)]
+        status = await runner.wait()
+    assert isinstance(status, RunnerSucceeded)
+    assert [p.message for p in progress] == [f"event {i}" for i in range(10_000)]
+    assert [p.seq for p in progress] == list(range(1, 10_001))
+    assert status.protocol_issues == []
+    assert status.events_dropped == 0
+
+
+@pytest.mark.asyncio
+async def test_overflow_drops_oldest_but_never_the_status() -> None:
+    """With nobody reading, the bounded buffer drops the oldest events and counts them."""
+    async with Supervisor(output="discard", event_buffer=100) as supervisor:
+        runner = await supervisor.spawn(
+            target("many_events"), env={**os.environ, "EVENT_COUNT": "1000"}
+        )
+        status = await runner.wait()
+    events = [event async for event in runner.events()]
+    assert status.events_dropped > 0
+    assert len(events) == 100
+    assert events[-1] == status
+
+
+@pytest.mark.asyncio
+async def test_fifty_runners_at_once() -> None:
+    """Fifty concurrent runners each get exactly one correct final status."""
+    async with Supervisor(output="discard") as supervisor:
+        runners = [
+            await supervisor.spawn(target("exit_three" if i % 2 else "succeed")) for i in range(50)
+        ]
+    statuses = [await r.wait() for r in runners]
+    assert [s.exit.code for s in statuses] == [3 if i % 2 else 0 for i in range(50)]
+    assert len({s.pid for s in statuses}) == 50
+
+
+@pytest.mark.asyncio
+async def test_cancelling_supervisor_stops_runners() -> None:
+    """Cancelling the supervisor stops every runner with the policy and reaps it."""
+    runners = []
+    with anyio.move_on_after(1.0):
+        async with Supervisor(output="discard", stop_policy=StopPolicy(grace=1.0)) as supervisor:
+            for name in ("hang", "ignore_sigterm"):
+                runners.append(await supervisor.spawn(target(name)))
+            await anyio.sleep(600)
+    statuses = [r.status for r in runners]
+    assert all(isinstance(s, RunnerCancelled) for s in statuses), statuses
+    assert [s.exit.signal for s in statuses if s is not None] == ["SIGTERM", "SIGKILL"]
+    assert all(not _alive(r.pid or 0) for r in runners)
+
+
+@pytest.mark.asyncio
+async def test_stop_is_cancelled_not_failed() -> None:
+    """A runner stopped on request is cancelled, never blamed for the SIGTERM it was sent."""
+    async with Supervisor(output="discard") as supervisor:
+        runner = await supervisor.spawn(target("hang"))
+        assert "running" in repr(runner)
+        status = await runner.stop("enough")
+    assert isinstance(status, RunnerCancelled)
+    assert status.reason == "enough"
+    assert status.signals_sent == ["SIGTERM"]
+    assert (
+        repr(runner)
+        == f"<Runner {status.pid} {runner.name!r} cancelled: exited with signal SIGTERM>"
+    )
+
+
+@pytest.mark.asyncio
+async def test_restarts_keep_every_attempt() -> None:
+    """A failing runner is retried with backoff while the predicate allows, keeping each status."""
+    policy = RestartPolicy(max_restarts=2, backoff=0.01, retry_if=lambda s: s.exit.code == 3)
+    async with Supervisor(output="discard") as supervisor:
+        runner = await supervisor.spawn(target("exit_three"), restart=policy)
+        status = await runner.wait()
+    assert isinstance(status, RunnerFailed)
+    assert [a.attempt for a in runner.attempts] == [1, 2, 3]
+    assert len({a.pid for a in runner.attempts}) == 3
+
+
+class Checkpoint(BaseModel):
+    step: int
+
+
+@pytest.mark.asyncio
+async def test_user_events_are_typed(tmp_path: Path) -> None:
+    """A user model emitted in the runner arrives as that model; unknown names stay UserEvent."""
+    worker = tmp_path / "w.py"
+    worker.write_text(
+        "from pydantic import BaseModel\nfrom crashsight import runner\n"
+        "class Checkpoint(BaseModel):\n    step: int\n"
+        "class Other(BaseModel):\n    x: int\n"
+        "def main():\n    runner.emit(Checkpoint(step=7))\n    runner.emit(Other(x=1))\n"
+    )
+    async with Supervisor(output="discard", user_events=[Checkpoint]) as supervisor:
+        runner = await supervisor.spawn(f"{worker}:main")
+        events = [e async for e in runner.events()]
+    assert Checkpoint(step=7) in events
+    assert any(isinstance(e, UserEvent) and e.name == "Other" for e in events)
+
+
+@pytest.mark.asyncio
+async def test_plain_script_exception_arrives_through_hook(tmp_path: Path) -> None:
+    """A plain `python script.py` (no bootstrap) still reports its exception over the channel."""
+    script = tmp_path / "train.py"
+    script.write_text("def step():\n    raise KeyError('missing column')\nstep()\n")
+    async with Supervisor(output="discard") as supervisor:
+        runner = await supervisor.spawn_command([sys.executable, str(script)])
+        status = await runner.wait()
+    assert isinstance(status, RunnerFailed)
+    assert status.termination_error is not None
+    assert status.termination_error.source == "channel"
+    assert status.termination_error.type == "KeyError"
+    assert status.termination_error.frames[-1].function == "step"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

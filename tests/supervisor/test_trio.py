@@ -1,0 +1,54 @@
+"""A representative subset of the supervisor's behaviour, run under trio through anyio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from crashsight.protocol import Progress
+from crashsight.supervisor.status import RunnerCancelled, RunnerFailed, RunnerSucceeded
+from crashsight.supervisor.stop import StopPolicy
+from crashsight.supervisor.supervisor import Supervisor
+
+WORKERS = Path(__file__).resolve().parent.parent / "workers.py"
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "trio"
+
+
+async def test_segfault_under_trio() -> None:
+    """A real segfault is reported the same way under trio."""
+    async with Supervisor(output="discard") as supervisor:
+        runner = await supervisor.spawn(f"{WORKERS}:segfault_in_task")
+        status = await runner.wait()
+    assert isinstance(status, RunnerFailed)
+    assert status.exit.signal == "SIGSEGV"
+    assert status.tasks.in_flight == ["shard-7"]
+
+
+async def test_events_under_trio() -> None:
+    """Events stream in order under trio."""
+    async with Supervisor(output="discard") as supervisor:
+        runner = await supervisor.spawn(f"{WORKERS}:succeed")
+        events = [e async for e in runner.events()]
+    assert any(isinstance(e, Progress) and e.fraction == 0.5 for e in events)
+    assert isinstance(events[-1], RunnerSucceeded)
+
+
+async def test_no_progress_and_cancellation_under_trio() -> None:
+    """The watchdog and supervisor cancellation both work under trio."""
+    async with Supervisor(output="discard", no_progress_timeout=0.5) as supervisor:
+        hung = await supervisor.spawn(f"{WORKERS}:hang")
+        assert (await hung.wait()).status == "failed"
+    runners = []
+    with anyio.move_on_after(0.5):
+        async with Supervisor(output="discard", stop_policy=StopPolicy(grace=0.5)) as supervisor:
+            runners.append(await supervisor.spawn(f"{WORKERS}:ignore_sigterm"))
+            await anyio.sleep(600)
+    assert isinstance(runners[0].status, RunnerCancelled)
