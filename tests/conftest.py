@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterator
 
 import psutil
 import pytest
 
 from crashsight.runner.channel import RUNNER_ID_ENV
+
+#: Every process this test session starts inherits this marker, so concurrent test runs on the
+#: same machine do not see each other's runners as leftovers.
+SESSION_ENV = "CRASHSIGHT_TEST_SESSION"
+os.environ[SESSION_ENV] = uuid.uuid4().hex
 
 
 def _marked_survivors(since: float) -> list[psutil.Process]:
@@ -22,7 +28,8 @@ def _marked_survivors(since: float) -> list[psutil.Process]:
         if info["status"] == psutil.STATUS_ZOMBIE:
             continue
         try:
-            if RUNNER_ID_ENV in proc.environ():
+            env = proc.environ()
+            if RUNNER_ID_ENV in env and env.get(SESSION_ENV) == os.environ[SESSION_ENV]:
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue

@@ -45,12 +45,14 @@ def _utc_now() -> datetime:
 
 
 def _human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{n} B" if unit == "B" else f"{size:.1f} {unit}"
+    if n < 1024:
+        return f"{n} B"
+    size = n / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
         size /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
+    return f"{size:.1f} GiB"
 
 
 @runtime_checkable
@@ -299,13 +301,13 @@ class StderrCollector:
                     sink(line)
         candidates = self._candidate_lines(data, begin, end, has_cr) if maybe else {}
         base, cursor = self._lines, begin
-        now = self._clock() if candidates else None
-        for start in sorted(candidates):
-            base += _count_terminators(data, cursor, start, has_cr)
-            cursor = start
-            raw = data[start : candidates[start]]
-            assert now is not None
-            self._match(raw[: self._max_line], self._render(raw), base + 1, now)
+        if candidates:
+            now = self._clock()
+            for start in sorted(candidates):
+                base += _count_terminators(data, cursor, start, has_cr)
+                cursor = start
+                raw = data[start : candidates[start]]
+                self._match(raw[: self._max_line], self._render(raw), base + 1, now)
         self._lines = base + _count_terminators(data, cursor, end, has_cr)
         self._remember_region(data, begin, end)
 

@@ -432,11 +432,11 @@ def _exception(
 
 
 def _mro(module: str, qualname: str) -> list[str]:
-    """Text does not tell the MRO, except for builtin exceptions, whose classes are at hand."""
+    """Text tells no MRO but a builtin's; names are as ``runner.describe`` writes them."""
     cls = getattr(builtins, qualname, None) if module == "builtins" else None
     if isinstance(cls, type) and issubclass(cls, BaseException):
-        return [c.__qualname__ for c in cls.__mro__]
-    return [qualname]
+        return [c.__qualname__ for c in cls.__mro__ if c is not object]
+    return [qualname if module == "builtins" else f"{module}.{qualname}"]
 
 
 def _unbox(lines: list[str]) -> list[str]:

@@ -19,7 +19,6 @@ Order of work, and why:
 
 from __future__ import annotations
 
-import asyncio
 import faulthandler
 import importlib
 import importlib.util
@@ -65,6 +64,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         phase = "target"
         result = target()
         if inspect.isawaitable(result):
+            import asyncio  # only async targets pay for it: this module loads in every worker
+
             asyncio.run(_await(result))
     except SystemExit:
         raise

@@ -1,0 +1,165 @@
+"""``crashsight demo``: eight workers that fail in eight real ways, and the verdict on each.
+
+Nothing is simulated on the supervisor's side: each worker is a real process that really segfaults,
+really gets SIGKILL, really fills ``/dev/full``, really receives an HTTP 503 from a listener this
+command runs on 127.0.0.1, or really hangs. Only the GPU and ring-socket failures, which need
+hardware this machine may not have, write the exact text the real libraries print to fd 2 and then
+die the way those processes die.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import anyio
+
+from ..supervisor.runner import Runner
+from ..supervisor.status import RunnerFailed, RunnerStatus
+from ..supervisor.stop import StopPolicy
+from ..supervisor.supervisor import Supervisor
+
+__all__ = ["add_demo_parser", "run_demo"]
+
+_TARGETS = "crashsight.testing.targets"
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    """One demo worker: what it does, and the bootstrap target and arguments that make it happen."""
+
+    title: str
+    target: str
+    args: tuple[str, ...] = ()
+
+
+def demo_cases(http_url: str) -> list[DemoCase]:
+    """The eight workers, in display order."""
+    return [
+        DemoCase("Metal GPU timeout (MLX)", f"{_TARGETS}:emit_signature", ("metal.gpu_timeout",)),
+        DemoCase("ring peer reset (MLX)", f"{_TARGETS}:emit_signature", ("ring.socket_errno",)),
+        DemoCase("write to a full disk", f"{_TARGETS}:enospc"),
+        DemoCase("segmentation fault", f"{_TARGETS}:segfault"),
+        DemoCase("killed with SIGKILL", f"{_TARGETS}:sigkill"),
+        DemoCase("HTTP 503 from a mirror", f"{_TARGETS}:http_get", (http_url,)),
+        DemoCase("hung worker", f"{_TARGETS}:hang"),
+        DemoCase("healthy shard", f"{_TARGETS}:succeed"),
+    ]
+
+
+def add_demo_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``demo``."""
+    parser = subparsers.add_parser(
+        "demo", help="supervise eight workers that fail in different real ways"
+    )
+    parser.set_defaults(handler=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Entry point of ``crashsight demo``; exits 0 when every verdict came out as expected."""
+    with _unavailable_listener() as url:
+        statuses = anyio.run(_supervise, demo_cases(url))
+    return 0 if statuses else 1
+
+
+class _Unavailable(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_error(503, "Service Unavailable")
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep the demo's screen for the verdicts."""
+
+
+@contextmanager
+def _unavailable_listener() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/shards/ambientcg-2k.tar"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def _supervise(cases: list[DemoCase]) -> list[RunnerStatus]:
+    screen = _Screen(cases)
+    async with Supervisor(
+        output="discard", no_progress_timeout=2.0, stop_policy=StopPolicy(grace=1.0)
+    ) as supervisor:
+        runners = [await supervisor.spawn(c.target, *c.args, name=c.title) for c in cases]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(screen.animate, runners)
+            statuses = [await r.wait() for r in runners]
+            tg.cancel_scope.cancel()
+    screen.final(runners)
+    return statuses
+
+
+class _Screen:
+    """Live progress on a terminal; one line per finished worker otherwise."""
+
+    def __init__(self, cases: list[DemoCase]) -> None:
+        self.tty = sys.stdout.isatty()
+        self.width = min(shutil.get_terminal_size().columns, 120)
+        self.started = time.monotonic()
+        self.cases = cases
+        self._drawn = 0
+
+    async def animate(self, runners: list[Runner]) -> None:
+        print(f"crashsight demo: supervising {len(runners)} workers...\n")
+        while self.tty:
+            self._draw(runners)
+            await anyio.sleep(0.1)
+
+    def final(self, runners: list[Runner]) -> None:
+        if self.tty:
+            self._draw(runners)
+        else:
+            for runner in runners:
+                print(self._line(runner))
+        failed = sum(isinstance(r.status, RunnerFailed) for r in runners)
+        print(
+            f"\n{failed} of {len(runners)} workers failed; each verdict above came from the "
+            f"worker's own channel, its stderr and its exit ({time.monotonic() - self.started:.1f} s)."
+        )
+        print(
+            "Run one yourself:  crashsight run --report r.json -- python -c 'import os; os.abort()'"
+        )
+
+    def _draw(self, runners: list[Runner]) -> None:
+        if self._drawn:
+            sys.stdout.write(f"\x1b[{self._drawn}F")
+        lines = [self._line(r) for r in runners]
+        sys.stdout.write("".join(f"\x1b[2K{line}\n" for line in lines))
+        sys.stdout.flush()
+        self._drawn = len(lines)
+
+    def _line(self, runner: Runner) -> str:
+        status = runner.status
+        title = f"{runner.name:<26}"
+        if status is None:
+            elapsed = time.monotonic() - self.started
+            return f"  {_paint('…', 33, self.tty)} {title} running {elapsed:4.1f} s"
+        if isinstance(status, RunnerFailed):
+            verdict = status.category + (f"/{status.subcategory}" if status.subcategory else "")
+            detail = status.summary.split(": ", 1)[-1]
+            room = max(20, self.width - 48)
+            return (
+                f"  {_paint('✗', 31, self.tty)} {title} {_paint(f'{verdict:<19}', 1, self.tty)}"
+                f" {detail[:room]}"
+            )
+        return (
+            f"  {_paint('✓', 32, self.tty)} {title} {status.status:<19} {status.exit.description}"
+        )
+
+
+def _paint(text: str, code: int, on: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if on else text

@@ -1,0 +1,56 @@
+"""The public API: `__all__` is exactly what the package exports, and the runner stays light."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import crashsight
+import crashsight.runner
+
+
+def _type_checking_imports() -> dict[str, str]:
+    """Names imported under ``if TYPE_CHECKING:`` in crashsight/__init__.py, with their modules."""
+    tree = ast.parse(Path(crashsight.__file__).read_text())
+    found: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            for alias in node.names:
+                found[alias.asname or alias.name] = f"crashsight.{node.module}"
+    return found
+
+
+def test_all_matches_exports() -> None:
+    """`__all__`, the lazy export table and the type checkers' imports name the same things."""
+    exports = vars(crashsight)["_EXPORTS"]
+    assert set(crashsight.__all__) == set(exports)
+    assert _type_checking_imports() == exports
+    assert list(crashsight.__all__) == sorted(crashsight.__all__), "keep __all__ sorted"
+    for name in crashsight.__all__:
+        value = getattr(crashsight, name)
+        assert getattr(importlib.import_module(exports[name]), name) is value
+    assert set(crashsight.runner.__all__) == {"emit", "heartbeat", "progress", "task"}
+
+
+def test_unknown_attribute_is_an_attribute_error() -> None:
+    """A typo in a public name fails like any module attribute would."""
+    with pytest.raises(AttributeError, match="Supervisr"):
+        _ = crashsight.Supervisr  # type: ignore[attr-defined]
+
+
+def test_runner_imports_neither_anyio_nor_psutil() -> None:
+    """`crashsight.runner` loads in every worker, so it must not pull in the supervisor's stack."""
+    code = (
+        "import sys, crashsight.runner, crashsight.runner.bootstrap, crashsight.runner.sitehook;"
+        "heavy = sorted(m for m in ('anyio', 'psutil', 'crashsight.supervisor') if m in sys.modules);"
+        "print(','.join(heavy))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
