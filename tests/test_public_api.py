@@ -40,7 +40,7 @@ def test_all_matches_exports() -> None:
 def test_unknown_attribute_is_an_attribute_error() -> None:
     """A typo in a public name fails like any module attribute would."""
     with pytest.raises(AttributeError, match="Supervisr"):
-        _ = crashsight.Supervisr  # type: ignore[attr-defined]
+        _ = crashsight.Supervisr
 
 
 def test_runner_imports_neither_anyio_nor_psutil() -> None:
