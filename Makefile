@@ -18,8 +18,8 @@ test: $(BIN)/crashsight
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/crashsight
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
 clean:
