@@ -24,10 +24,7 @@ import importlib
 import importlib.util
 import inspect
 import os
-import signal
 import sys
-import threading
-import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -36,14 +33,13 @@ from typing import Literal, NoReturn
 from .api import connect, send
 from .channel import Channel
 from .describe import termination_error
+from .orphan import watch_for_supervisor_death
 
 __all__ = ["load_target", "main"]
 
 _USAGE = (
     "usage: python -m crashsight.runner package.module:function|path/file.py:function [ARGS...]"
 )
-#: How long a worker whose supervisor died gets to honour SIGTERM before the group is killed.
-_ORPHAN_GRACE_S = 5.0
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -56,7 +52,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     spec = args[0]
     channel = connect(target=spec)
     if channel is not None:
-        _watch_for_supervisor_death(channel)
+        watch_for_supervisor_death(channel)
     sys.argv = list(args)
     phase: Literal["bootstrap", "target"] = "bootstrap"
     try:
@@ -124,29 +120,3 @@ def _enable_faulthandler() -> None:
     setting = os.environ.get("PYTHONFAULTHANDLER")
     if setting is None:
         faulthandler.enable(file=sys.__stderr__ or sys.stderr, all_threads=True)
-
-
-def _watch_for_supervisor_death(channel: Channel) -> None:
-    fd = channel.fileno()
-
-    def watch() -> None:
-        try:
-            while os.read(fd, 4096):
-                pass
-        except OSError:
-            return  # the worker closed the channel itself: nothing to watch any more
-        if channel.fileno() == -1:
-            return  # closed by this process at exit, not by the supervisor
-        _signal_own_group(signal.SIGTERM)
-        time.sleep(_ORPHAN_GRACE_S)
-        _signal_own_group(signal.SIGKILL)
-
-    threading.Thread(target=watch, name="crashsight-supervisor-watch", daemon=True).start()
-
-
-def _signal_own_group(sig: signal.Signals) -> None:
-    """Signal this runner's process group, or only this process when it leads no group of its own."""
-    if os.getpgrp() == os.getpid():
-        os.killpg(os.getpid(), sig)
-    else:
-        os.kill(os.getpid(), sig)

@@ -17,14 +17,19 @@ from types import TracebackType
 from .api import connect, current_channel, send
 from .channel import BOOTSTRAP_ENV
 from .describe import termination_error
+from .orphan import watch_for_supervisor_death
 
 __all__ = ["install"]
 
 
 def install() -> None:
     """Open the channel, enable faulthandler, and chain a reporting ``sys.excepthook``."""
-    if os.environ.get(BOOTSTRAP_ENV) or connect() is None:
+    if os.environ.get(BOOTSTRAP_ENV):
         return
+    channel = connect()
+    if channel is None:
+        return
+    watch_for_supervisor_death(channel)
     if "PYTHONFAULTHANDLER" not in os.environ and not faulthandler.is_enabled():
         faulthandler.enable(all_threads=True)
     previous = sys.excepthook

@@ -9,6 +9,7 @@ Linux, readable once the child has exited), and in a worker thread elsewhere.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -20,9 +21,12 @@ import anyio
 import anyio.to_thread
 
 from ..errors import SpawnError
-from ..runner.channel import CHANNEL_FD_ENV, MAX_FRAME_ENV, RUNNER_ID_ENV
+from ..runner import pdeathsig
+from ..runner.channel import BOOTSTRAP_ENV, CHANNEL_FD_ENV, MAX_FRAME_ENV, RUNNER_ID_ENV
 
 __all__ = ["ExitResult", "SpawnedProcess", "python_target_command", "spawn", "wait_for_exit"]
+
+_PDEATHSIG_SHIM = pdeathsig.__file__
 
 # Waiting threads (platforms without pidfd) must never queue behind a busy default limiter: every
 # runner needs one for its whole life.
@@ -72,10 +76,12 @@ def spawn(
     Raises:
         SpawnError: The command does not exist, is not executable, or ``cwd`` is unusable.
     """
+    child_env = dict(os.environ if env is None else env)
+    if sys.platform == "linux" and not child_env.get(BOOTSTRAP_ENV):
+        argv = _with_death_signal(argv, child_env, cwd)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    child_env = dict(os.environ if env is None else env)
     child_env[CHANNEL_FD_ENV] = str(child_sock.fileno())
     child_env[MAX_FRAME_ENV] = str(max_frame_bytes)
     child_env[RUNNER_ID_ENV] = runner_id
@@ -103,6 +109,34 @@ def spawn(
     os.set_blocking(out_r, False)
     os.set_blocking(err_r, False)
     return SpawnedProcess(popen=popen, channel=parent_sock, stdout_fd=out_r, stderr_fd=err_r)
+
+
+def _with_death_signal(
+    argv: Sequence[str], env: Mapping[str, str], cwd: str | os.PathLike[str] | None
+) -> list[str]:
+    """Wrap ``argv`` in the PR_SET_PDEATHSIG shim, resolving the program first.
+
+    Resolution happens here, not in the shim, so that a missing or non-executable program is still
+    a `SpawnError` raised at spawn time rather than an exit status of the shim.
+    """
+    program = argv[0]
+    if os.sep not in program:
+        found = shutil.which(program, path=env.get("PATH", os.defpath))
+        if found is None:
+            raise SpawnError(
+                _explain_spawn_failure(argv, cwd, FileNotFoundError(2, "not found", program))
+            ) from FileNotFoundError(2, "No such file or directory", program)
+        program = found
+    elif cwd is not None:
+        program = os.path.join(cwd, program)
+    if not os.path.isfile(program) or not os.access(program, os.X_OK):
+        error: OSError = (
+            FileNotFoundError(2, "No such file or directory", program)
+            if not os.path.exists(program)
+            else PermissionError(13, "Permission denied", program)
+        )
+        raise SpawnError(_explain_spawn_failure(argv, cwd, error)) from error
+    return [sys.executable, "-S", _PDEATHSIG_SHIM, str(os.getpid()), program, *argv]
 
 
 def _explain_spawn_failure(

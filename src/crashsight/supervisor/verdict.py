@@ -213,4 +213,6 @@ def _summary(
     else:
         because = exit_info.description
     first_line = because.strip().splitlines()[0] if because.strip() else exit_info.description
+    # "python/KeyError: KeyError: 'x'" says the type twice; keep it once.
+    first_line = first_line.removeprefix(f"{verdict.subcategory}: ")
     return f"{label}: {first_line[:300]}"

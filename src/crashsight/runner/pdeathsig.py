@@ -1,0 +1,40 @@
+"""Exec shim: ``python -S pdeathsig.py SUPERVISOR_PID PROGRAM ARGV0 [ARGS...]`` (Linux only).
+
+A command that is not a bootstrapped Python runner cannot watch the channel for its supervisor's
+death, so on Linux the supervisor starts it through this shim. The shim asks the kernel to SIGKILL
+it when its parent dies (``PR_SET_PDEATHSIG``, which survives ``execve``), checks that the parent
+did not die before that took effect, and then replaces itself with the real program. It runs with
+``-S`` and the standard library only, so it costs a few milliseconds.
+
+Caveat from prctl(2): the signal fires when the *thread* that forked the child exits, so the
+supervisor spawns from its event-loop thread, never from a short-lived worker thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+_PR_SET_PDEATHSIG = 1
+
+
+def main(argv: list[str]) -> None:
+    """Arm the death signal, then exec ``argv[2]`` with ``argv[3:]`` as its argv."""
+    supervisor_pid, program, *program_argv = argv
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        os.write(2, f"crashsight: prctl(PR_SET_PDEATHSIG) failed: {os.strerror(err)}\n".encode())
+    if os.getppid() != int(supervisor_pid):
+        os._exit(128 + signal.SIGKILL)  # the supervisor died before the signal was armed
+    try:
+        os.execv(program, program_argv)
+    except OSError as exc:
+        os.write(2, f"crashsight: cannot execute {program}: {exc.strerror}\n".encode())
+        os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,80 @@
+"""`crashsight run` under signals: forwarded gracefully, reported as cancelled, never orphaning."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+import pytest
+
+WORKER = "import time, sys; print('ready', flush=True); time.sleep(60)"
+
+
+@contextmanager
+def crashsight_run(*args: str) -> Iterator[tuple[subprocess.Popen[str], psutil.Process]]:
+    """Start `crashsight run ... -- python -c WORKER` and yield it once the worker is running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crashsight", "run", *args, "--", sys.executable, "-c", WORKER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n", "the worker's output passes through"
+        worker = psutil.Process(proc.pid).children()[0]
+        yield proc, worker
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def _gone(proc: psutil.Process, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [
+        pytest.param(signal.SIGTERM, 143, id="sigterm"),
+        pytest.param(signal.SIGINT, 130, id="sigint"),
+    ],
+)
+def test_signal_stops_worker_and_reports_cancelled(
+    tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    """SIGTERM/SIGINT to crashsight stop the worker with the grace policy; status `cancelled`."""
+    report = tmp_path / "r.json"
+    with crashsight_run("--report", str(report), "--grace", "2") as (proc, worker):
+        proc.send_signal(sig)
+        assert proc.wait(timeout=10) == code
+        assert _gone(worker, within=2)
+    data = json.loads(report.read_text())
+    assert data["status"] == "cancelled"
+    assert data["category"] is None, "the worker is not blamed for a signal it was sent"
+    assert data["signals_sent"] == ["SIGTERM"]
+    assert sig.name in data["summary"]
+
+
+def test_sigkill_of_crashsight_takes_the_worker_down(tmp_path: Path) -> None:
+    """If crashsight itself is SIGKILLed, its worker does not live on as an orphan."""
+    with crashsight_run() as (proc, worker):
+        proc.kill()
+        proc.wait(timeout=10)
+        assert _gone(worker, within=2)
