@@ -6,7 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .aggregate import add_aggregate_parser
+from .demo import add_demo_parser
 from .run import add_run_parser
+from .schema import add_schema_parser
 
 __all__ = ["main"]
 
@@ -19,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
     add_run_parser(subparsers)
+    add_demo_parser(subparsers)
+    add_aggregate_parser(subparsers)
+    add_schema_parser(subparsers)
     return parser
 
 

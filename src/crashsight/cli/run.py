@@ -18,11 +18,14 @@ import argparse
 import shlex
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 
 from ..errors import ConfigurationError, SpawnError
+from ..report.github import publish_to_github
+from ..report.kubernetes import default_termination_log, termination_message
 from ..report.model import Report
 from ..report.redact import Redactor
 from ..report.terminal import render_verdict
@@ -60,8 +63,28 @@ def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     )
     parser.add_argument("--rules", metavar="FILE", help="TOML classification rules tried first")
     parser.add_argument("--name", help="name of this run in reports (default: the command)")
+    parser.add_argument(
+        "--context",
+        action="append",
+        type=_context_item,
+        default=[],
+        metavar="KEY=VALUE",
+        help="attach context to the report, e.g. the shard's source URL (repeatable)",
+    )
+    parser.add_argument(
+        "--termination-log",
+        metavar="PATH",
+        help="write the verdict for Kubernetes (default in a pod: /dev/termination-log)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     parser.set_defaults(handler=run_command)
+
+
+def _context_item(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value
 
 
 def _seconds(text: str) -> float:
@@ -116,12 +139,30 @@ def run_command(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"crashsight run: {exc}", file=sys.stderr)
         return 2
-    return anyio.run(_supervise, supervisor, command, args.name, report_path)
+    sinks = _Sinks(
+        report=report_path,
+        termination_log=Path(args.termination_log) if args.termination_log else None,
+        context=dict(args.context),
+    )
+    return anyio.run(_supervise, supervisor, command, args.name, sinks)
+
+
+@dataclass(frozen=True)
+class _Sinks:
+    """Where the outcome of `crashsight run` goes besides its exit status."""
+
+    report: Path | None
+    termination_log: Path | None
+    context: dict[str, str]
 
 
 async def _supervise(
-    supervisor: Supervisor, command: list[str], name: str | None, report_path: Path | None
+    supervisor: Supervisor, command: list[str], name: str | None, sinks: _Sinks
 ) -> int:
+    redactor = Redactor()
+    if sinks.context:
+        described = " ".join(f"{key}={value}" for key, value in sinks.context.items())
+        print(f"crashsight: context {redactor.text(described)}", file=sys.stderr)
     try:
         async with supervisor:
             runner = await supervisor.spawn_command(
@@ -132,9 +173,24 @@ async def _supervise(
         print(f"crashsight run: {exc}", file=sys.stderr)
         cause = exc.__cause__
         return 127 if isinstance(cause, FileNotFoundError) else 126
-    report = Report.from_status(status, attempts=len(runner.attempts), redactor=Redactor())
-    if report_path is not None:
-        write_report(report, report_path)
-    if report.status != "succeeded":
-        print(render_verdict(report, str(report_path) if report_path else None), file=sys.stderr)
+    report = Report.from_status(
+        status, attempts=len(runner.attempts), context=sinks.context, redactor=redactor
+    )
+    _publish(report, sinks)
     return exit_code_for(status, supervisor.received_signal)
+
+
+def _publish(report: Report, sinks: _Sinks) -> None:
+    """Write the report everywhere it was asked for; a broken sink is reported, not fatal."""
+    if sinks.report is not None:
+        write_report(report, sinks.report)
+    termination_log = sinks.termination_log or default_termination_log()
+    try:
+        publish_to_github(report)
+        if termination_log is not None and report.status != "succeeded":
+            termination_log.write_text(termination_message(report), encoding="utf-8")
+    except OSError as exc:
+        print(f"crashsight run: could not publish the verdict: {exc}", file=sys.stderr)
+    if report.status != "succeeded":
+        path = str(sinks.report) if sinks.report else None
+        print(render_verdict(report, path), file=sys.stderr)

@@ -94,9 +94,7 @@ class Report(BaseModel):
         elif isinstance(status, RunnerCancelled):
             outcome = {"summary": f"cancelled: {status.reason}"}
         else:
-            outcome = {
-                "summary": f"succeeded: {status.exit.description} after {status.duration_s:.1f} s"
-            }
+            outcome = {"summary": f"succeeded: {status.exit.description}"}
         common = status.model_dump(
             include={
                 "name",

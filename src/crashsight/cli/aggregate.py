@@ -1,0 +1,45 @@
+"""``crashsight aggregate REPORT.json... --title-prefix TEXT``: one issue for many failed shards."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..report.aggregate import aggregate, load_shard
+
+__all__ = ["add_aggregate_parser"]
+
+
+def add_aggregate_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``aggregate``."""
+    parser = subparsers.add_parser(
+        "aggregate",
+        help="summarise many shards' reports as one issue title and body",
+        description="Read crashsight JSON reports (any version) and print an issue title and body.",
+    )
+    parser.add_argument("reports", nargs="+", metavar="REPORT.json")
+    parser.add_argument("--title-prefix", default="crashsight", help="start of the issue title")
+    parser.add_argument(
+        "--format",
+        choices=("markdown", "json"),
+        default="markdown",
+        help="markdown: the title on the first line, then the body; json: for machines",
+    )
+    parser.set_defaults(handler=run_aggregate)
+
+
+def run_aggregate(args: argparse.Namespace) -> int:
+    """Print the aggregate; exit 1 when any shard failed, 2 when no report could be read."""
+    loaded = [load_shard(path) for path in args.reports]
+    result = aggregate(loaded, args.title_prefix)
+    for item in result.unreadable:
+        print(f"crashsight aggregate: skipping {item.path}: {item.reason}", file=sys.stderr)
+    if args.format == "json":
+        print(result.model_dump_json(indent=2))
+    else:
+        print(result.title)
+        print()
+        print(result.body, end="")
+    if not result.shards:
+        return 2
+    return 1 if result.failed_shards else 0
