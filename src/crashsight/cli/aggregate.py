@@ -6,6 +6,9 @@ import argparse
 import sys
 
 from ..report.aggregate import aggregate, load_shard
+from ..report.html import render_panel
+from ..report.panels import panel_from_aggregate
+from ..report.write import write_text_atomically
 
 __all__ = ["add_aggregate_parser"]
 
@@ -25,6 +28,7 @@ def add_aggregate_parser(subparsers: argparse._SubParsersAction[argparse.Argumen
         default="markdown",
         help="markdown: the title on the first line, then the body; json: for machines",
     )
+    parser.add_argument("--html", metavar="FILE", help="also write the HTML panel here")
     parser.set_defaults(handler=run_aggregate)
 
 
@@ -40,6 +44,8 @@ def run_aggregate(args: argparse.Namespace) -> int:
         print(result.title)
         print()
         print(result.body, end="")
+    if args.html:
+        write_text_atomically(render_panel(panel_from_aggregate(result)), args.html)
     if not result.shards:
         return 2
     return 1 if result.failed_shards else 0

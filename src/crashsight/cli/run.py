@@ -25,11 +25,13 @@ import anyio
 
 from ..errors import ConfigurationError, SpawnError
 from ..report.github import publish_to_github
+from ..report.html import render_panel
 from ..report.kubernetes import default_termination_log, termination_message
 from ..report.model import Report
+from ..report.panels import panel_from_report
 from ..report.redact import Redactor
 from ..report.terminal import render_verdict
-from ..report.write import check_report_path, write_report
+from ..report.write import check_report_path, write_report, write_text_atomically
 from ..supervisor.status import RunnerFailed, RunnerStatus
 from ..supervisor.stop import StopPolicy
 from ..supervisor.supervisor import Supervisor
@@ -71,6 +73,7 @@ def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         metavar="KEY=VALUE",
         help="attach context to the report, e.g. the shard's source URL (repeatable)",
     )
+    parser.add_argument("--html", metavar="FILE", help="write the HTML error-trace panel here")
     parser.add_argument(
         "--termination-log",
         metavar="PATH",
@@ -141,6 +144,7 @@ def run_command(args: argparse.Namespace) -> int:
         return 2
     sinks = _Sinks(
         report=report_path,
+        html=check_report_path(args.html) if args.html else None,
         termination_log=Path(args.termination_log) if args.termination_log else None,
         context=dict(args.context),
     )
@@ -152,6 +156,7 @@ class _Sinks:
     """Where the outcome of `crashsight run` goes besides its exit status."""
 
     report: Path | None
+    html: Path | None
     termination_log: Path | None
     context: dict[str, str]
 
@@ -184,6 +189,8 @@ def _publish(report: Report, sinks: _Sinks) -> None:
     """Write the report everywhere it was asked for; a broken sink is reported, not fatal."""
     if sinks.report is not None:
         write_report(report, sinks.report)
+    if sinks.html is not None:
+        write_text_atomically(render_panel(panel_from_report(report)), sinks.html)
     termination_log = sinks.termination_log or default_termination_log()
     try:
         publish_to_github(report)

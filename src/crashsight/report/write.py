@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import ConfigurationError
 from .model import Report
 
-__all__ = ["check_report_path", "write_report"]
+__all__ = ["check_report_path", "write_report", "write_text_atomically"]
 
 
 def check_report_path(path: str | os.PathLike[str]) -> Path:
@@ -34,9 +34,18 @@ def check_report_path(path: str | os.PathLike[str]) -> Path:
 
 
 def write_report(report: Report, path: str | os.PathLike[str]) -> Path:
-    """Write ``report`` as JSON atomically: temporary file, fsync, rename over ``path``."""
+    """Write ``report`` as JSON atomically (see `write_text_atomically`)."""
+    return write_text_atomically(report.model_dump_json(indent=2) + "\n", path)
+
+
+def write_text_atomically(text: str, path: str | os.PathLike[str]) -> Path:
+    """Write to a temporary file beside ``path``, fsync, then rename it over ``path``.
+
+    A reader (a CI step, a dashboard polling the file) sees the old file or the whole new one,
+    never half of it, even if crashsight is killed while writing.
+    """
     target = Path(path)
-    data = report.model_dump_json(indent=2).encode() + b"\n"
+    data = text.encode()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

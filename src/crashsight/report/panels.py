@@ -1,0 +1,87 @@
+"""Filling the HTML panel from each command's result: a run report and a cross-shard aggregate."""
+
+from __future__ import annotations
+
+from .aggregate import Aggregate
+from .html import Panel, PanelRow, TimelineEntry
+from .markdown import verdict_label
+from .model import Report
+from .terminal import render_verdict
+
+__all__ = ["panel_from_aggregate", "panel_from_report"]
+
+
+def panel_from_report(report: Report) -> Panel:
+    """The page for one `crashsight run`: verdict, diagnostics, timeline, traceback, stderr."""
+    started = report.started_at
+    timeline = [TimelineEntry(when=started.isoformat(timespec="milliseconds"), what="started")]
+    for d in report.diagnostics:
+        timeline.append(
+            TimelineEntry(
+                when=d.first_time.isoformat(timespec="milliseconds"), what=f"first {d.id}"
+            )
+        )
+    ended = started.timestamp() + report.duration_s
+    timeline.append(
+        TimelineEntry(
+            when=type(started)
+            .fromtimestamp(ended, started.tzinfo)
+            .isoformat(timespec="milliseconds"),
+            what=report.exit.description,
+        )
+    )
+    facts = [
+        ("command", " ".join(report.command)),
+        ("exit", report.exit.description),
+        ("duration", f"{report.duration_s:.2f} s"),
+        ("pid", str(report.pid)),
+    ]
+    if report.peak_rss_bytes:
+        facts.append(("peak RSS", f"{report.peak_rss_bytes / 2**20:.1f} MiB"))
+    facts += [(f"context: {k}", v) for k, v in report.context.items()]
+    facts += [("note", note) for note in report.notes]
+    text = render_verdict(report)
+    if report.stderr_tail:
+        text += "\n\nstderr tail:\n" + "\n".join(report.stderr_tail)
+    return Panel(
+        title=f"crashsight: {report.name}",
+        status=report.status,
+        verdict=verdict_label(report),
+        summary=report.summary,
+        hint=report.hint,
+        facts=facts,
+        rows=[
+            PanelRow(
+                label=d.id,
+                verdict=f"{d.category}/{d.subcategory}",
+                count=d.count,
+                example=d.first_line,
+                detail=d.description,
+            )
+            for d in report.diagnostics
+        ],
+        timeline=sorted(timeline, key=lambda entry: entry.when),
+        traceback=report.termination_error,
+        stderr_tail=report.stderr_tail,
+        full_text=text,
+    )
+
+
+def panel_from_aggregate(result: Aggregate) -> Panel:
+    """The page for `crashsight aggregate`: one row per shard."""
+    return Panel(
+        title=result.title,
+        status="failed" if result.failed_shards else "succeeded",
+        verdict=" + ".join(f"{c} x{n}" for c, n in result.classes.items()) or "no failures",
+        summary=f"{result.failed_shards} of {result.total_shards} shards failed",
+        rows=[
+            PanelRow(
+                label=shard.context.get("shard") or shard.path or shard.name,
+                verdict=verdict_label(shard),
+                count=1,
+                example=shard.summary,
+            )
+            for shard in result.shards
+        ],
+        full_text=f"{result.title}\n\n{result.body}",
+    )

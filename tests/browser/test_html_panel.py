@@ -1,0 +1,142 @@
+"""The HTML error-trace panel in a real headless browser (Debian's chromium via selenium).
+
+CI installs chromium and chromedriver (see .ci/run); elsewhere the test is skipped when they are
+missing, but never under CI=true, where a missing browser is a failure.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+if not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"):
+    pytest.skip("chromium and chromedriver are not installed", allow_module_level=True)
+
+HOSTILE = '</script><script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+WORKER = f"""
+import sys
+print({HOSTILE!r}, file=sys.stderr, flush=True)
+
+def load(path):
+    open(path)
+
+def main():
+    try:
+        load("/nonexistent/shard-7.tar")
+    except OSError as error:
+        raise RuntimeError("cannot fetch shard 7") from error
+
+main()
+"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    """Headless chromium as root in a sandboxless container, with console logs captured."""
+    assert CHROMIUM is not None
+    assert CHROMEDRIVER is not None
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--no-first-run",
+    ):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def panel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `crashsight run --html` page, served from 127.0.0.1 (a secure context)."""
+    folder = tmp_path_factory.mktemp("panel")
+    (folder / "worker.py").write_text(WORKER)
+    result = subprocess.run(
+        [sys.executable, "-m", "crashsight", "run", "--html", str(folder / "panel.html"),
+         "--", sys.executable, str(folder / "worker.py")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/panel.html"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def test_page_loads_without_console_errors(browser: webdriver.Chrome, panel_url: str) -> None:
+    """The page loads from its own bytes alone, with nothing logged as an error."""
+    browser.get(panel_url)
+    assert browser.find_element(By.ID, "verdict").text == "python/RuntimeError"
+    assert "cannot fetch shard 7" in browser.find_element(By.ID, "summary").text
+    logs: list[dict[str, object]] = browser.get_log("browser")  # type: ignore[no-untyped-call]
+    severe = [e for e in logs if e["level"] == "SEVERE"]
+    assert severe == []
+
+
+def test_traceback_expands_to_frames_and_cause(browser: webdriver.Chrome, panel_url: str) -> None:
+    """The traceback starts collapsed; opening it shows frames, and the cause nests inside."""
+    browser.get(panel_url)
+    block = browser.find_element(By.CSS_SELECTOR, "details.exception")
+    assert block.get_attribute("open") is None
+    block.find_element(By.TAG_NAME, "summary").click()
+    assert block.get_attribute("open") == "true"
+    assert re.search(r"worker\.py:\d+ in main", block.text)
+    cause = block.find_element(By.CSS_SELECTOR, "details.exception")
+    cause.find_element(By.TAG_NAME, "summary").click()
+    assert "FileNotFoundError" in cause.text
+    assert "in load" in cause.text
+
+
+def test_copy_button_copies_the_full_report(browser: webdriver.Chrome, panel_url: str) -> None:
+    """The copy button puts the plain-text report on the clipboard."""
+    browser.get(panel_url)
+    browser.execute_cdp_cmd(
+        "Browser.grantPermissions",
+        {"permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]},
+    )
+    button = browser.find_element(By.ID, "copy")
+    button.click()
+    WebDriverWait(browser, 10).until(lambda _: button.text == "Copied")
+    copied = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "navigator.clipboard.readText().then(done, e => done('ERROR ' + e));"
+    )
+    assert copied.startswith("crashsight: python/RuntimeError: cannot fetch shard 7")
+    assert "stderr tail:" in copied
+
+
+def test_untrusted_text_is_shown_never_run(browser: webdriver.Chrome, panel_url: str) -> None:
+    """A stderr line carrying markup is displayed as text; none of its script runs."""
+    browser.get(panel_url)
+    assert HOSTILE in browser.find_element(By.ID, "stderr").text
+    assert browser.execute_script("return window.__xss === undefined")
