@@ -1,7 +1,8 @@
 """The crash-case table: every way a runner can end, through the real supervisor.
 
-Each case runs a real child that really fails (a real SIGSEGV, a real SIGKILL, ...) and checks the
-final status, the exit fields, the verdict and the order of the events.
+Each case runs a real child that really fails (a real SIGSEGV, a real SIGKILL, ...), made by an
+injector of `crashsight.testing`, and checks the final status, the exit fields, the verdict and the
+order of the events.
 """
 
 from __future__ import annotations
@@ -18,33 +19,53 @@ from crashsight.supervisor.stop import StopPolicy
 from crashsight.supervisor.supervisor import SpawnOptions, Supervisor
 
 WORKERS = Path(__file__).resolve().parent.parent / "workers.py"
+INJECT = "crashsight.testing.targets:"
 
 
 @dataclass(frozen=True)
 class Case:
     target: str
     verdict: str | None
+    args: tuple[str, ...] = ()
     code: int | None = None
     signal: str | None = None
     in_flight: list[str] = field(default_factory=list)
     options: SpawnOptions = field(default_factory=lambda: SpawnOptions())
 
 
+EXCEPTION = Case(
+    f"{INJECT}raise_", "python/ValueError", ("ValueError", "bad shard 3", "--task", "t-1"), code=1
+)
 CASES = [
-    pytest.param(Case("succeed", None, code=0), id="success"),
-    pytest.param(Case("raise_value_error", "python/ValueError", code=1), id="exception"),
-    pytest.param(Case("exit_three", "unknown", code=3), id="os-exit-3"),
+    pytest.param(Case(f"{WORKERS}:succeed", None, code=0), id="success"),
+    pytest.param(EXCEPTION, id="exception"),
     pytest.param(
-        Case("segfault_in_task", "crash/segfault", signal="SIGSEGV", in_flight=["shard-7"]),
-        id="segfault",
-    ),
-    pytest.param(Case("abort", "crash/abort", signal="SIGABRT"), id="abort"),
-    pytest.param(
-        Case("sigkill_self", "crash/killed", signal="SIGKILL", in_flight=["a", "b"]), id="sigkill"
+        Case(f"{INJECT}exit", "unknown", ("3", "--after-events", "1"), code=3), id="os-exit-3"
     ),
     pytest.param(
         Case(
-            "hang",
+            f"{INJECT}segfault",
+            "crash/segfault",
+            ("--task", "shard-7"),
+            signal="SIGSEGV",
+            in_flight=["shard-7"],
+        ),
+        id="segfault",
+    ),
+    pytest.param(Case(f"{INJECT}abort", "crash/abort", signal="SIGABRT"), id="abort"),
+    pytest.param(
+        Case(
+            f"{INJECT}sigkill",
+            "crash/killed",
+            ("--task", "a", "--task", "b"),
+            signal="SIGKILL",
+            in_flight=["a", "b"],
+        ),
+        id="sigkill",
+    ),
+    pytest.param(
+        Case(
+            f"{INJECT}hang",
             "timeout/no_progress",
             signal="SIGTERM",
             options=SpawnOptions(no_progress_timeout=0.5),
@@ -53,8 +74,9 @@ CASES = [
     ),
     pytest.param(
         Case(
-            "busy",
+            f"{INJECT}hang",
             "timeout/deadline",
+            ("--heartbeat-interval", "0.05"),
             signal="SIGTERM",
             options=SpawnOptions(deadline=1.0, no_progress_timeout=5.0),
         ),
@@ -65,7 +87,7 @@ CASES = [
 
 async def _run(case: Case) -> tuple[list[BaseModel], RunnerFailed | RunnerSucceeded]:
     async with Supervisor(output="discard", stop_policy=StopPolicy(grace=2.0)) as supervisor:
-        runner = await supervisor.spawn(f"{WORKERS}:{case.target}", **case.options)
+        runner = await supervisor.spawn(case.target, *case.args, **case.options)
         events = [event async for event in runner.events()]
         status = await runner.wait()
     assert isinstance(status, RunnerFailed | RunnerSucceeded)
@@ -99,12 +121,12 @@ async def test_crash_case(case: Case) -> None:
 @pytest.mark.asyncio
 async def test_exception_arrives_structured() -> None:
     """An exception in the target arrives as a RunnerTerminationError with frames and phase."""
-    events, status = await _run(Case("raise_value_error", "python/ValueError", code=1))
+    events, status = await _run(EXCEPTION)
     errors = [e for e in events if isinstance(e, RunnerTerminationError)]
     assert len(errors) == 1
     error = errors[0]
     assert (error.type, error.message, error.phase) == ("ValueError", "bad shard 3", "target")
-    assert error.frames[-1].function == "raise_value_error"
+    assert error.frames[-1].function == "raise_", "the innermost frame is the one that raised"
     assert isinstance(status, RunnerFailed)
     assert status.termination_error is not None
     assert status.termination_error.source == "channel"

@@ -22,14 +22,20 @@ WORKERS = Path(__file__).resolve().parent.parent / "workers.py"
 
 
 def target(name: str) -> str:
+    """A worker of ``tests/workers.py``."""
     return f"{WORKERS}:{name}"
+
+
+def inject(name: str) -> str:
+    """An injector of `crashsight.testing.targets`."""
+    return f"crashsight.testing.targets:{name}"
 
 
 @pytest.mark.asyncio
 async def test_sigterm_ignored_escalates_to_sigkill() -> None:
     """A child that ignores SIGTERM is SIGKILLed after the grace period, and the report says so."""
     async with Supervisor(output="discard", stop_policy=StopPolicy(grace=0.5)) as supervisor:
-        runner = await supervisor.spawn(target("ignore_sigterm"), deadline=0.5)
+        runner = await supervisor.spawn(inject("ignore_sigterm"), deadline=0.5)
         status = await runner.wait()
     assert isinstance(status, RunnerFailed)
     assert status.exit.signal == "SIGKILL"
@@ -42,10 +48,10 @@ async def test_sigterm_ignored_escalates_to_sigkill() -> None:
 async def test_grandchild_left_running_is_killed() -> None:
     """A grandchild in its own session, left behind by a successful runner, is found and killed."""
     async with Supervisor(output="discard") as supervisor:
-        runner = await supervisor.spawn(target("leave_grandchild"))
+        runner = await supervisor.spawn(inject("leave_grandchild"))
         status = await runner.wait()
     assert isinstance(status, RunnerSucceeded)
-    pid = int(next(line for line in status.stderr_tail if "grandchild" in line).split()[1])
+    pid = int(next(line for line in status.stderr_tail if "left grandchild" in line).split()[3])
     assert not _alive(pid)
     assert any("left behind" in note for note in status.notes)
 
@@ -121,10 +127,9 @@ async def test_overflow_drops_oldest_but_never_the_status() -> None:
 @pytest.mark.asyncio
 async def test_fifty_runners_at_once() -> None:
     """Fifty concurrent runners each get exactly one correct final status."""
+    commands = [(inject("exit"), "3") if i % 2 else (target("succeed"),) for i in range(50)]
     async with Supervisor(output="discard") as supervisor:
-        runners = [
-            await supervisor.spawn(target("exit_three" if i % 2 else "succeed")) for i in range(50)
-        ]
+        runners = [await supervisor.spawn(*command) for command in commands]
     statuses = [await r.wait() for r in runners]
     assert [s.exit.code for s in statuses] == [3 if i % 2 else 0 for i in range(50)]
     assert len({s.pid for s in statuses}) == 50
@@ -137,7 +142,7 @@ async def test_cancelling_supervisor_stops_runners() -> None:
     with anyio.move_on_after(1.0):
         async with Supervisor(output="discard", stop_policy=StopPolicy(grace=1.0)) as supervisor:
             for name in ("hang", "ignore_sigterm"):
-                runners.append(await supervisor.spawn(target(name)))
+                runners.append(await supervisor.spawn(inject(name)))
             await anyio.sleep(600)
     statuses = [r.status for r in runners]
     assert all(isinstance(s, RunnerCancelled) for s in statuses), statuses
@@ -149,7 +154,7 @@ async def test_cancelling_supervisor_stops_runners() -> None:
 async def test_stop_is_cancelled_not_failed() -> None:
     """A runner stopped on request is cancelled, never blamed for the SIGTERM it was sent."""
     async with Supervisor(output="discard") as supervisor:
-        runner = await supervisor.spawn(target("hang"))
+        runner = await supervisor.spawn(inject("hang"))
         assert "running" in repr(runner)
         status = await runner.stop("enough")
     assert isinstance(status, RunnerCancelled)
@@ -166,7 +171,7 @@ async def test_restarts_keep_every_attempt() -> None:
     """A failing runner is retried with backoff while the predicate allows, keeping each status."""
     policy = RestartPolicy(max_restarts=2, backoff=0.01, retry_if=lambda s: s.exit.code == 3)
     async with Supervisor(output="discard") as supervisor:
-        runner = await supervisor.spawn(target("exit_three"), restart=policy)
+        runner = await supervisor.spawn(inject("exit"), "3", restart=policy)
         status = await runner.wait()
     assert isinstance(status, RunnerFailed)
     assert [a.attempt for a in runner.attempts] == [1, 2, 3]

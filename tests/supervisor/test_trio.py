@@ -13,6 +13,7 @@ from crashsight.supervisor.stop import StopPolicy
 from crashsight.supervisor.supervisor import Supervisor
 
 WORKERS = Path(__file__).resolve().parent.parent / "workers.py"
+INJECT = "crashsight.testing.targets:"
 
 pytestmark = pytest.mark.anyio
 
@@ -25,7 +26,7 @@ def anyio_backend() -> str:
 async def test_segfault_under_trio() -> None:
     """A real segfault is reported the same way under trio."""
     async with Supervisor(output="discard") as supervisor:
-        runner = await supervisor.spawn(f"{WORKERS}:segfault_in_task")
+        runner = await supervisor.spawn(f"{INJECT}segfault", "--task", "shard-7")
         status = await runner.wait()
     assert isinstance(status, RunnerFailed)
     assert status.exit.signal == "SIGSEGV"
@@ -44,11 +45,11 @@ async def test_events_under_trio() -> None:
 async def test_no_progress_and_cancellation_under_trio() -> None:
     """The watchdog and supervisor cancellation both work under trio."""
     async with Supervisor(output="discard", no_progress_timeout=0.5) as supervisor:
-        hung = await supervisor.spawn(f"{WORKERS}:hang")
+        hung = await supervisor.spawn(f"{INJECT}hang")
         assert (await hung.wait()).status == "failed"
     runners = []
     with anyio.move_on_after(0.5):
         async with Supervisor(output="discard", stop_policy=StopPolicy(grace=0.5)) as supervisor:
-            runners.append(await supervisor.spawn(f"{WORKERS}:ignore_sigterm"))
+            runners.append(await supervisor.spawn(f"{INJECT}ignore_sigterm"))
             await anyio.sleep(600)
     assert isinstance(runners[0].status, RunnerCancelled)

@@ -25,6 +25,7 @@ from ..supervisor.runner import Runner
 from ..supervisor.status import RunnerFailed, RunnerStatus
 from ..supervisor.stop import StopPolicy
 from ..supervisor.supervisor import Supervisor
+from ..testing.assertions import verdict_of
 
 __all__ = ["add_demo_parser", "run_demo"]
 
@@ -33,24 +34,48 @@ _TARGETS = "crashsight.testing.targets"
 
 @dataclass(frozen=True)
 class DemoCase:
-    """One demo worker: what it does, and the bootstrap target and arguments that make it happen."""
+    """One demo worker: its title, and the `crashsight.testing.targets` injector that fails it."""
 
     title: str
+    expected: str
     target: str
     args: tuple[str, ...] = ()
 
 
 def demo_cases(http_url: str) -> list[DemoCase]:
     """The eight workers, in display order."""
+    work = ("--after-events", "20", "--after-seconds", "0.5")
     return [
-        DemoCase("Metal GPU timeout (MLX)", f"{_TARGETS}:emit_signature", ("metal.gpu_timeout",)),
-        DemoCase("ring peer reset (MLX)", f"{_TARGETS}:emit_signature", ("ring.socket_errno",)),
-        DemoCase("write to a full disk", f"{_TARGETS}:enospc"),
-        DemoCase("segmentation fault", f"{_TARGETS}:segfault"),
-        DemoCase("killed with SIGKILL", f"{_TARGETS}:sigkill"),
-        DemoCase("HTTP 503 from a mirror", f"{_TARGETS}:http_get", (http_url,)),
-        DemoCase("hung worker", f"{_TARGETS}:hang"),
-        DemoCase("healthy shard", f"{_TARGETS}:succeed"),
+        DemoCase(
+            "train rank 0 (MLX, Metal)",
+            "gpu/timeout",
+            "emit_signature",
+            ("metal.gpu_timeout", "--task", "step-1200", *work),
+        ),
+        DemoCase(
+            "train rank 1 (MLX ring)",
+            "comm/ring_socket",
+            "emit_signature",
+            ("ring.socket_errno", "--task", "step-1200", *work),
+        ),
+        DemoCase("shard writer", "disk/enospc", "enospc", ("--task", "shard-0042", *work)),
+        DemoCase(
+            "native decoder", "crash/segfault", "segfault", ("--task", "tex/Bricks090", *work)
+        ),
+        DemoCase("preprocessor", "crash/killed", "sigkill", work),
+        DemoCase(
+            "mirror download",
+            "http/server_error",
+            "http_get",
+            (http_url, "--task", "ambientcg/2k", *work),
+        ),
+        DemoCase(
+            "stuck tokenizer",
+            "timeout/no_progress",
+            "hang",
+            ("--task", "PreTokenize", "--after-events", "5"),
+        ),
+        DemoCase("healthy shard", "succeeded", "exit", ("0", *work)),
     ]
 
 
@@ -65,8 +90,16 @@ def add_demo_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 def run_demo(args: argparse.Namespace) -> int:
     """Entry point of ``crashsight demo``; exits 0 when every verdict came out as expected."""
     with _unavailable_listener() as url:
-        statuses = anyio.run(_supervise, demo_cases(url))
-    return 0 if statuses else 1
+        cases = demo_cases(url)
+        statuses = anyio.run(_supervise, cases)
+    wrong = [
+        f"{case.title}: expected {case.expected}, got {verdict_of(status)}"
+        for case, status in zip(cases, statuses, strict=True)
+        if verdict_of(status) != case.expected
+    ]
+    for line in wrong:
+        print(f"crashsight demo: unexpected verdict for {line}", file=sys.stderr)
+    return 1 if wrong else 0
 
 
 class _Unavailable(http.server.BaseHTTPRequestHandler):
@@ -94,7 +127,9 @@ async def _supervise(cases: list[DemoCase]) -> list[RunnerStatus]:
     async with Supervisor(
         output="discard", no_progress_timeout=2.0, stop_policy=StopPolicy(grace=1.0)
     ) as supervisor:
-        runners = [await supervisor.spawn(c.target, *c.args, name=c.title) for c in cases]
+        runners = [
+            await supervisor.spawn(f"{_TARGETS}:{c.target}", *c.args, name=c.title) for c in cases
+        ]
         async with anyio.create_task_group() as tg:
             tg.start_soon(screen.animate, runners)
             statuses = [await r.wait() for r in runners]
@@ -108,7 +143,7 @@ class _Screen:
 
     def __init__(self, cases: list[DemoCase]) -> None:
         self.tty = sys.stdout.isatty()
-        self.width = min(shutil.get_terminal_size().columns, 120)
+        self.width = min(shutil.get_terminal_size().columns, 120) if self.tty else 120
         self.started = time.monotonic()
         self.cases = cases
         self._drawn = 0
@@ -149,8 +184,11 @@ class _Screen:
             elapsed = time.monotonic() - self.started
             return f"  {_paint('…', 33, self.tty)} {title} running {elapsed:4.1f} s"
         if isinstance(status, RunnerFailed):
-            verdict = status.category + (f"/{status.subcategory}" if status.subcategory else "")
+            verdict = verdict_of(status)
             detail = status.summary.split(": ", 1)[-1]
+            tasks = status.tasks.in_flight or [t.task_id for t in status.tasks.failed]
+            if tasks:
+                detail = f"[{tasks[-1]}] {detail}"
             room = max(20, self.width - 48)
             return (
                 f"  {_paint('✗', 31, self.tty)} {title} {_paint(f'{verdict:<19}', 1, self.tty)}"

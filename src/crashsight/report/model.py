@@ -65,6 +65,7 @@ class Report(BaseModel):
     signals_sent: list[str] = Field(default_factory=list)
     protocol_issues: list[ProtocolIssue] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    leftovers_killed: int = 0
     attempts: int = 1
     context: dict[str, str] = Field(default_factory=dict)
 
@@ -111,6 +112,7 @@ class Report(BaseModel):
                 "signals_sent",
                 "protocol_issues",
                 "notes",
+                "leftovers_killed",
             }
         )
         report = cls.model_validate(

@@ -198,16 +198,18 @@ class Attempt:
         with anyio.move_on_after(self.config.drain_timeout):
             await self._streams_done.wait()
         if not self._streams_done.is_set():
-            killed = await self._kill_leftovers()
+            held = await self._kill_leftovers()
+            self.facts.leftovers_killed += len(held)
             self.facts.notes.append(
                 f"output was still held open {self.config.drain_timeout:g} s after the runner "
-                f"exited; killed {len(killed)} leftover processes holding it"
+                f"exited; killed {len(held)} leftover processes holding it"
             )
             with anyio.move_on_after(1.0):
                 await self._streams_done.wait()
-        killed = await self._kill_leftovers()
-        if killed:
-            self.facts.notes.append(f"killed {len(killed)} processes the runner left behind")
+        left = await self._kill_leftovers()
+        if left:
+            self.facts.leftovers_killed += len(left)
+            self.facts.notes.append(f"killed {len(left)} processes the runner left behind")
 
     async def _kill_leftovers(self) -> list[int]:
         pid = None if self._exited.is_set() else self.pid

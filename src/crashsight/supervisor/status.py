@@ -139,6 +139,11 @@ class _StatusBase(_Model):
         description="Signals the supervisor sent, so none is blamed on the worker.",
     )
     notes: list[str] = Field(default_factory=list)
+    leftovers_killed: int = Field(
+        default=0,
+        description="Processes the runner left behind (or that held its output open) that the "
+        "supervisor killed after the runner itself had exited.",
+    )
     events_dropped: int = 0
 
 

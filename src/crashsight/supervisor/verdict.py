@@ -65,6 +65,7 @@ class AttemptFacts:
     timeout: TimeoutKind | None = None
     signals_sent: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    leftovers_killed: int = 0
     issues: list[ProtocolIssue] = field(default_factory=list)
     issues_dropped: int = 0
     events_dropped: int = 0
@@ -132,6 +133,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         "protocol_issues": facts.issues,
         "signals_sent": facts.signals_sent,
         "notes": notes,
+        "leftovers_killed": facts.leftovers_killed,
         "events_dropped": facts.events_dropped,
     }
     redactor = Redactor(config.env if config.env is not None else os.environ)
@@ -161,7 +163,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
             subcategory=verdict.subcategory,
             hint=verdict.hint,
             rule=verdict.rule,
-            summary=_summary(verdict, facts, exit_info, termination),
+            summary=_summary(verdict, facts, exit_info, termination, redactor),
             termination_error=termination,
             timeout=facts.timeout,
             oom_killed=oom,
@@ -197,7 +199,11 @@ def _termination(facts: AttemptFacts) -> TerminationInfo | None:
 
 
 def _summary(
-    verdict: Verdict, facts: AttemptFacts, exit_info: ExitInfo, termination: TerminationInfo | None
+    verdict: Verdict,
+    facts: AttemptFacts,
+    exit_info: ExitInfo,
+    termination: TerminationInfo | None,
+    redactor: Redactor,
 ) -> str:
     """One line for a human: ``gpu/oom: CUDA out of memory. Tried to allocate 2.00 GiB``."""
     label = verdict.category + (f"/{verdict.subcategory}" if verdict.subcategory else "")
@@ -215,4 +221,5 @@ def _summary(
     first_line = because.strip().splitlines()[0] if because.strip() else exit_info.description
     # "python/KeyError: KeyError: 'x'" says the type twice; keep it once.
     first_line = first_line.removeprefix(f"{verdict.subcategory}: ")
-    return f"{label}: {first_line[:300]}"
+    # Redact before cutting: half a secret no longer has a shape the redactor recognises.
+    return f"{label}: {redactor.text(first_line)[:300]}"
