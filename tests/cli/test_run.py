@@ -130,6 +130,10 @@ def test_python_script_exception_is_structured(tmp_path: Path) -> None:
             id="report-dir-missing",
         ),
         pytest.param([], 2, "no command", id="no-command"),
+        pytest.param(
+            ["--rules", "/no/such/rules.toml", "--", "true"], 2, "cannot read rules file",
+            id="rules-file-missing",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_error(
