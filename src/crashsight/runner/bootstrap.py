@@ -26,7 +26,7 @@ import inspect
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal, NoReturn
 
@@ -105,8 +105,8 @@ def load_target(spec: str) -> Callable[[], object]:
     return obj
 
 
-async def _await(awaitable: object) -> None:
-    await awaitable  # type: ignore[misc]
+async def _await(awaitable: Awaitable[object]) -> None:
+    await awaitable
 
 
 def _report(exc: BaseException, phase: Literal["bootstrap", "target"], ch: Channel | None) -> None:

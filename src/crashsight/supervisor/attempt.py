@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 import signal
-from collections.abc import Callable, Mapping, Sequence
+import subprocess
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -176,18 +177,18 @@ class Attempt:
             )
         await self._exited.wait()
 
-    async def _reap(self, popen: object) -> None:
+    async def _reap(self, popen: subprocess.Popen[bytes]) -> None:
         assert self.pid is not None
         with anyio.CancelScope(shield=True):
             result: ExitResult = await wait_for_exit(self.pid)
-        popen.returncode = result.status  # type: ignore[attr-defined]  # keep Popen from reaping
+        popen.returncode = result.status  # we reaped it: Popen must never waitpid() this pid again
         self.exit = ExitInfo.from_wait_status(result.status)
         self.facts.exited(self.exit, result.peak_rss_bytes)
         self._exited.set()
 
-    async def _read(self, reader: Callable[..., object], *args: object) -> None:
+    async def _read(self, reader: Callable[..., Awaitable[None]], *args: object) -> None:
         try:
-            await reader(*args)  # type: ignore[misc]
+            await reader(*args)
         finally:
             self._open_streams -= 1
             if self._open_streams == 0:

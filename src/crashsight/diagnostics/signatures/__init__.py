@@ -1,0 +1,1 @@
+"""The signature catalogue's tables, one module per family of failures."""
