@@ -46,6 +46,14 @@ main()
 """
 
 
+TRAIN_LOG = """\
+[2025-12-10 03:58:20] [trainer] [INFO] [SFT] step 100 loss 0.412
+[2025-12-10 03:58:21] [trainer] [INFO] [EVAL] Running evaluation
+[2025-12-10 03:58:22] [trainer] [ERROR] [EVAL] torch.OutOfMemoryError: CUDA out of memory. \
+Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.15 GiB of which 1.23 GiB is free.
+"""
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
     """Headless chromium as root in a sandboxless container, with console logs captured."""
@@ -67,25 +75,41 @@ def browser() -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
-@pytest.fixture(scope="module")
-def panel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `crashsight run --html` page, served from 127.0.0.1 (a secure context)."""
-    folder = tmp_path_factory.mktemp("panel")
-    (folder / "worker.py").write_text(WORKER)
+def _crashsight(*args: str) -> int:
     result = subprocess.run(
-        [sys.executable, "-m", "crashsight", "run", "--html", str(folder / "panel.html"),
-         "--", sys.executable, str(folder / "worker.py")],
+        [sys.executable, "-m", "crashsight", *args],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
-    assert result.returncode == 1, result.stderr
+    return result.returncode
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Real `run`, `analyze` and `aggregate` pages, served from 127.0.0.1 (a secure context)."""
+    folder = tmp_path_factory.mktemp("panel")
+    (folder / "worker.py").write_text(WORKER)
+    (folder / "train.log").write_text(TRAIN_LOG)
+    worker = [sys.executable, str(folder / "worker.py")]
+    assert _crashsight("run", "--html", str(folder / "run.html"), "--report",
+                       str(folder / "r.json"), "--", *worker) == 1  # fmt: skip
+    assert _crashsight("analyze", "--html", str(folder / "analyze.html"),
+                       str(folder / "train.log")) == 1  # fmt: skip
+    assert _crashsight("aggregate", "--html", str(folder / "aggregate.html"),
+                       str(folder / "r.json")) == 1  # fmt: skip
     handler = functools.partial(_QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/panel.html"
+    yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
     thread.join()
+
+
+@pytest.fixture
+def panel_url(site: str) -> str:
+    """The `crashsight run --html` page."""
+    return f"{site}/run.html"
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -93,11 +117,21 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         return
 
 
-def test_page_loads_without_console_errors(browser: webdriver.Chrome, panel_url: str) -> None:
-    """The page loads from its own bytes alone, with nothing logged as an error."""
-    browser.get(panel_url)
-    assert browser.find_element(By.ID, "verdict").text == "python/RuntimeError"
-    assert "cannot fetch shard 7" in browser.find_element(By.ID, "summary").text
+@pytest.mark.parametrize(
+    ("page", "verdict", "summary"),
+    [
+        pytest.param("run.html", "python/RuntimeError", "cannot fetch shard 7", id="run"),
+        pytest.param("analyze.html", "gpu/oom", "eval", id="analyze"),
+        pytest.param("aggregate.html", "python x1", "1 of 1 shards failed", id="aggregate"),
+    ],
+)
+def test_page_loads_without_console_errors(
+    browser: webdriver.Chrome, site: str, page: str, verdict: str, summary: str
+) -> None:
+    """Each command's page loads from its own bytes alone, with nothing logged as an error."""
+    browser.get(f"{site}/{page}")
+    assert browser.find_element(By.ID, "verdict").text == verdict
+    assert summary in browser.find_element(By.ID, "summary").text
     logs: list[dict[str, object]] = browser.get_log("browser")  # type: ignore[no-untyped-call]
     severe = [e for e in logs if e["level"] == "SEVERE"]
     assert severe == []

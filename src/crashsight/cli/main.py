@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from .aggregate import add_aggregate_parser
+from .analyze import add_analyze_parser
 from .demo import add_demo_parser
 from .run import add_run_parser
 from .schema import add_schema_parser
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="subcommand", metavar="COMMAND", required=True)
     add_run_parser(subparsers)
+    add_analyze_parser(subparsers)
     add_demo_parser(subparsers)
     add_aggregate_parser(subparsers)
     add_schema_parser(subparsers)

@@ -22,14 +22,15 @@ until it says it has stopped listening.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
-from pydantic_core import SchemaError, SchemaValidator, core_schema
+from pydantic_core import SchemaValidator, core_schema
 
-from crashsight.diagnostics.models import Diagnostic, Signature
+from .models import Diagnostic, Signature
+from .prefilter import build_prefilter, minimal_needles
 
 __all__ = ["StderrCollector", "TriggeredSink"]
 
@@ -144,10 +145,10 @@ class StderrCollector:
                 lit.encode() for lit in sig.literals if "\n" not in lit and "\r" not in lit
             )
             self._signatures.setdefault(sig.id, (sig, literals))
-        self._needles = _minimal_needles(
+        self._needles = minimal_needles(
             lit for _, lits in self._signatures.values() for lit in lits
         )
-        self._prefilter = _prefilter((*self._needles, *self._triggers))
+        self._prefilter = build_prefilter((*self._needles, *self._triggers))
         self._hits: dict[str, _Hit] = {}
         # The tail: decoded lines (str) or references to raw complete lines (bytes, start, end).
         self._tail: deque[str | tuple[bytes, int, int]] = deque()
@@ -395,40 +396,9 @@ def _line_start(data: bytes, begin: int, index: int, has_cr: bool) -> int:
     return max(start, data.rfind(_CR, begin, index) + 1) if has_cr else start
 
 
-def _prefilter(needles: Sequence[bytes]) -> SchemaValidator | None:
-    """Compile the needles into one Rust regex alternation that answers "any of them in here?".
-
-    pydantic-core validates a ``pattern`` with the Rust ``regex`` crate, which searches a large
-    alternation of literals with SIMD and Aho-Corasick in a single pass.
-    """
-    if not needles:
-        return None
-    texts = [n.decode("utf-8", "replace") for n in needles]
-    pattern = "|".join("".join(_rust_escape(c) for c in text) for text in texts)
-    try:
-        schema = core_schema.str_schema(pattern=pattern, regex_engine="rust-regex")
-        return SchemaValidator(schema)
-    except SchemaError:  # pragma: no cover - every literal is escaped; kept as a safety net
-        return None
-
-
-def _rust_escape(char: str) -> str:
-    return char if char.isalnum() or not char.isascii() else f"\\x{ord(char):02x}"
-
-
 def _count_terminators(data: bytes, start: int, end: int, has_cr: bool) -> int:
     """Count line ends in ``data[start:end]``, where ``start`` and ``end`` are line starts."""
     count = data.count(_NL, start, end)
     if has_cr:
         count += data.count(_CR, start, end) - data.count(_CRLF, start, end)
     return count
-
-
-def _minimal_needles(literals: Iterable[bytes]) -> tuple[bytes, ...]:
-    """Drop every literal that contains another one: the shorter one already finds its lines."""
-    unique = sorted(set(literals), key=len)
-    kept: list[bytes] = []
-    for lit in unique:
-        if lit and not any(k in lit for k in kept):
-            kept.append(lit)
-    return tuple(kept)

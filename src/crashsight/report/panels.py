@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from ..diagnostics.analysis import AnalyzeResult
 from .aggregate import Aggregate
 from .html import Panel, PanelRow, TimelineEntry
 from .markdown import verdict_label
 from .model import Report
 from .terminal import render_verdict
 
-__all__ = ["panel_from_aggregate", "panel_from_report"]
+__all__ = ["panel_from_aggregate", "panel_from_analysis", "panel_from_report"]
 
 
 def panel_from_report(report: Report) -> Panel:
@@ -84,4 +85,54 @@ def panel_from_aggregate(result: Aggregate) -> Panel:
             for shard in result.shards
         ],
         full_text=f"{result.title}\n\n{result.body}",
+    )
+
+
+def panel_from_analysis(result: AnalyzeResult, text: str) -> Panel:
+    """The page for `crashsight analyze`: the phase-aware verdict and the deduplicated errors.
+
+    Args:
+        result: The analysis.
+        text: The plain-text rendering, for the copy button.
+    """
+    analysis = result.analysis
+    rows = [
+        PanelRow(
+            label=f"{row.phase or '-'} {row.level or ''}".strip(),
+            verdict=row.category + (f"/{row.subcategory}" if row.subcategory else ""),
+            count=row.count,
+            example=row.message,
+            detail=f"lines {row.first_lineno}-{row.last_lineno}: {row.template}",
+        )
+        for row in result.errors
+    ]
+    timeline = [
+        TimelineEntry(when=row.first_time, what=f"first: {row.template[:120]}")
+        for row in result.errors
+        if row.first_time
+    ] + [
+        TimelineEntry(when=row.last_time, what=f"last (x{row.count}): {row.template[:120]}")
+        for row in result.errors
+        if row.last_time and row.count > 1
+    ]
+    facts = [("file", result.file), ("lines", str(result.stats.lines))]
+    if analysis is not None:
+        facts += [("phase", analysis.phase or "unknown"), ("confidence", f"{analysis.confidence}")]
+        facts += [("suggestion", suggestion) for suggestion in analysis.suggestions]
+    traceback = result.traceback
+    return Panel(
+        title=f"crashsight analyze: {result.file}",
+        status="failed" if result.errors else "succeeded",
+        verdict=(
+            analysis.category + (f"/{analysis.subcategory}" if analysis.subcategory else "")
+            if analysis is not None
+            else result.status
+        ),
+        summary=analysis.summary if analysis is not None else result.message,
+        hint=analysis.description if analysis is not None else None,
+        facts=facts,
+        rows=rows,
+        timeline=sorted(timeline, key=lambda entry: entry.when),
+        traceback=traceback.exception if traceback is not None else None,
+        full_text=text,
     )

@@ -48,6 +48,7 @@ def write_text_atomically(text: str, path: str | os.PathLike[str]) -> Path:
     data = text.encode()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.chmod(tmp, _new_file_mode(target))
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -57,3 +58,23 @@ def write_text_atomically(text: str, path: str | os.PathLike[str]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _new_file_mode(target: Path) -> int:
+    """The mode an ordinary ``open()`` would give: the existing file's, else 0o666 less the umask.
+
+    ``mkstemp`` creates files as 0o600, which would make reports unreadable to the CI user or
+    dashboard that collects them. The umask is read from /proc (Linux) rather than set and reset
+    with ``os.umask``, which would race with other threads creating files.
+    """
+    try:
+        return target.stat().st_mode & 0o7777
+    except OSError:
+        pass
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
