@@ -13,7 +13,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -21,6 +20,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
+
+from crashsight.testing.httpd import local_http_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -97,13 +98,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     assert _crashsight("aggregate", "--html", str(folder / "aggregate.html"),
                        str(folder / "r.json")) == 1  # fmt: skip
     handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with local_http_server(handler) as base:
+        yield base
 
 
 @pytest.fixture

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import http.server
 import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from crashsight.testing.httpd import local_http_server
 
 RULES = """
 [[rule]]
@@ -40,24 +40,11 @@ main()
 """
 
 
-class _Unavailable(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_error(503, "Service Unavailable")
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
 @pytest.fixture
 def mirror() -> Iterator[str]:
     """A local listener that answers every request with HTTP 503."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/ambientcg/2k.zip"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with local_http_server() as base:
+        yield f"{base}/503/ambientcg/2k.zip"
 
 
 def _run_shard(tmp_path: Path, shard: str, kind: str, url: str) -> tuple[int, Path, Path]:

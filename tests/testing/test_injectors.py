@@ -6,11 +6,9 @@ The runs go through the plugin's own ``run_crash`` and ``supervisor`` fixtures a
 
 from __future__ import annotations
 
-import http.server
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from crashsight.supervisor.status import RunnerFailed
 from crashsight.supervisor.stop import StopPolicy
 from crashsight.supervisor.supervisor import SpawnOptions, Supervisor
 from crashsight.testing import assert_verdict, assertions, injectors, targets
+from crashsight.testing.httpd import local_http_server
 from crashsight.testing.plugin import RunCrash
 
 
@@ -115,26 +114,11 @@ async def test_ignore_sigterm_needs_sigkill(run_crash: RunCrash) -> None:
     assert status.signals_sent == ["SIGTERM", "SIGKILL"]
 
 
-class _Answers(http.server.BaseHTTPRequestHandler):
-    """Answers every GET with the status code named by the path: ``/503``, ``/401``."""
-
-    def do_GET(self) -> None:
-        self.send_error(int(self.path.strip("/")))
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
 @pytest.fixture
 def http_base() -> Iterator[str]:
-    """A local HTTP listener on 127.0.0.1 that fails on request."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    """A local HTTP listener on 127.0.0.1 that answers ``/503``, ``/401``... with that status."""
+    with local_http_server() as base:
+        yield base
 
 
 @pytest.mark.asyncio

@@ -10,13 +10,9 @@ die the way those processes die.
 from __future__ import annotations
 
 import argparse
-import http.server
 import shutil
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import anyio
@@ -26,6 +22,7 @@ from ..supervisor.status import RunnerFailed, RunnerStatus
 from ..supervisor.stop import StopPolicy
 from ..supervisor.supervisor import Supervisor
 from ..testing.assertions import verdict_of
+from ..testing.httpd import local_http_server
 
 __all__ = ["add_demo_parser", "run_demo"]
 
@@ -89,8 +86,8 @@ def add_demo_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 
 def run_demo(args: argparse.Namespace) -> int:
     """Entry point of ``crashsight demo``; exits 0 when every verdict came out as expected."""
-    with _unavailable_listener() as url:
-        cases = demo_cases(url)
+    with local_http_server() as base:
+        cases = demo_cases(f"{base}/503/ambientcg/2k.tar")
         statuses = anyio.run(_supervise, cases)
     wrong = [
         f"{case.title}: expected {case.expected}, got {verdict_of(status)}"
@@ -100,26 +97,6 @@ def run_demo(args: argparse.Namespace) -> int:
     for line in wrong:
         print(f"crashsight demo: unexpected verdict for {line}", file=sys.stderr)
     return 1 if wrong else 0
-
-
-class _Unavailable(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_error(503, "Service Unavailable")
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep the demo's screen for the verdicts."""
-
-
-@contextmanager
-def _unavailable_listener() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Unavailable)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/shards/ambientcg-2k.tar"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 async def _supervise(cases: list[DemoCase]) -> list[RunnerStatus]:

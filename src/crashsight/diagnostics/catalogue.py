@@ -125,20 +125,5 @@ def diagnose_line(
     fields = match_line(signature, line)
     if fields is None:
         return None
-    when = when or datetime.now(UTC)
-    return Diagnostic(
-        id=signature.id,
-        category=signature.category,
-        subcategory=signature.subcategory,
-        count=1,
-        first_line=line,
-        last_line=line,
-        first_lineno=lineno,
-        last_lineno=lineno,
-        first_time=when,
-        last_time=when,
-        fields=fields,
-        description=signature.description,
-        hint=signature.hint,
-        evidence_only=signature.evidence_only,
-    )
+    seen = (line, lineno, when or datetime.now(UTC))
+    return Diagnostic.of(signature, first=seen, last=seen, count=1, fields=fields)

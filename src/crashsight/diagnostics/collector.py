@@ -174,21 +174,12 @@ class StderrCollector:
     def diagnostics(self) -> list[Diagnostic]:
         """One `Diagnostic` per signature that matched, in order of first appearance."""
         return [
-            Diagnostic(
-                id=hit.signature.id,
-                category=hit.signature.category,
-                subcategory=hit.signature.subcategory,
+            Diagnostic.of(
+                hit.signature,
+                first=(hit.first_line, hit.first_lineno, hit.first_time),
+                last=(hit.last_line, hit.last_lineno, hit.last_time),
                 count=hit.count,
-                first_line=hit.first_line,
-                last_line=hit.last_line,
-                first_lineno=hit.first_lineno,
-                last_lineno=hit.last_lineno,
-                first_time=hit.first_time,
-                last_time=hit.last_time,
                 fields=hit.fields,
-                description=hit.signature.description,
-                hint=hit.signature.hint,
-                evidence_only=hit.signature.evidence_only,
             )
             for hit in self._hits.values()
         ]

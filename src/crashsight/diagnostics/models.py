@@ -65,3 +65,31 @@ class Diagnostic(BaseModel):
     description: str
     hint: str
     evidence_only: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        signature: Signature,
+        *,
+        first: tuple[str, int, datetime],
+        last: tuple[str, int, datetime],
+        count: int,
+        fields: dict[str, str],
+    ) -> Diagnostic:
+        """The diagnostic of ``signature`` from its first and last (line, line number, time)."""
+        return cls(
+            id=signature.id,
+            category=signature.category,
+            subcategory=signature.subcategory,
+            count=count,
+            first_line=first[0],
+            last_line=last[0],
+            first_lineno=first[1],
+            last_lineno=last[1],
+            first_time=first[2],
+            last_time=last[2],
+            fields=fields,
+            description=signature.description,
+            hint=signature.hint,
+            evidence_only=signature.evidence_only,
+        )
