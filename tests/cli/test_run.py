@@ -131,7 +131,9 @@ def test_python_script_exception_is_structured(tmp_path: Path) -> None:
         ),
         pytest.param([], 2, "no command", id="no-command"),
         pytest.param(
-            ["--rules", "/no/such/rules.toml", "--", "true"], 2, "cannot read rules file",
+            ["--rules", "/no/such/rules.toml", "--", "true"],
+            2,
+            "cannot read rules file",
             id="rules-file-missing",
         ),
     ],

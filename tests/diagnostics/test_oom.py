@@ -1,4 +1,4 @@
-"""cgroup v2 OOM-kill evidence: parsing fake proc/sysfs trees, and this machine's real ones."""
+"""cgroup OOM-kill evidence (v2 and v1): parsing fake proc/sysfs trees, and this machine's real ones."""
 
 from __future__ import annotations
 
@@ -93,9 +93,29 @@ def test_real_files_of_this_machine_agree_with_the_parser() -> None:
         leaf = Path("/sys/fs/cgroup", unified[0].lstrip("/")) if unified else None
         assert leaf is None or not (leaf / "memory.events").is_file()
     else:
-        events = Path("/sys/fs/cgroup", counters.cgroup.lstrip("/"), "memory.events").read_text()
-        assert f"oom_kill {counters.oom_kill}" in events.splitlines()
+        base, name = COUNTER_FILES[counters.hierarchy]
+        text = Path("/sys/fs/cgroup", base, counters.cgroup.lstrip("/"), name).read_text()
+        assert f"oom_kill {counters.oom_kill}" in text.splitlines()
         assert read_oom_counters() == counters
+
+
+COUNTER_FILES = {"v2": ("", "memory.events"), "v1": ("memory", "memory.oom_control")}
+
+
+def test_cgroup_v1_memory_controller_is_read_when_v2_has_no_counter(tmp_path: Path) -> None:
+    """On a v1 or hybrid host the memory controller's memory.oom_control gives oom_kill."""
+    proc, sysfs = fake_host(tmp_path, "4:memory:/job/a\n1:cpu:/\n0::/\n", {})
+    (sysfs / "memory" / "job").mkdir(parents=True)
+    (sysfs / "memory" / "job" / "memory.oom_control").write_text(
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"
+    )
+    assert cgroup_path(4242, proc_root=proc, hierarchy="v1") == "/job/a"
+    before = read_oom_counters(4242, proc_root=proc, cgroup_root=sysfs)
+    assert before == OomCounters(cgroup="/job", hierarchy="v1", oom_kill=3)
+    (sysfs / "memory" / "job" / "memory.oom_control").write_text("oom_kill 4\n")
+    after = read_cgroup_oom_counters("/job", cgroup_root=sysfs, hierarchy="v1")
+    assert oom_evidence(before, after) is True
+    assert oom_evidence(before, OomCounters(cgroup="/job", oom_kill=4)) is None, "v2 is not v1"
 
 
 A = OomCounters(cgroup="/a", oom_kill=1, oom_group_kill=0)

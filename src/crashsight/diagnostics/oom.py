@@ -1,4 +1,4 @@
-"""Evidence of kernel OOM kills from cgroup v2 ``memory.events``.
+"""Evidence of kernel OOM kills from the cgroup OOM counters (v2 ``memory.events``, v1 ``oom_control``).
 
 A worker killed by SIGKILL may have met the kernel's OOM killer, or a person, or a scheduler. The
 only reliable way to tell from user space is the cgroup's OOM counters: the supervisor reads them
@@ -8,13 +8,20 @@ The counters belong to the cgroup, not the process: when the supervisor and its 
 cgroup, an OOM kill of any process in it counts. ``memory.events`` is hierarchical, so when the
 worker's own cgroup has no memory controller the nearest ancestor that has one is read.
 
-Everything here answers "could not tell" (``None``) rather than "no": on macOS, on cgroup v1,
-without permission, or after the process is gone.
+On cgroup v1 (and hybrid hosts, whose v2 hierarchy has no memory controller) the same counter is
+the ``oom_kill`` line of the memory controller's ``memory.oom_control`` (Linux 4.13 and later).
+That counter is local to one group, so the v1 reading sums it over the group and its descendants
+(a worker may move itself into a child group with a lower limit), which gives it v2's meaning.
+
+Everything here answers "could not tell" (``None``) rather than "no": on macOS, without a
+readable counter, without permission, or after the process is gone.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -28,6 +35,10 @@ __all__ = [
 
 PROC_ROOT = Path("/proc")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+_MAX_V1_GROUPS = 10_000
+_HIERARCHIES: tuple[Literal["v2", "v1"], ...] = ("v2", "v1")
+#: Where each hierarchy keeps the counter, relative to the cgroup mount: (mount subfolder, file).
+_COUNTER_FILES = {"v2": ("", "memory.events"), "v1": ("memory", "memory.oom_control")}
 
 
 class OomCounters(BaseModel):
@@ -36,26 +47,50 @@ class OomCounters(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     cgroup: str
+    hierarchy: Literal["v2", "v1"] = "v2"
     oom_kill: int
     oom_group_kill: int = 0
 
 
-def cgroup_path(pid: int | None = None, *, proc_root: Path = PROC_ROOT) -> str | None:
-    """Return the cgroup v2 path of a process (``/user.slice/...``), or None if not on v2.
+def cgroup_path(
+    pid: int | None = None, *, proc_root: Path = PROC_ROOT, hierarchy: Literal["v2", "v1"] = "v2"
+) -> str | None:
+    """Return a process's cgroup path (``/user.slice/...``) in one hierarchy, or None.
 
     Args:
         pid: the process; None means this process.
         proc_root: where procfs is mounted; tests point it at a fake tree.
+        hierarchy: ``v2``, the unified hierarchy (``0::/path``), or ``v1``, the memory
+            controller's own (``4:memory:/path``).
     """
     try:
         text = (proc_root / ("self" if pid is None else str(pid)) / "cgroup").read_text()
     except OSError:
         return None
     for line in text.splitlines():
-        # The unified hierarchy is the entry with hierarchy id 0 and no controllers: "0::/path".
-        if line.startswith("0::"):
-            return line[3:] or None
+        _, controllers, path = line.split(":", 2) if line.count(":") >= 2 else ("", "-", "")
+        if (hierarchy == "v2" and controllers == "") or (
+            hierarchy == "v1" and "memory" in controllers.split(",")
+        ):
+            return path or None
     return None
+
+
+def _read_counters(path: Path) -> dict[str, int]:
+    try:
+        return _parse_events(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _subtree_oom_kills(folder: Path, name: str) -> int:
+    """Sum a v1 group's ``oom_kill`` with its descendants' (bounded: a group tree is small)."""
+    total = 0
+    for depth, (directory, _, _) in enumerate(os.walk(folder)):
+        if depth >= _MAX_V1_GROUPS:
+            break
+        total += _read_counters(Path(directory) / name).get("oom_kill", 0)
+    return total
 
 
 def _parse_events(text: str) -> dict[str, int]:
@@ -84,32 +119,41 @@ def read_oom_counters(
         The counters, or None when they cannot be read (no cgroup v2, no memory controller on the
         way up, macOS, permission denied, process gone).
     """
-    path = cgroup_path(pid, proc_root=proc_root)
-    return None if path is None else read_cgroup_oom_counters(path, cgroup_root=cgroup_root)
+    for hierarchy in _HIERARCHIES:
+        path = cgroup_path(pid, proc_root=proc_root, hierarchy=hierarchy)
+        if path is not None:
+            found = read_cgroup_oom_counters(path, cgroup_root=cgroup_root, hierarchy=hierarchy)
+            if found is not None:
+                return found
+    return None
 
 
-def read_cgroup_oom_counters(cgroup: str, *, cgroup_root: Path = CGROUP_ROOT) -> OomCounters | None:
-    """Read the OOM counters of a cgroup v2 path, or of its nearest ancestor that has them.
+def read_cgroup_oom_counters(
+    cgroup: str, *, cgroup_root: Path = CGROUP_ROOT, hierarchy: Literal["v2", "v1"] = "v2"
+) -> OomCounters | None:
+    """Read the OOM counters of a cgroup path, or of its nearest ancestor that has them.
 
     Args:
-        cgroup: a path in the unified hierarchy, e.g. ``/system.slice/job.scope``.
-        cgroup_root: where the cgroup v2 hierarchy is mounted.
+        cgroup: a path in the hierarchy, e.g. ``/system.slice/job.scope``.
+        cgroup_root: where cgroups are mounted (v2 at the root, v1's memory controller under
+            ``memory/``).
+        hierarchy: which hierarchy ``cgroup`` belongs to.
 
     Returns:
-        The counters, or None when no ``memory.events`` with ``oom_kill`` is readable on the way
-        up to the root.
+        The counters, or None when no counter file with ``oom_kill`` is readable on the way up
+        to the root.
     """
+    base, name = _COUNTER_FILES[hierarchy]
     current = PurePosixPath(cgroup)
     while True:
-        try:
-            counters = _parse_events(
-                (cgroup_root / current.relative_to("/") / "memory.events").read_text()
-            )
-        except (OSError, ValueError):
-            counters = {}
+        folder = cgroup_root / base / current.relative_to("/")
+        counters = _read_counters(folder / name)
+        if hierarchy == "v1" and "oom_kill" in counters:
+            counters["oom_kill"] = _subtree_oom_kills(folder, name)
         if "oom_kill" in counters:
             return OomCounters(
                 cgroup=str(current),
+                hierarchy=hierarchy,
                 oom_kill=counters["oom_kill"],
                 oom_group_kill=counters.get("oom_group_kill", 0),
             )
@@ -125,6 +169,14 @@ def oom_evidence(before: OomCounters | None, after: OomCounters | None) -> bool 
         None when either reading is missing or they are of different cgroups (unknown is never
         reported as "no"), True when ``oom_kill`` or ``oom_group_kill`` increased, else False.
     """
-    if before is None or after is None or before.cgroup != after.cgroup:
+    if (
+        before is None
+        or after is None
+        or (before.cgroup, before.hierarchy)
+        != (
+            after.cgroup,
+            after.hierarchy,
+        )
+    ):
         return None
     return after.oom_kill > before.oom_kill or after.oom_group_kill > before.oom_group_kill

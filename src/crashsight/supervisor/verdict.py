@@ -145,7 +145,10 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         status = RunnerSucceeded(**common)
     else:
         termination = _termination(facts)
-        after = read_cgroup_oom_counters(facts.oom_before.cgroup) if facts.oom_before else None
+        before = facts.oom_before
+        after = (
+            read_cgroup_oom_counters(before.cgroup, hierarchy=before.hierarchy) if before else None
+        )
         oom = oom_evidence(facts.oom_before, after) if exit_info.signal else None
         verdict = config.classifier.classify(
             Facts(
