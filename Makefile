@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint bench clean
 
 $(BIN)/crashsight: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,14 @@ demo: $(BIN)/crashsight
 test: $(BIN)/crashsight
 	$(BIN)/python -m pytest
 
+# crashsight's cost as ratios against what users would use instead (~5 min on 2 cores);
+# `$(BIN)/python -m benchmarks.run --quick` is the few-second smoke run.
+bench: $(BIN)/crashsight
+	$(BIN)/python -m benchmarks.run
+
 lint: $(BIN)/crashsight
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
 clean:

@@ -37,9 +37,15 @@ PROTOCOL_VERSION = 1
 
 
 class WireModel(BaseModel):
-    """Base of every model that crosses the process boundary: strict about unknown fields."""
+    """Base of every model that crosses the process boundary: strict about unknown fields.
 
-    model_config = ConfigDict(extra="forbid")
+    Schemas are built on first use (``defer_build``), not at import: every worker imports this
+    module but uses only the models it sends, and building all of them (and the union adapter) up
+    front cost about 18 ms of every worker's start-up (``python -X importtime``, see
+    ``benchmarks/bench_spawn.py``).
+    """
+
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class _Message(WireModel):
@@ -166,5 +172,6 @@ Message = Annotated[
     Field(discriminator="kind"),
 ]
 
-#: Validates one frame's JSON payload into a `Message`.
-MESSAGE_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message)
+#: Validates one frame's JSON payload into a `Message`. Built on first use, like the models: only
+#: the supervisor validates frames, and a worker should not pay for it.
+MESSAGE_ADAPTER: TypeAdapter[Message] = TypeAdapter(Message, config=ConfigDict(defer_build=True))
