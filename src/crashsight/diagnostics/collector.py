@@ -227,7 +227,8 @@ class StderrCollector:
         if last < 0:
             self._extend_partial(data, pos, len(data))
             return
-        self._pending_cr = data[last] == 0x0D
+        # Only a "\r" that ends the chunk can be the first half of a split "\r\n".
+        self._pending_cr = data[last] == 0x0D and last + 1 == len(data)
         self._scan_region(data, pos, last + 1)
         self._extend_partial(data, last + 1, len(data))
 
