@@ -13,14 +13,32 @@ at the next 0xFF without guessing, and reports the skipped run once, as one `Pro
 
 from __future__ import annotations
 
+import json
 import struct
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from .errors import ProtocolError
-from .protocol import MESSAGE_ADAPTER, Message
 
-__all__ = ["DEFAULT_MAX_FRAME_BYTES", "HEADER_SIZE", "MAGIC", "FrameDecoder", "encode_frame"]
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from .protocol import Message
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "HEADER_SIZE",
+    "MAGIC",
+    "PROTOCOL_VERSION",
+    "FrameDecoder",
+    "encode_frame",
+    "encode_json_frame",
+    "frame_payload",
+]
+
+#: Bumped whenever a change to the wire models would make an older supervisor misread a newer
+#: runner. It lives here, with the frame format, because the runner announces it before it has
+#: loaded the models.
+PROTOCOL_VERSION = 1
 
 MAGIC = b"\xffCS\x01"
 _HEADER = struct.Struct(">4sI")
@@ -31,8 +49,22 @@ _PREVIEW = 32
 
 def encode_frame(message: Message) -> bytes:
     """Return the frame for one message: header plus compact JSON payload."""
-    payload = message.__pydantic_serializer__.to_json(message)
+    return frame_payload(message.__pydantic_serializer__.to_json(message))
+
+
+def frame_payload(payload: bytes) -> bytes:
+    """Return the frame for an already encoded JSON payload."""
     return _HEADER.pack(MAGIC, len(payload)) + payload
+
+
+def encode_json_frame(fields: dict[str, object]) -> bytes:
+    """Return the frame for a message given as plain JSON fields, encoded without pydantic.
+
+    Only for the runner's first message (`Ready`): it goes out before the wire models are
+    loaded, so a worker that never sends another event never pays for importing pydantic. A test
+    checks that the result validates as the model it stands for.
+    """
+    return frame_payload(json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode())
 
 
 class FrameDecoder:
@@ -48,6 +80,14 @@ class FrameDecoder:
     """
 
     def __init__(self, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        # Imported here, not at module level: workers import this module to write frames, and
+        # only the supervisor, which decodes, needs the models and pydantic.
+        from pydantic import ValidationError
+
+        from .protocol import MESSAGE_ADAPTER
+
+        self._adapter = MESSAGE_ADAPTER
+        self._invalid = ValidationError
         self.max_frame_bytes = max_frame_bytes
         self._buf = bytearray()
         self._offset = 0  # stream offset of self._buf[0]
@@ -131,8 +171,8 @@ class FrameDecoder:
 
     def _validate(self, payload: bytes, offset: int) -> Message | ProtocolError:
         try:
-            return MESSAGE_ADAPTER.validate_json(payload)
-        except ValidationError as exc:
+            return self._adapter.validate_json(payload)
+        except self._invalid as exc:
             error = ProtocolError(
                 "invalid",
                 f"frame of {len(payload)} bytes failed validation: "

@@ -16,8 +16,11 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
+from .framing import PROTOCOL_VERSION
+
 __all__ = [
     "MESSAGE_ADAPTER",
+    "MESSAGE_TYPES",
     "PROTOCOL_VERSION",
     "Event",
     "ExceptionInfo",
@@ -31,9 +34,6 @@ __all__ = [
     "TaskStarted",
     "UserEvent",
 ]
-
-#: Bumped whenever a change to these models would make an older supervisor misread a newer runner.
-PROTOCOL_VERSION = 1
 
 
 class WireModel(BaseModel):
@@ -171,6 +171,17 @@ Message = Annotated[
     Event | RunnerTerminationError,
     Field(discriminator="kind"),
 ]
+
+#: The classes of `Message`, for isinstance checks.
+MESSAGE_TYPES = (
+    Ready,
+    Heartbeat,
+    Progress,
+    TaskStarted,
+    TaskFinished,
+    UserEvent,
+    RunnerTerminationError,
+)
 
 #: Validates one frame's JSON payload into a `Message`. Built on first use, like the models: only
 #: the supervisor validates frames, and a worker should not pay for it.

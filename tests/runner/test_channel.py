@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
+from pydantic import BaseModel
 
 from crashsight.errors import (
     ChannelBrokenError,
@@ -17,7 +18,7 @@ from crashsight.errors import (
     ProtocolError,
 )
 from crashsight.framing import DEFAULT_MAX_FRAME_BYTES, HEADER_SIZE, FrameDecoder, encode_frame
-from crashsight.protocol import Heartbeat, Message, Progress
+from crashsight.protocol import Heartbeat, Message, Progress, Ready, UserEvent
 from crashsight.runner.channel import CHANNEL_FD_ENV, MAX_FRAME_ENV, Channel, open_from_environment
 
 _TIMEOUT = 10.0
@@ -216,3 +217,40 @@ def test_open_from_environment_refuses_a_non_socket(monkeypatch: pytest.MonkeyPa
     finally:
         os.close(read_fd)
         os.close(write_fd)
+
+
+def test_fields_frame_validates_as_the_model_it_stands_for() -> None:
+    """`Ready` is written without pydantic; the supervisor's decoder reads it as a real `Ready`."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        channel = Channel(theirs)
+        channel.send_fields(
+            {"kind": "ready", "pid": 42, "python": "3.11.7", "protocol": 1, "target": "m:f"}
+        )
+        channel.send(Heartbeat())
+        decoded = FrameDecoder().feed(ours.recv(65536))
+    assert decoded == [
+        Ready(seq=0, pid=42, python="3.11.7", protocol=1, target="m:f"),
+        Heartbeat(seq=1),
+    ]
+
+
+class Checkpoint(BaseModel):
+    step: int
+    note: str
+    tags: list[str]
+
+
+def test_user_event_frame_validates_as_user_event() -> None:
+    """A user model is framed from its own JSON; the decoder reads the `UserEvent` it stands for."""
+    event = Checkpoint(step=7, note='ünïcode "quoted" \\ and </script>', tags=["a", "b"])
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        channel = Channel(theirs)
+        channel.send(Heartbeat())
+        channel.send_user_event(event)
+        decoded = FrameDecoder().feed(ours.recv(65536))
+    assert decoded == [
+        Heartbeat(seq=0),
+        UserEvent(seq=1, name="Checkpoint", data=event.model_dump(mode="json")),
+    ]

@@ -10,18 +10,22 @@ several GB/s, so the check is compiled into a pydantic-core string validator.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from functools import lru_cache
 
 from pydantic_core import SchemaError, SchemaValidator, core_schema
 
 __all__ = ["build_prefilter", "minimal_needles"]
 
 
-def build_prefilter(needles: Sequence[bytes]) -> SchemaValidator | None:
+@lru_cache(maxsize=64)
+def build_prefilter(needles: tuple[bytes, ...]) -> SchemaValidator | None:
     """Compile the needles into one Rust regex alternation that answers "any of them in here?".
 
     pydantic-core validates a ``pattern`` with the Rust ``regex`` crate, which searches a large
-    alternation of literals with SIMD and Aho-Corasick in a single pass.
+    alternation of literals with SIMD and Aho-Corasick in a single pass. Compiling it takes about
+    2 ms, and every runner's collector needs the same one, so compiled prefilters are cached
+    (a validator is immutable and safe to share).
     """
     if not needles:
         return None
@@ -40,7 +44,12 @@ def _rust_escape(char: str) -> str:
 
 def minimal_needles(literals: Iterable[bytes]) -> tuple[bytes, ...]:
     """Drop every literal that contains another one: the shorter one already finds its lines."""
-    unique = sorted(set(literals), key=len)
+    return _minimal(frozenset(literals))
+
+
+@lru_cache(maxsize=64)
+def _minimal(literals: frozenset[bytes]) -> tuple[bytes, ...]:
+    unique = sorted(literals, key=len)
     kept: list[bytes] = []
     for lit in unique:
         if lit and not any(k in lit for k in kept):

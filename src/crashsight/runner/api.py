@@ -1,7 +1,9 @@
 """What code inside a runner calls: `emit`, `heartbeat`, `progress` and `task`.
 
 Workers are instrumented unconditionally, so outside a supervisor every call is a cheap no-op (one
-attribute check). Inside one, telemetry must never be what kills a worker: if the supervisor's end of
+attribute check). Inside one, the wire models (and pydantic) are imported on the first event sent,
+not when a worker starts: `Ready` goes out as plain JSON, so a worker that only reports how it ended
+pays nothing for the events it never sends. Inside one, telemetry must never be what kills a worker: if the supervisor's end of
 the channel breaks, the first failed call prints one line on stderr and later calls do nothing. Only
 mistakes in the calling code itself raise (`ChannelClosedError`, `FrameTooLargeError`).
 """
@@ -10,37 +12,25 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
-from pydantic import BaseModel
+from functools import cache
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from ..errors import ChannelBrokenError
-from ..protocol import (
-    Heartbeat,
-    Message,
-    Progress,
-    Ready,
-    RunnerTerminationError,
-    TaskFinished,
-    TaskStarted,
-    UserEvent,
-)
+from ..framing import PROTOCOL_VERSION
 from .channel import Channel, open_from_environment
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from ..protocol import Message
 
 __all__ = ["connect", "current_channel", "emit", "heartbeat", "progress", "send", "task"]
 
+_T = TypeVar("_T")
 _channel: Channel | None = None
 _broken_reported = False
-_WIRE_TYPES = (
-    Heartbeat,
-    Progress,
-    Ready,
-    RunnerTerminationError,
-    TaskFinished,
-    TaskStarted,
-    UserEvent,
-)
 
 
 def connect(target: str | None = None) -> Channel | None:
@@ -54,7 +44,15 @@ def connect(target: str | None = None) -> Channel | None:
         _channel = open_from_environment()
         if _channel is not None:
             os.register_at_fork(after_in_child=_forget_in_child)
-            send(Ready(pid=os.getpid(), python=sys.version.split()[0], target=target))
+            _channel.send_fields(
+                {
+                    "kind": "ready",
+                    "pid": os.getpid(),
+                    "python": sys.version.split()[0],
+                    "protocol": PROTOCOL_VERSION,
+                    "target": target,
+                }
+            )
     return _channel
 
 
@@ -65,11 +63,15 @@ def current_channel() -> Channel | None:
 
 def send(message: Message) -> None:
     """Send one wire message, or do nothing when unsupervised or the supervisor is gone."""
+    if _channel is not None:
+        _deliver(_channel.send, message)
+
+
+def _deliver(write: Callable[[_T], None], item: _T) -> None:
+    """Write ``item`` with ``write``; a broken channel is reported once, then ignored."""
     global _broken_reported
-    if _channel is None:
-        return
     try:
-        _channel.send(message)
+        write(item)
     except ChannelBrokenError as exc:
         if not _broken_reported:
             _broken_reported = True
@@ -88,23 +90,38 @@ def emit(event: BaseModel) -> None:
         FrameTooLargeError: The event is larger than the channel's frame limit.
         ChannelClosedError: This process closed the channel.
     """
-    if _channel is None:
+    channel = _channel
+    if channel is None:
         return
-    if isinstance(event, _WIRE_TYPES):
-        send(event)
+    if isinstance(event, _message_types()):
+        _deliver(channel.send, cast("Message", event))
     else:
-        send(UserEvent(name=type(event).__name__, data=event.model_dump(mode="json")))
+        # The `UserEvent` frame is written straight from the model's own JSON: building a
+        # UserEvent would convert the data to Python objects, validate them, and serialise them
+        # again, three times the work for the same bytes.
+        _deliver(channel.send_user_event, event)
+
+
+@cache
+def _message_types() -> tuple[type[BaseModel], ...]:
+    from ..protocol import MESSAGE_TYPES
+
+    return MESSAGE_TYPES
 
 
 def heartbeat() -> None:
     """Tell the supervisor this worker is alive, resetting its no-progress watchdog."""
     if _channel is not None:
+        from ..protocol import Heartbeat
+
         send(Heartbeat())
 
 
 def progress(message: str, fraction: float | None = None) -> None:
     """Report human-readable progress, optionally with a completed fraction in [0, 1]."""
     if _channel is not None:
+        from ..protocol import Progress
+
         send(Progress(message=message, fraction=fraction))
 
 
@@ -119,6 +136,8 @@ def task(task_id: str) -> Iterator[None]:
     if _channel is None:
         yield
         return
+    from ..protocol import TaskFinished, TaskStarted
+
     send(TaskStarted(task_id=task_id))
     try:
         yield

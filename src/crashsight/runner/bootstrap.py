@@ -22,17 +22,14 @@ from __future__ import annotations
 import faulthandler
 import importlib
 import importlib.util
-import inspect
 import os
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Literal, NoReturn
 
 from .api import connect, send
 from .channel import Channel
-from .describe import termination_error
 from .orphan import watch_for_supervisor_death
 
 __all__ = ["load_target", "main"]
@@ -59,7 +56,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         target = load_target(spec)
         phase = "target"
         result = target()
-        if inspect.isawaitable(result):
+        if isinstance(result, Awaitable):
             import asyncio  # only async targets pay for it: this module loads in every worker
 
             asyncio.run(_await(result))
@@ -88,12 +85,13 @@ def load_target(spec: str) -> Callable[[], object]:
     """
     where, _, name = spec.rpartition(":")
     if where.endswith(".py") or os.sep in where:
-        path = Path(where).resolve()
-        module_spec = importlib.util.spec_from_file_location(path.stem, path)
+        path = os.path.realpath(where)
+        stem = os.path.splitext(os.path.basename(path))[0]
+        module_spec = importlib.util.spec_from_file_location(stem, path)
         if module_spec is None or module_spec.loader is None:
-            raise ImportError(f"cannot load {where!r} as a Python file", path=str(path))
+            raise ImportError(f"cannot load {where!r} as a Python file", path=path)
         module = importlib.util.module_from_spec(module_spec)
-        sys.modules[path.stem] = module
+        sys.modules[stem] = module
         module_spec.loader.exec_module(module)
     else:
         module = importlib.import_module(where)
@@ -111,6 +109,8 @@ async def _await(awaitable: Awaitable[object]) -> None:
 
 def _report(exc: BaseException, phase: Literal["bootstrap", "target"], ch: Channel | None) -> None:
     if ch is not None:
+        from .describe import termination_error  # loaded only when something went wrong
+
         send(termination_error(exc, phase, ch.max_frame_bytes))
 
 

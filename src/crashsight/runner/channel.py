@@ -11,13 +11,26 @@ neither interleaves frames with its parent nor keeps the channel open after the 
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
+from functools import cache
+from typing import TYPE_CHECKING
 
 from ..errors import ChannelBrokenError, ChannelClosedError, FrameTooLargeError
-from ..framing import DEFAULT_MAX_FRAME_BYTES, HEADER_SIZE, encode_frame
-from ..protocol import Message
+from ..framing import (
+    DEFAULT_MAX_FRAME_BYTES,
+    HEADER_SIZE,
+    encode_frame,
+    encode_json_frame,
+    frame_payload,
+)
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from ..protocol import Message
 
 __all__ = [
     "BOOTSTRAP_ENV",
@@ -76,24 +89,40 @@ class Channel:
             FrameTooLargeError: The frame exceeds ``max_frame_bytes``; nothing was sent.
         """
         with self._lock:
-            sock = self._checked_socket()
             message.seq = self._seq
-            frame = encode_frame(message)
-            payload_size = len(frame) - HEADER_SIZE
-            if payload_size > self.max_frame_bytes:
-                raise FrameTooLargeError(
-                    f"a {message.kind!r} event encodes to {payload_size} bytes, over the channel's "
-                    f"{self.max_frame_bytes}-byte frame limit; nothing was sent"
-                )
-            try:
-                _send_all(sock, frame)
-            except OSError as exc:
-                self._broken = ChannelBrokenError(
-                    f"the supervisor's end of the channel is gone ({exc.strerror or exc}); "
-                    "the supervisor died or closed it"
-                )
-                raise self._broken from exc
-            self._seq += 1
+            self._write(encode_frame(message), message.kind)
+
+    def send_fields(self, fields: dict[str, object]) -> None:
+        """Like `send`, for a message given as JSON fields (see `encode_json_frame`)."""
+        with self._lock:
+            self._write(encode_json_frame({**fields, "seq": self._seq}), str(fields["kind"]))
+
+    def send_user_event(self, event: BaseModel) -> None:
+        """Send a user's model as a `UserEvent` frame, from the model's own JSON serialisation."""
+        name = _json_string(type(event).__name__)
+        data = event.__pydantic_serializer__.to_json(event)
+        with self._lock:
+            payload = b'{"kind":"user","seq":%d,"name":%s,"data":%s}' % (self._seq, name, data)
+            self._write(frame_payload(payload), "user")
+
+    def _write(self, frame: bytes, kind: str) -> None:
+        """Write one numbered frame whole; the caller holds the lock."""
+        sock = self._checked_socket()
+        payload_size = len(frame) - HEADER_SIZE
+        if payload_size > self.max_frame_bytes:
+            raise FrameTooLargeError(
+                f"a {kind!r} event encodes to {payload_size} bytes, over the channel's "
+                f"{self.max_frame_bytes}-byte frame limit; nothing was sent"
+            )
+        try:
+            _send_all(sock, frame)
+        except OSError as exc:
+            self._broken = ChannelBrokenError(
+                f"the supervisor's end of the channel is gone ({exc.strerror or exc}); "
+                "the supervisor died or closed it"
+            )
+            raise self._broken from exc
+        self._seq += 1
 
     def close(self) -> None:
         """Close this end; the supervisor sees end-of-stream once every copy is closed."""
@@ -115,6 +144,11 @@ class Channel:
         if self._sock is None:
             raise ChannelClosedError("the channel was closed by this process; events can't be sent")
         return self._sock
+
+
+@cache
+def _json_string(text: str) -> bytes:
+    return json.dumps(text, ensure_ascii=False).encode()
 
 
 def _close_quietly(sock: socket.socket) -> None:

@@ -16,7 +16,6 @@ from types import TracebackType
 
 from .api import connect, current_channel, send
 from .channel import BOOTSTRAP_ENV
-from .describe import termination_error
 from .orphan import watch_for_supervisor_death
 
 __all__ = ["install"]
@@ -39,6 +38,8 @@ def install() -> None:
     ) -> None:
         channel = current_channel()
         if channel is not None:
+            from .describe import termination_error  # loaded only when something went wrong
+
             send(termination_error(exc, "target", channel.max_frame_bytes))
         previous(exc_type, exc, tb)
 

@@ -117,7 +117,9 @@ class Attempt:
         facts = self.facts
         facts.start(proc.pid, read_oom_counters(proc.pid))
         self._last_activity = anyio.current_time()
-        reader = ChannelReader(proc.channel, config.max_frame_bytes, self._on_message, facts.issue)
+        reader = ChannelReader(
+            proc.channel, config.max_frame_bytes, self._on_message, facts.issue, self._touch
+        )
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._reap, proc.popen)
             tg.start_soon(self._read, reader.run)
@@ -243,17 +245,20 @@ class Attempt:
                 wake = min(wake, quiet_until)
             await anyio.sleep(max(0.0, wake - now))
 
-    def _on_stdout(self, data: bytes) -> None:
+    def _touch(self) -> None:
+        """Any byte from the runner is proof of life for the no-progress watchdog."""
         self._last_activity = anyio.current_time()
+
+    def _on_stdout(self, data: bytes) -> None:
+        self._touch()
         self.config.stdout.write(data)
 
     def _on_stderr(self, data: bytes) -> None:
-        self._last_activity = anyio.current_time()
+        self._touch()
         self.config.stderr.write(data)
         self.facts.collector.feed(data)
 
     def _on_message(self, message: Message) -> None:
-        self._last_activity = anyio.current_time()
         facts = self.facts
         if isinstance(message, TaskStarted):
             facts.task_started(message.task_id)

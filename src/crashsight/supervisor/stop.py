@@ -59,11 +59,12 @@ def find_marked_processes(runner_id: str, not_before: float) -> list[psutil.Proc
     """
     found: list[psutil.Process] = []
     me = os.getpid()
-    for proc in psutil.process_iter(["pid", "create_time"]):
-        created = proc.info.get("create_time")
-        if proc.pid == me or created is None or created < not_before - 1.0:
-            continue
+    # process_iter() keeps its Process objects between calls and each caches its create_time,
+    # so after the first scan only new processes cost a read of /proc/<pid>/stat.
+    for proc in psutil.process_iter():
         try:
+            if proc.pid == me or proc.create_time() < not_before - 1.0:
+                continue
             if proc.environ().get(RUNNER_ID_ENV) == runner_id:
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):

@@ -77,6 +77,8 @@ class ChannelReader:
         max_frame_bytes: The frame size limit given to the runner.
         on_message: Called with each valid message, in order.
         on_issue: Called with each protocol problem.
+        on_read: Called once per chunk read, before its messages: proof of life that costs one
+            call per read rather than one per message.
     """
 
     def __init__(
@@ -85,11 +87,13 @@ class ChannelReader:
         max_frame_bytes: int,
         on_message: Callable[[Message], None],
         on_issue: Callable[[ProtocolIssue], None],
+        on_read: Callable[[], None] = lambda: None,
     ) -> None:
         self._sock = sock
         self._decoder = FrameDecoder(max_frame_bytes)
         self._on_message = on_message
         self._on_issue = on_issue
+        self._on_read = on_read
         self._expected_seq = 0
 
     async def run(self) -> None:
@@ -109,6 +113,7 @@ class ChannelReader:
                 if not data:
                     self._dispatch(self._decoder.close())
                     return
+                self._on_read()
                 self._dispatch(self._decoder.feed(data))
         finally:
             self._sock.close()

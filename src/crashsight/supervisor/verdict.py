@@ -145,11 +145,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         status = RunnerSucceeded(**common)
     else:
         termination = _termination(facts)
-        before = facts.oom_before
-        after = (
-            read_cgroup_oom_counters(before.cgroup, hierarchy=before.hierarchy) if before else None
-        )
-        oom = oom_evidence(facts.oom_before, after) if exit_info.signal else None
+        oom = _oom_killed(facts.oom_before, exit_info)
         verdict = config.classifier.classify(
             Facts(
                 termination_error=termination,
@@ -187,6 +183,15 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         ErrorChunk.model_validate(redactor.value(c.model_dump(mode="json"))) for c in chunks
     ]
     return clean, clean_chunks
+
+
+def _oom_killed(before: OomCounters | None, exit_info: ExitInfo) -> bool | None:
+    """OOM-kill evidence for a death by signal, or a shell's 128+N report of one; else None."""
+    by_signal = exit_info.signal is not None or (exit_info.code or 0) > 128
+    if before is None or not by_signal:
+        return None
+    after = read_cgroup_oom_counters(before.cgroup, hierarchy=before.hierarchy)
+    return oom_evidence(before, after)
 
 
 def _termination(facts: AttemptFacts) -> TerminationInfo | None:
