@@ -64,7 +64,8 @@ def encode_json_frame(fields: dict[str, object]) -> bytes:
     loaded, so a worker that never sends another event never pays for importing pydantic. A test
     checks that the result validates as the model it stands for.
     """
-    return frame_payload(json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode())
+    # ASCII escapes keep the payload valid UTF-8 even for lone surrogates (undecodable file names).
+    return frame_payload(json.dumps(fields, separators=(",", ":")).encode())
 
 
 class FrameDecoder:

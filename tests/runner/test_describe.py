@@ -9,9 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from crashsight.framing import DEFAULT_MAX_FRAME_BYTES, encode_frame
+from crashsight.framing import (
+    DEFAULT_MAX_FRAME_BYTES,
+    FrameDecoder,
+    encode_frame,
+    encode_json_frame,
+)
+from crashsight.protocol import RunnerTerminationError
 from crashsight.runner import describe
-from crashsight.runner.describe import describe_exception, termination_error
+from crashsight.runner.describe import describe_exception, termination_error, termination_fields
 
 
 class ShardError(RuntimeError):
@@ -257,3 +263,14 @@ def test_termination_error_keeps_everything_when_it_fits() -> None:
     full = describe_exception(exc)
     assert message.phase == "bootstrap"
     assert message.model_dump(exclude={"kind", "seq", "phase"}) == full.model_dump()
+
+
+def test_undecodable_file_name_still_makes_a_valid_frame() -> None:
+    """An OSError about a file name that is not UTF-8 (a lone surrogate) still frames and decodes."""
+    name = b"/nonexistent/shard-\xff.tar".decode("utf-8", "surrogateescape")
+    exc = _caught(lambda: open(name))  # noqa: SIM115 - it fails before anything is open
+    fields = {**termination_fields(exc, "target", DEFAULT_MAX_FRAME_BYTES), "seq": 0}
+    [decoded] = FrameDecoder().feed(encode_json_frame(fields))
+    assert isinstance(decoded, RunnerTerminationError)
+    assert decoded.errno_name == "ENOENT"
+    assert "shard-" in decoded.message

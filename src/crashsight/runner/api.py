@@ -26,7 +26,16 @@ if TYPE_CHECKING:
 
     from ..protocol import Message
 
-__all__ = ["connect", "current_channel", "emit", "heartbeat", "progress", "send", "task"]
+__all__ = [
+    "connect",
+    "current_channel",
+    "emit",
+    "heartbeat",
+    "progress",
+    "send",
+    "send_fields",
+    "task",
+]
 
 _T = TypeVar("_T")
 _channel: Channel | None = None
@@ -65,6 +74,12 @@ def send(message: Message) -> None:
     """Send one wire message, or do nothing when unsupervised or the supervisor is gone."""
     if _channel is not None:
         _deliver(_channel.send, message)
+
+
+def send_fields(fields: dict[str, object]) -> None:
+    """Send one wire message given as JSON fields (see `Channel.send_fields`)."""
+    if _channel is not None:
+        _deliver(_channel.send_fields, fields)
 
 
 def _deliver(write: Callable[[_T], None], item: _T) -> None:

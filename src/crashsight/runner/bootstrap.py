@@ -28,8 +28,9 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Literal, NoReturn
 
-from .api import connect, send
+from .api import connect, send_fields
 from .channel import Channel
+from .describe import termination_fields
 from .orphan import watch_for_supervisor_death
 
 __all__ = ["load_target", "main"]
@@ -109,9 +110,7 @@ async def _await(awaitable: Awaitable[object]) -> None:
 
 def _report(exc: BaseException, phase: Literal["bootstrap", "target"], ch: Channel | None) -> None:
     if ch is not None:
-        from .describe import termination_error  # loaded only when something went wrong
-
-        send(termination_error(exc, phase, ch.max_frame_bytes))
+        send_fields(termination_fields(exc, phase, ch.max_frame_bytes))
 
 
 def _enable_faulthandler() -> None:

@@ -1,4 +1,9 @@
-"""Turn a live exception into an `ExceptionInfo` that outlives the process that raised it.
+"""Turn a live exception into a description that outlives the process that raised it.
+
+The description is built as plain JSON fields with the standard library only, in the shape of
+`ExceptionInfo`: the runner reports a failure without importing pydantic, which matters most when
+the failure is a MemoryError and there is no memory left to import it. Tests validate every
+description through the model, so the two cannot drift.
 
 Everything is bounded (chain depth, group width, frames, text) so that a pathological exception,
 such as a RecursionError with a thousand frames or a message of many megabytes, still fits in one
@@ -9,21 +14,25 @@ from __future__ import annotations
 
 import errno as errno_module
 import traceback
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from ..framing import encode_frame
-from ..protocol import ExceptionInfo, FrameInfo, RunnerTerminationError
+from ..framing import encode_json_frame
 
-__all__ = ["describe_exception", "termination_error"]
+if TYPE_CHECKING:
+    from ..protocol import ExceptionInfo, RunnerTerminationError
+
+__all__ = ["describe_exception", "exception_fields", "termination_error", "termination_fields"]
 
 _MAX_DEPTH = 8
 _MAX_GROUP_MEMBERS = 16
 _MAX_FRAMES = 64
 _MAX_TEXT = 16 * 1024
 
+Fields = dict[str, object]
 
-def describe_exception(exc: BaseException, *, max_frames: int = _MAX_FRAMES) -> ExceptionInfo:
-    """Describe ``exc`` with its frames, notes, chain and group members.
+
+def exception_fields(exc: BaseException, *, max_frames: int = _MAX_FRAMES) -> Fields:
+    """Describe ``exc`` with its frames, notes, chain and group members, as `ExceptionInfo` fields.
 
     Args:
         exc: The exception, usually just caught.
@@ -32,69 +41,90 @@ def describe_exception(exc: BaseException, *, max_frames: int = _MAX_FRAMES) -> 
     return _describe(exc, max_frames, depth=0, seen=set())
 
 
-def termination_error(
+def describe_exception(exc: BaseException, *, max_frames: int = _MAX_FRAMES) -> ExceptionInfo:
+    """`exception_fields` as an `ExceptionInfo` model (imports pydantic)."""
+    from ..protocol import ExceptionInfo
+
+    return ExceptionInfo.model_validate(exception_fields(exc, max_frames=max_frames))
+
+
+def termination_fields(
     exc: BaseException, phase: Literal["bootstrap", "target"], max_frame_bytes: int
-) -> RunnerTerminationError:
-    """Build the message the bootstrap sends before exiting, shrunk until it fits one frame."""
+) -> Fields:
+    """The `RunnerTerminationError` the bootstrap sends before exiting, shrunk to fit one frame."""
     for max_frames in (_MAX_FRAMES, 16, 4, 0):
-        info = describe_exception(exc, max_frames=max_frames)
-        message = RunnerTerminationError(phase=phase, **_fields(info))
-        if len(encode_frame(message)) <= max_frame_bytes:
-            return message
+        fields = {
+            "kind": "termination_error",
+            "phase": phase,
+            **exception_fields(exc, max_frames=max_frames),
+        }
+        if _fits(fields, max_frame_bytes):
+            return fields
     # Clipping counts characters, not encoded bytes ("\x00" escapes to six), so halve until it fits.
     limit = max(0, max_frame_bytes // 4)
     while True:
-        bare = RunnerTerminationError(
-            phase=phase,
-            type=type(exc).__qualname__,
-            module=type(exc).__module__,
-            message=_clip(_safe_str(exc), limit),
-        )
-        if limit == 0 or len(encode_frame(bare)) <= max_frame_bytes:
+        bare: Fields = {
+            "kind": "termination_error",
+            "phase": phase,
+            "type": type(exc).__qualname__,
+            "module": type(exc).__module__,
+            "message": _clip(_safe_str(exc), limit),
+        }
+        if limit == 0 or _fits(bare, max_frame_bytes):
             return bare
         limit //= 2
 
 
-def _fields(info: ExceptionInfo) -> dict[str, object]:
-    return {name: getattr(info, name) for name in ExceptionInfo.model_fields}
+def termination_error(
+    exc: BaseException, phase: Literal["bootstrap", "target"], max_frame_bytes: int
+) -> RunnerTerminationError:
+    """`termination_fields` as a `RunnerTerminationError` model (imports pydantic)."""
+    from ..protocol import RunnerTerminationError
+
+    return RunnerTerminationError.model_validate(termination_fields(exc, phase, max_frame_bytes))
 
 
-def _describe(exc: BaseException, max_frames: int, depth: int, seen: set[int]) -> ExceptionInfo:
+def _fits(fields: Fields, max_frame_bytes: int) -> bool:
+    # The channel adds "seq"; a generous 24 bytes cover it.
+    return len(encode_json_frame(fields)) + 24 <= max_frame_bytes
+
+
+def _describe(exc: BaseException, max_frames: int, depth: int, seen: set[int]) -> Fields:
     seen.add(id(exc))
     cls = type(exc)
     code = getattr(exc, "errno", None) if isinstance(exc, OSError) else None
-    info = ExceptionInfo(
-        type=cls.__qualname__,
-        module=cls.__module__,
-        mro_names=[_qualified(c) for c in cls.__mro__ if c is not object],
-        message=_clip(_safe_str(exc), _MAX_TEXT),
-        repr=_clip(_safe_repr(exc), _MAX_TEXT // 4),
-        errno=code if isinstance(code, int) else None,
-        errno_name=errno_module.errorcode.get(code) if isinstance(code, int) else None,
-        frames=_frames(exc, max_frames),
-        notes=[_clip(str(n), _MAX_TEXT // 4) for n in getattr(exc, "__notes__", ())][:16],
-    )
+    info: Fields = {
+        "type": cls.__qualname__,
+        "module": cls.__module__,
+        "mro_names": [_qualified(c) for c in cls.__mro__ if c is not object],
+        "message": _clip(_safe_str(exc), _MAX_TEXT),
+        "repr": _clip(_safe_repr(exc), _MAX_TEXT // 4),
+        "errno": code if isinstance(code, int) else None,
+        "errno_name": errno_module.errorcode.get(code) if isinstance(code, int) else None,
+        "frames": _frames(exc, max_frames),
+        "notes": [_clip(str(n), _MAX_TEXT // 4) for n in getattr(exc, "__notes__", ())][:16],
+    }
     if depth >= _MAX_DEPTH:
         return info
 
-    def linked(other: BaseException | None) -> ExceptionInfo | None:
+    def linked(other: BaseException | None) -> Fields | None:
         if other is None or id(other) in seen:
             return None
         return _describe(other, max_frames, depth + 1, seen)
 
-    info.cause = linked(exc.__cause__)
+    info["cause"] = linked(exc.__cause__)
     if not exc.__suppress_context__:
-        info.context = linked(exc.__context__)
+        info["context"] = linked(exc.__context__)
     if isinstance(exc, BaseExceptionGroup):
         members = [linked(e) for e in exc.exceptions[:_MAX_GROUP_MEMBERS]]
-        info.exceptions = [m for m in members if m is not None]
+        info["exceptions"] = [m for m in members if m is not None]
     return info
 
 
-def _frames(exc: BaseException, max_frames: int) -> list[FrameInfo]:
+def _frames(exc: BaseException, max_frames: int) -> list[dict[str, object]]:
     summary = traceback.extract_tb(exc.__traceback__)
-    frames = [
-        FrameInfo(file=f.filename, line=f.lineno, function=f.name, code=f.line or None)
+    frames: list[dict[str, object]] = [
+        {"file": f.filename, "line": f.lineno, "function": f.name, "code": f.line or None}
         for f in summary
     ]
     if len(frames) <= max_frames:

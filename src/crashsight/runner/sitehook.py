@@ -14,8 +14,9 @@ import os
 import sys
 from types import TracebackType
 
-from .api import connect, current_channel, send
+from .api import connect, current_channel, send_fields
 from .channel import BOOTSTRAP_ENV
+from .describe import termination_fields
 from .orphan import watch_for_supervisor_death
 
 __all__ = ["install"]
@@ -38,9 +39,7 @@ def install() -> None:
     ) -> None:
         channel = current_channel()
         if channel is not None:
-            from .describe import termination_error  # loaded only when something went wrong
-
-            send(termination_error(exc, "target", channel.max_frame_bytes))
+            send_fields(termination_fields(exc, "target", channel.max_frame_bytes))
         previous(exc_type, exc, tb)
 
     sys.excepthook = report_then_print
