@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
+import httpx
 import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -54,3 +56,34 @@ def test_demo_shows_every_verdict() -> None:
     ):  # fmt: skip
         assert verdict in result.stdout
     assert "7 of 8 workers failed" in result.stdout
+
+
+def test_embedding_snippet_serves_a_jobs_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The five lines of "Embedding in a training server" give a working, token-guarded endpoint."""
+    blocks = _python_blocks(_section("Embedding in a training server"))
+    assert list(blocks) == ["training_server.py"]
+    code = blocks["training_server.py"]
+    assert len([line for line in code.splitlines() if line.strip()]) == 5
+    for folder in ("jobs/reports", "jobs/logs"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "jobs/logs/7f3a.log").write_text(
+        "[2025-12-10 03:58:22] [trainer] [ERROR] [EVAL] torch.OutOfMemoryError: CUDA out of "
+        "memory. Tried to allocate 2.00 GiB.\n"
+    )
+    token = "readme-token-0123456789abcdef"
+    monkeypatch.setenv("CRASHSIGHT_TOKEN", token)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(code, "training_server.py", "exec"), namespace)
+    transport = httpx.ASGITransport(app=namespace["app"])  # type: ignore[arg-type]
+
+    async def ask(headers: dict[str, str]) -> httpx.Response:
+        async with httpx.AsyncClient(transport=transport, base_url="http://server") as client:
+            return await client.get("/crashsight/jobs/7f3a/errors", headers=headers)
+
+    assert anyio.run(ask, {}).status_code == 401
+    response = anyio.run(ask, {"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert response.json()["analysis"]["phase_kind"] == "eval"

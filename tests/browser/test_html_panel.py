@@ -1,33 +1,20 @@
-"""The HTML error-trace panel in a real headless browser (Debian's chromium via selenium).
-
-CI installs chromium and chromedriver (see .ci/run); elsewhere the test is skipped when they are
-missing, but never under CI=true, where a missing browser is a failure.
-"""
+"""The HTML error-trace panel of run, analyze and aggregate, in a real headless browser."""
 
 from __future__ import annotations
 
 import functools
 import http.server
-import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.wait import WebDriverWait
 
 from crashsight.testing.httpd import local_http_server
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-if not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"):
-    pytest.skip("chromium and chromedriver are not installed", allow_module_level=True)
 
 HOSTILE = '</script><script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 WORKER = f"""
@@ -47,35 +34,6 @@ main()
 """
 
 
-TRAIN_LOG = """\
-[2025-12-10 03:58:20] [trainer] [INFO] [SFT] step 100 loss 0.412
-[2025-12-10 03:58:21] [trainer] [INFO] [EVAL] Running evaluation
-[2025-12-10 03:58:22] [trainer] [ERROR] [EVAL] torch.OutOfMemoryError: CUDA out of memory. \
-Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.15 GiB of which 1.23 GiB is free.
-"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[webdriver.Chrome]:
-    """Headless chromium as root in a sandboxless container, with console logs captured."""
-    assert CHROMIUM is not None
-    assert CHROMEDRIVER is not None
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run",
-    ):  # fmt: skip
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
 def _crashsight(*args: str) -> int:
     result = subprocess.run(
         [sys.executable, "-m", "crashsight", *args],
@@ -85,11 +43,11 @@ def _crashsight(*args: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def site(tmp_path_factory: pytest.TempPathFactory, train_log: str) -> Iterator[str]:
     """Real `run`, `analyze` and `aggregate` pages, served from 127.0.0.1 (a secure context)."""
     folder = tmp_path_factory.mktemp("panel")
     (folder / "worker.py").write_text(WORKER)
-    (folder / "train.log").write_text(TRAIN_LOG)
+    (folder / "train.log").write_text(train_log)
     worker = [sys.executable, str(folder / "worker.py")]
     assert _crashsight("run", "--html", str(folder / "run.html"), "--report",
                        str(folder / "r.json"), "--", *worker) == 1  # fmt: skip

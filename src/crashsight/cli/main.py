@@ -11,6 +11,7 @@ from .analyze import add_analyze_parser
 from .demo import add_demo_parser
 from .run import add_run_parser
 from .schema import add_schema_parser
+from .serve import add_serve_parser
 
 __all__ = ["main"]
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(subparsers)
     add_aggregate_parser(subparsers)
     add_schema_parser(subparsers)
+    add_serve_parser(subparsers)
     return parser
 
 

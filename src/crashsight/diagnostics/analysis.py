@@ -60,6 +60,7 @@ __all__ = [
     "LogStats",
     "TracebackInfo",
     "analyze_file",
+    "chain_links",
     "phase_kind",
 ]
 
@@ -425,9 +426,8 @@ def _row(group: ErrorGroup, classifier: Classifier) -> tuple[ErrorRow, list[Diag
     return row, list(diagnostics.values())
 
 
-def _traceback_info(record: LogRecord) -> TracebackInfo:
-    """Parse a record's traceback; the chain lists the exceptions outermost first."""
-    exception = parse_traceback(record.lines)
+def chain_links(exception: ExceptionInfo | None) -> list[ChainLink]:
+    """The exceptions linked by ``raise ... from`` (or implicitly), outermost first."""
     chain: list[ChainLink] = []
     link, relation = exception, _RAISED
     while link is not None:
@@ -438,12 +438,18 @@ def _traceback_info(record: LogRecord) -> TracebackInfo:
         )
         relation = _CAUSE if link.cause else _CONTEXT
         link = link.cause or link.context
+    return chain
+
+
+def _traceback_info(record: LogRecord) -> TracebackInfo:
+    """Parse a record's traceback, with its chain."""
+    exception = parse_traceback(record.lines)
     return TracebackInfo(
         lineno=record.lineno,
         phase=record.phase,
         complete=bool(record.traceback_complete),
         exception=exception,
-        chain=chain,
+        chain=chain_links(exception),
     )
 
 
