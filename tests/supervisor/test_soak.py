@@ -104,6 +104,7 @@ async def test_soak_every_runner_gets_one_correct_status_and_nothing_leaks() -> 
     fds_before, rss_before = _fds(), psutil.Process().memory_info().rss
     assert await _soak(RUNNERS, seed=2) == []
     gc.collect()
-    assert _fds() == fds_before, "every pipe, socket and pidfd is closed"
+    # Not "==": other tests' objects may be collected meanwhile and close descriptors of theirs.
+    assert _fds() <= fds_before, "every pipe, socket and pidfd is closed"
     growth = psutil.Process().memory_info().rss - rss_before
     assert growth < 32 * 2**20, f"supervisor memory grew by {growth / 2**20:.1f} MiB"
