@@ -30,7 +30,7 @@ from ..report.kubernetes import default_termination_log, termination_message
 from ..report.model import Report
 from ..report.panels import panel_from_report
 from ..report.redact import Redactor
-from ..report.terminal import render_verdict
+from ..report.terminal import render_verdict, wants_colour
 from ..report.write import check_report_path, write_report, write_text_atomically
 from ..supervisor.status import RunnerFailed, RunnerStatus
 from ..supervisor.stop import StopPolicy
@@ -200,4 +200,4 @@ def _publish(report: Report, sinks: _Sinks) -> None:
         print(f"crashsight run: could not publish the verdict: {exc}", file=sys.stderr)
     if report.status != "succeeded":
         path = str(sinks.report) if sinks.report else None
-        print(render_verdict(report, path), file=sys.stderr)
+        print(render_verdict(report, path, colour=wants_colour(sys.stderr)), file=sys.stderr)

@@ -1,15 +1,32 @@
-"""The short verdict block `crashsight run` prints on its stderr when a runner fails."""
+"""The short verdict block `crashsight run` prints on its stderr when a runner fails.
+
+Colour only on a terminal, and never when ``NO_COLOR`` is set (no-color.org): CI logs and files
+get plain text that greps cleanly.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from typing import TextIO
+
 from .model import Report
 
-__all__ = ["render_verdict"]
+__all__ = ["render_verdict", "wants_colour"]
+
+_BOLD_RED, _BOLD, _DIM, _RESET = "\x1b[1;31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
 
 _MAX_DIAGNOSTICS = 5
+_MAX_TASKS = 10
 
 
-def render_verdict(report: Report, report_path: str | None = None) -> str:
+def wants_colour(stream: TextIO, env: Mapping[str, str] | None = None) -> bool:
+    """Whether to colour output for ``stream``: a terminal, and ``NO_COLOR`` unset."""
+    env = os.environ if env is None else env
+    return stream.isatty() and not env.get("NO_COLOR")
+
+
+def render_verdict(report: Report, report_path: str | None = None, *, colour: bool = False) -> str:
     """Render a failed or cancelled report as a few plain lines an operator can read at a glance.
 
     Example::
@@ -21,24 +38,28 @@ def render_verdict(report: Report, report_path: str | None = None) -> str:
           failed in: train.py:42 in step
           report:    r.json
     """
-    lines = [f"crashsight: {report.summary}"]
-    lines.append(f"  exit:      {report.exit.description}")
+    rows = [("exit", report.exit.description)]
     if report.signals_sent:
-        lines.append(f"  sent:      {', '.join(report.signals_sent)} (by crashsight)")
+        rows.append(("sent", f"{', '.join(report.signals_sent)} (by crashsight)"))
     for diagnostic in report.diagnostics[:_MAX_DIAGNOSTICS]:
-        lines.append(
-            f"  evidence:  {diagnostic.id} x{diagnostic.count}  {diagnostic.first_line.strip()[:160]}"
-        )
+        first = diagnostic.first_line.strip()[:160]
+        rows.append(("evidence", f"{diagnostic.id} x{diagnostic.count}  {first}"))
     if report.hint:
-        lines.append(f"  hint:      {report.hint}")
+        rows.append(("hint", report.hint))
     error = report.termination_error
     if error is not None and error.frames:
         frame = error.frames[-1]
-        lines.append(f"  failed in: {frame.file}:{frame.line} in {frame.function}")
+        rows.append(("failed in", f"{frame.file}:{frame.line} in {frame.function}"))
     if report.tasks.in_flight:
-        lines.append(f"  in flight: {', '.join(report.tasks.in_flight[:10])}")
-    for note in report.notes:
-        lines.append(f"  note:      {note}")
+        rows.append(("in flight", ", ".join(report.tasks.in_flight[:_MAX_TASKS])))
+    rows += [("task", f"{t.task_id}: {t.error}") for t in report.tasks.failed[:_MAX_TASKS]]
+    rows += [("note", note) for note in report.notes]
     if report_path:
-        lines.append(f"  report:    {report_path}")
+        rows.append(("report", report_path))
+    head = f"crashsight: {report.summary}"
+    if not colour:
+        return "\n".join([head, *(f"  {label + ':':<10} {value}" for label, value in rows)])
+    verdict, _, rest = report.summary.partition(": ")
+    lines = [f"{_DIM}crashsight:{_RESET} {_BOLD_RED}{verdict}{_RESET}: {_BOLD}{rest}{_RESET}"]
+    lines += [f"  {_DIM}{label + ':':<10}{_RESET} {value}" for label, value in rows]
     return "\n".join(lines)
