@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from crashsight.report.redact import JsonLike, Redactor
@@ -71,6 +71,8 @@ def test_shaped_secrets_never_survive(
 ) -> None:
     """Every known credential shape is masked wherever it sits in surrounding text."""
     secret, carrier = shape
+    scaffold = f"{before} {left}{carrier.replace(secret, '', 1)}{right} {after}"
+    assume(secret not in scaffold)  # a 4-character secret such as "http" may occur naturally
     text = f"{before} {left}{carrier}{right} {after}"
     assert secret not in Redactor({}).text(text)
 
@@ -80,7 +82,9 @@ def test_shaped_secrets_in_json_never_survive(shape: tuple[str, str]) -> None:
     """Secrets are masked inside serialized JSON, escaped quotes and all."""
     secret, carrier = shape
     text = json.dumps({"message": f"request failed: {carrier}", "status": 401})
-    assert json.dumps(secret)[1:-1] not in Redactor({}).text(text)
+    escaped = json.dumps(secret)[1:-1]
+    assume(escaped not in text.replace(escaped, "", 1))  # not also part of the scaffolding
+    assert escaped not in Redactor({}).text(text)
 
 
 @given(ORDINARY)
