@@ -9,8 +9,15 @@ from collections.abc import Iterator
 
 import psutil
 import pytest
+from hypothesis import settings
 
 from crashsight.runner.channel import RUNNER_ID_ENV
+
+# CI explores the same examples on every run, so a red CI means the change broke something; a
+# developer's run keeps drawing new examples (that is how the collector's '\r' bug was found).
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 #: Every process this test session starts inherits this marker, so concurrent test runs on the
 #: same machine do not see each other's runners as leftovers.
