@@ -138,7 +138,7 @@ class FrameDecoder:
             end = HEADER_SIZE + length
             if len(buf) < end:
                 break
-            payload = bytes(buf[HEADER_SIZE:end])
+            payload = buf[HEADER_SIZE:end]
             offset = self._offset
             self._consume(end)
             out.append(self._validate(payload, offset))
@@ -170,14 +170,14 @@ class FrameDecoder:
         self._end_garbage(out)
         return [e for e in out if isinstance(e, ProtocolError)]
 
-    def _validate(self, payload: bytes, offset: int) -> Message | ProtocolError:
+    def _validate(self, payload: bytes | bytearray, offset: int) -> Message | ProtocolError:
         try:
             return self._adapter.validate_json(payload)
         except self._invalid as exc:
             error = ProtocolError(
                 "invalid",
                 f"frame of {len(payload)} bytes failed validation: "
-                f"{_first_error(exc)}; payload starts {payload[:_PREVIEW]!r}",
+                f"{_first_error(exc)}; payload starts {bytes(payload[:_PREVIEW])!r}",
                 offset=offset,
             )
             error.__cause__ = exc

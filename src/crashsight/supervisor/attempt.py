@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..diagnostics.oom import read_oom_counters
 from ..errors import RunnerStateError
-from ..protocol import Message, RunnerTerminationError, TaskFinished, TaskStarted, UserEvent
+from ..protocol import Message
 from .events import EventBuffer
 from .spawn import ExitResult, SpawnedProcess, spawn, wait_for_exit
 from .status import ExitInfo, ProtocolIssue, RunnerStatus
@@ -259,14 +259,9 @@ class Attempt:
         self.facts.collector.feed(data)
 
     def _on_message(self, message: Message) -> None:
+        # Dispatch on the tag, most frequent kinds first: this runs once per event.
         facts = self.facts
-        if isinstance(message, TaskStarted):
-            facts.task_started(message.task_id)
-        elif isinstance(message, TaskFinished):
-            facts.task_finished(message.task_id, message.ok, message.error)
-        elif isinstance(message, RunnerTerminationError):
-            facts.termination_error = message
-        elif isinstance(message, UserEvent) and message.name in self.config.user_events:
+        if message.kind == "user" and message.name in self.config.user_events:
             model = self.config.user_events[message.name]
             try:
                 self._publish(model.model_validate(message.data))
@@ -279,6 +274,12 @@ class Attempt:
                         f"{model.__qualname__}: {exc.error_count()} errors",
                     )
                 )
+        elif message.kind == "task_started":
+            facts.task_started(message.task_id)
+        elif message.kind == "task_finished":
+            facts.task_finished(message.task_id, message.ok, message.error)
+        elif message.kind == "termination_error":
+            facts.termination_error = message
         self._publish(message)
 
     def _finish(self) -> RunnerStatus:

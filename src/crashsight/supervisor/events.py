@@ -31,6 +31,7 @@ class EventBuffer:
         self._capacity = capacity
         self._ready = anyio.Event()
         self._closed = False
+        self._waiting = False
         self.dropped = 0
 
     def put(self, item: BaseModel) -> None:
@@ -39,7 +40,8 @@ class EventBuffer:
             self._items.popleft()
             self.dropped += 1
         self._items.append(item)
-        self._ready.set()
+        if self._waiting:  # setting an Event costs more than a flag check, and most puts find
+            self._ready.set()  # the consumer busy or absent
 
     def close(self) -> None:
         """No more events will come; the iterator ends once the buffer is empty."""
@@ -53,4 +55,8 @@ class EventBuffer:
             if self._closed:
                 return
             self._ready = anyio.Event()
-            await self._ready.wait()
+            self._waiting = True
+            try:
+                await self._ready.wait()
+            finally:
+                self._waiting = False

@@ -17,7 +17,7 @@ import anyio
 
 from ..errors import ProtocolError
 from ..framing import FrameDecoder
-from ..protocol import Message, Ready
+from ..protocol import Message
 from .status import ProtocolIssue
 
 __all__ = ["ChannelReader", "OutputSink", "pump_output"]
@@ -125,7 +125,7 @@ class ChannelReader:
                     ProtocolIssue(problem=item.problem, detail=item.detail, offset=item.offset)
                 )
                 continue
-            if isinstance(item, Ready):
+            if item.kind == "ready":
                 self._expected_seq = item.seq
             elif item.seq != self._expected_seq:
                 lost = item.seq - self._expected_seq
