@@ -120,7 +120,8 @@ class _Screen:
 
     def __init__(self, cases: list[DemoCase]) -> None:
         self.tty = sys.stdout.isatty()
-        self.width = min(shutil.get_terminal_size().columns, 120) if self.tty else 120
+        # A terminal line is cut to fit the screen; a log or pipe gets it whole.
+        self.width = min(shutil.get_terminal_size().columns, 160) if self.tty else 10_000
         self.started = time.monotonic()
         self.cases = cases
         self._drawn = 0
