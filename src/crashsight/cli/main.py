@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -33,6 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse ``argv`` and exit with the sub-command's status."""
+    """Parse ``argv`` and exit with the sub-command's status.
+
+    A closed stdout (``crashsight demo | head``) and Ctrl-C end the command quietly with the
+    status a shell expects (141, 130), not a traceback.
+    """
     args = build_parser().parse_args(argv)
-    sys.exit(args.handler(args))
+    try:
+        code = args.handler(args)
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 128 + signal.SIGPIPE
+    except KeyboardInterrupt:
+        code = 128 + signal.SIGINT
+    sys.exit(code)
