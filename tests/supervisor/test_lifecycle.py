@@ -12,6 +12,7 @@ import psutil
 import pytest
 from pydantic import BaseModel
 
+from crashsight.errors import RunnerStateError
 from crashsight.protocol import Progress, Ready, UserEvent
 from crashsight.supervisor.restart import RestartPolicy
 from crashsight.supervisor.status import RunnerCancelled, RunnerFailed, RunnerSucceeded
@@ -219,3 +220,27 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+@pytest.mark.asyncio
+async def test_cancelled_while_waiting_for_runners_on_exit() -> None:
+    """A cancellation that arrives while the block's exit waits for runners stops and reaps them."""
+    runners = []
+    with anyio.move_on_after(0.5) as scope:
+        async with Supervisor(output="discard", stop_policy=StopPolicy(grace=1.0)) as supervisor:
+            runners.append(await supervisor.spawn_command(["sleep", "30"]))
+    assert scope.cancelled_caught
+    status = runners[0].status
+    assert isinstance(status, RunnerCancelled)
+    assert status.exit.signal == "SIGTERM"
+    assert not _alive(status.pid)
+
+
+@pytest.mark.asyncio
+async def test_spawn_after_exit_is_refused_before_anything_starts() -> None:
+    """A supervisor whose block has ended refuses to spawn, and starts no process."""
+    async with Supervisor(output="discard") as supervisor:
+        pass
+    with pytest.raises(RunnerStateError, match="spawn inside it"):
+        await supervisor.spawn_command(["sleep", "30"])
+    assert supervisor.runners == []

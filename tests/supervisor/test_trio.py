@@ -53,3 +53,12 @@ async def test_no_progress_and_cancellation_under_trio() -> None:
             runners.append(await supervisor.spawn(f"{INJECT}ignore_sigterm"))
             await anyio.sleep(600)
     assert isinstance(runners[0].status, RunnerCancelled)
+
+
+async def test_cancelled_while_waiting_for_runners_on_exit_under_trio() -> None:
+    """Under trio too, a cancellation during the block's exit stops and reaps every runner."""
+    runners = []
+    with anyio.move_on_after(0.5):
+        async with Supervisor(output="discard", stop_policy=StopPolicy(grace=1.0)) as supervisor:
+            runners.append(await supervisor.spawn_command(["sleep", "30"]))
+    assert isinstance(runners[0].status, RunnerCancelled)

@@ -129,7 +129,8 @@ class Supervisor:
         self._output = output
         self._log: BinaryIO | None = None
         self._tg: anyio.abc.TaskGroup | None = None
-        self._watcher: anyio.CancelScope | None = None
+        self._body_done = anyio.Event()
+        self._closed = False
         self.runners: list[Runner] = []
         #: The signal that made the supervisor stop its runners, when ``handle_signals`` is on.
         self.received_signal: signal.Signals | None = None
@@ -145,8 +146,8 @@ class Supervisor:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         if self.handle_signals:
-            self._watcher = anyio.CancelScope()
-            self._tg.start_soon(self._watch_signals, self._watcher)
+            # start(), not start_soon(): the handlers are in place before the first runner exists
+            await self._tg.start(self._watch_signals)
         return self
 
     async def __aexit__(
@@ -156,23 +157,21 @@ class Supervisor:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._tg is not None
+        self._closed = True
+        self._body_done.set()
         try:
-            if exc is None:
-                for runner in list(self.runners):
-                    await runner.wait()
-            else:
+            if exc is not None and not isinstance(exc, anyio.get_cancelled_exc_class()):
+                # The body's own error is not handed to the task group, which would wrap it in an
+                # ExceptionGroup: every runner is stopped and reaped, then it propagates unchanged.
                 self._tg.cancel_scope.cancel()
-        finally:
-            if self._watcher is not None:
-                self._watcher.cancel()
-        try:
-            # The body's own exception is not handed to the task group, which would wrap it in an
-            # ExceptionGroup; it propagates unchanged once every runner has been stopped and reaped.
-            await self._tg.__aexit__(None, None, None)
+                await self._tg.__aexit__(None, None, None)
+                return None
+            # Normal exit waits for every runner; a cancellation (of the body, or arriving while
+            # the group waits) stops them all with the policy, and the group re-raises it.
+            return await self._tg.__aexit__(exc_type, exc, tb)
         finally:
             if self._log is not None:
                 self._log.close()
-        return None
 
     async def spawn(
         self, target: str, *args: str, python: str | None = None, **options: Unpack[SpawnOptions]
@@ -184,7 +183,8 @@ class Supervisor:
         (default: this one); ``options`` are those of `spawn_command`.
         """
         argv = python_target_command(target, args, python)
-        options["env"] = {**(options.get("env") or os.environ), BOOTSTRAP_ENV: "1"}
+        base = options.get("env")
+        options["env"] = {**(os.environ if base is None else base), BOOTSTRAP_ENV: "1"}
         options.setdefault("name", target)
         return await self.spawn_command(argv, **options)
 
@@ -199,9 +199,9 @@ class Supervisor:
             SpawnError: The command could not be started.
             RunnerStateError: The supervisor is not running (use ``async with``).
         """
-        if self._tg is None:
+        if self._tg is None or self._closed:
             raise RunnerStateError(
-                "spawn needs a running supervisor: use 'async with Supervisor()'"
+                "spawn needs a running supervisor: use 'async with Supervisor()' and spawn inside it"
             )
         if not argv:
             raise SpawnError("cannot start a runner with an empty command")
@@ -240,12 +240,30 @@ class Supervisor:
             for runner in self.runners:
                 tg.start_soon(runner.stop, reason)
 
-    async def _watch_signals(self, scope: anyio.CancelScope) -> None:
-        with scope, anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                self.received_signal = signal.Signals(signum)
-                await self.stop_all(f"crashsight received {self.received_signal.name}")
-                return
+    async def _watch_signals(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Stop every runner on the first SIGINT, SIGTERM or SIGHUP; end once all are done."""
+        with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+            task_status.started()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._cancel_when_idle, tg.cancel_scope)
+                async for signum in signals:
+                    self.received_signal = signal.Signals(signum)
+                    await self.stop_all(f"crashsight received {self.received_signal.name}")
+                    break
+                tg.cancel_scope.cancel()
+
+    async def _cancel_when_idle(self, scope: anyio.CancelScope) -> None:
+        """Cancel ``scope`` once the body has finished and every runner is done."""
+        await self._body_done.wait()
+        for runner in list(self.runners):
+            await runner.wait()
+        scope.cancel()
+
+
+#: A terminal that closes (SIGHUP) ends a run like SIGTERM does: gracefully, with a report.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _check_seconds(name: str, value: float | None) -> None:
