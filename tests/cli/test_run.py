@@ -131,6 +131,12 @@ def test_python_script_exception_is_structured(tmp_path: Path) -> None:
         ),
         pytest.param([], 2, "no command", id="no-command"),
         pytest.param(
+            ["--html", "/no/such/dir/p.html", "--", "true"],
+            2,
+            "does not exist",
+            id="html-dir-missing",
+        ),
+        pytest.param(
             ["--rules", "/no/such/rules.toml", "--", "true"],
             2,
             "cannot read rules file",
@@ -148,4 +154,19 @@ def test_bad_input_gets_a_clear_error(
     result = run(*[arg.format(not_executable=not_executable) for arg in argv])
     assert result.returncode == code
     assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_report_folder_removed_mid_run_loses_only_that_report(tmp_path: Path) -> None:
+    """A sink that cannot be written is named; the verdict and the command's exit status stand."""
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    result = run(
+        "--report", str(gone / "r.json"), "--html", str(gone / "p.html"),
+        "--", "bash", "-c", f"rm -rf {gone}; exit 3",
+    )  # fmt: skip
+    assert result.returncode == 3
+    assert "could not write the report" in result.stderr
+    assert "could not write the HTML panel" in result.stderr
+    assert "crashsight: unknown: exited with code 3" in result.stderr
     assert "Traceback" not in result.stderr

@@ -78,3 +78,23 @@ def test_sigkill_of_crashsight_takes_the_worker_down(tmp_path: Path) -> None:
         proc.kill()
         proc.wait(timeout=10)
         assert _gone(worker, within=2)
+
+
+def test_signal_after_the_worker_ended_keeps_its_real_outcome(tmp_path: Path) -> None:
+    """A SIGINT while crashsight drains a finished worker's output does not rewrite its failure."""
+    report = tmp_path / "r.json"
+    # bash exits at once; its background child says so a moment later and holds the output open.
+    script = "(sleep 0.3; echo ended; sleep 30) & exit 3"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crashsight", "run", "--report", str(report),
+         "--", "bash", "-c", script],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ended\n"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 3, stderr
+    data = json.loads(report.read_text())
+    assert data["status"] == "failed"
+    assert data["exit"]["code"] == 3

@@ -18,7 +18,9 @@ import argparse
 import shlex
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -131,7 +133,12 @@ def run_command(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        report_path = check_report_path(args.report) if args.report else None
+        sinks = _Sinks(
+            report=check_report_path(args.report) if args.report else None,
+            html=check_report_path(args.html) if args.html else None,
+            termination_log=Path(args.termination_log) if args.termination_log else None,
+            context=dict(args.context),
+        )
         supervisor = Supervisor(
             stop_policy=StopPolicy(grace=args.grace),
             deadline=args.timeout,
@@ -142,12 +149,6 @@ def run_command(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"crashsight run: {exc}", file=sys.stderr)
         return 2
-    sinks = _Sinks(
-        report=report_path,
-        html=check_report_path(args.html) if args.html else None,
-        termination_log=Path(args.termination_log) if args.termination_log else None,
-        context=dict(args.context),
-    )
     return anyio.run(_supervise, supervisor, command, args.name, sinks)
 
 
@@ -186,18 +187,29 @@ async def _supervise(
 
 
 def _publish(report: Report, sinks: _Sinks) -> None:
-    """Write the report everywhere it was asked for; a broken sink is reported, not fatal."""
+    """Write the report everywhere it was asked for.
+
+    Each sink is tried on its own: one that fails (its folder was removed while the command ran,
+    a full disk) is named on stderr, and the others, the verdict and the exit status still stand.
+    """
+    writes: list[tuple[str, Callable[[], object]]] = []
     if sinks.report is not None:
-        write_report(report, sinks.report)
+        writes.append(("report", partial(write_report, report, sinks.report)))
     if sinks.html is not None:
-        write_text_atomically(render_panel(panel_from_report(report)), sinks.html)
+        page = render_panel(panel_from_report(report))
+        writes.append(("HTML panel", partial(write_text_atomically, page, sinks.html)))
+    writes.append(("GitHub step summary", partial(publish_to_github, report)))
     termination_log = sinks.termination_log or default_termination_log()
-    try:
-        publish_to_github(report)
-        if termination_log is not None and report.status != "succeeded":
-            termination_log.write_text(termination_message(report), encoding="utf-8")
-    except OSError as exc:
-        print(f"crashsight run: could not publish the verdict: {exc}", file=sys.stderr)
+    if termination_log is not None and report.status != "succeeded":
+        message = termination_message(report)
+        writes.append(("termination log", partial(termination_log.write_text, message)))
+    failed = set()
+    for what, write in writes:
+        try:
+            write()
+        except OSError as exc:
+            failed.add(what)
+            print(f"crashsight run: could not write the {what}: {exc}", file=sys.stderr)
     if report.status != "succeeded":
-        path = str(sinks.report) if sinks.report else None
+        path = str(sinks.report) if sinks.report and "report" not in failed else None
         print(render_verdict(report, path, colour=wants_colour(sys.stderr)), file=sys.stderr)

@@ -131,8 +131,9 @@ class Attempt:
                 await self._drain()
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
-                    facts.cancel_reason = facts.cancel_reason or "the supervisor was cancelled"
-                    await self.terminate()
+                    if self._exited.is_set():
+                        facts.notes.append("the supervisor was cancelled while reading its output")
+                    await self.terminate(reason="the supervisor was cancelled")
                     await self._kill_leftovers()
                     self._finish()
                 raise
@@ -155,12 +156,12 @@ class Attempt:
             watchdog: Which watchdog fired; makes the status a timeout failure.
         """
         facts = self.facts
+        if self._exited.is_set() or self.pid is None:
+            return  # it ended on its own first: its own outcome stands, not the request
         if reason is not None and facts.cancel_reason is None and facts.timeout is None:
             facts.cancel_reason = reason
         if watchdog is not None and facts.cancel_reason is None and facts.timeout is None:
             facts.timeout = watchdog
-        if self._exited.is_set() or self.pid is None:
-            return
         if self._stopping:
             await self._exited.wait()
             return
