@@ -170,3 +170,16 @@ def test_a_report_folder_removed_mid_run_loses_only_that_report(tmp_path: Path) 
     assert "could not write the HTML panel" in result.stderr
     assert "crashsight: unknown: exited with code 3" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_reader_going_away_ends_the_worker_like_a_shell_pipeline(tmp_path: Path) -> None:
+    """`crashsight run -- yes | head -n1` ends: the worker gets SIGPIPE, as it would in a shell."""
+    report = tmp_path / "r.json"
+    pipeline = f"{sys.executable} -m crashsight run --report {report} -- yes | head -n1"
+    result = subprocess.run(
+        ["bash", "-c", pipeline], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.stdout == "y\n"
+    data = load(report)
+    assert data["exit"]["signal"] == "SIGPIPE"
+    assert (data["category"], data["subcategory"]) == ("io", "broken_pipe")

@@ -98,3 +98,22 @@ def test_signal_after_the_worker_ended_keeps_its_real_outcome(tmp_path: Path) ->
     data = json.loads(report.read_text())
     assert data["status"] == "failed"
     assert data["exit"]["code"] == 3
+
+
+def test_a_stalled_reader_does_not_stall_the_deadline(tmp_path: Path) -> None:
+    """With crashsight's stdout not being read at all, --timeout still fires on time."""
+    report = tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crashsight", "run", "--timeout", "1", "--grace", "1",
+         "--report", str(report), "--", "yes"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.wait(timeout=30) == 124  # nobody reads proc.stdout until the end
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    data = json.loads(report.read_text())
+    assert data["timeout"] == "deadline"
+    assert data["duration_s"] < 5

@@ -29,6 +29,10 @@ def main(argv: list[str]) -> None:
         os.write(2, f"crashsight: prctl(PR_SET_PDEATHSIG) failed: {os.strerror(err)}\n".encode())
     if os.getppid() != int(supervisor_pid):
         os._exit(128 + signal.SIGKILL)  # the supervisor died before the signal was armed
+    # This interpreter ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across
+    # execve: give the program the defaults it would get from a shell (so `yes | head` ends).
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
     try:
         os.execv(program, program_argv)
     except OSError as exc:

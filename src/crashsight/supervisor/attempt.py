@@ -30,10 +30,11 @@ from ..diagnostics.oom import read_oom_counters
 from ..errors import RunnerStateError
 from ..protocol import Message
 from .events import EventBuffer
+from .output import OutputSink
 from .spawn import ExitResult, SpawnedProcess, spawn, wait_for_exit
 from .status import ExitInfo, ProtocolIssue, RunnerStatus
 from .stop import StopPolicy, kill_tree, signal_group, wait_gone
-from .streams import ChannelReader, OutputSink, pump_output
+from .streams import ChannelReader, pump_output
 from .verdict import AttemptFacts, build_status
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
     from ..diagnostics.models import Signature, TimeoutKind
 
 __all__ = ["Attempt", "RunnerConfig"]
+
+#: After the exit, how long the output may make no progress before the rest is dropped.
+_PASS_ON_STALL_S = 1.0
 
 
 @dataclass
@@ -203,17 +207,39 @@ class Attempt:
             await self._streams_done.wait()
         if not self._streams_done.is_set():
             held = await self._kill_leftovers()
-            self.facts.leftovers_killed += len(held)
-            self.facts.notes.append(
-                f"output was still held open {self.config.drain_timeout:g} s after the runner "
-                f"exited; killed {len(held)} leftover processes holding it"
-            )
-            with anyio.move_on_after(1.0):
-                await self._streams_done.wait()
+            if held:
+                self.facts.leftovers_killed += len(held)
+                self.facts.notes.append(
+                    f"output was still held open {self.config.drain_timeout:g} s after the runner "
+                    f"exited; killed {len(held)} leftover processes holding it"
+                )
+            await self._pass_on_the_rest()
         left = await self._kill_leftovers()
         if left:
             self.facts.leftovers_killed += len(left)
             self.facts.notes.append(f"killed {len(left)} processes the runner left behind")
+
+    async def _pass_on_the_rest(self) -> None:
+        """Wait for what is left in the pipes while crashsight's own reader keeps taking it.
+
+        A slow reader (``crashsight run ... | slow-consumer``) still gets every byte; a reader that
+        takes nothing for a second gets the rest dropped, with a note, so the report is not held
+        hostage by it.
+        """
+        sinks = (self.config.stdout, self.config.stderr)
+        while True:
+            before = [sink.written for sink in sinks]
+            with anyio.move_on_after(_PASS_ON_STALL_S):
+                await self._streams_done.wait()
+            if self._streams_done.is_set():
+                return
+            if [sink.written for sink in sinks] == before:
+                self.facts.notes.append(
+                    "the reader of crashsight's output took nothing for "
+                    f"{_PASS_ON_STALL_S:g} s after the runner exited; the rest of its output was "
+                    "dropped"
+                )
+                return
 
     async def _kill_leftovers(self) -> list[int]:
         pid = None if self._exited.is_set() else self.pid
@@ -250,14 +276,16 @@ class Attempt:
         """Any byte from the runner is proof of life for the no-progress watchdog."""
         self._last_activity = anyio.current_time()
 
-    def _on_stdout(self, data: bytes) -> None:
+    async def _on_stdout(self, data: bytes) -> bool:
         self._touch()
-        self.config.stdout.write(data)
+        await self.config.stdout.write(data)
+        return not self.config.stdout.broken  # its reader is gone: let the runner find out
 
-    def _on_stderr(self, data: bytes) -> None:
+    async def _on_stderr(self, data: bytes) -> bool:
         self._touch()
-        self.config.stderr.write(data)
         self.facts.collector.feed(data)
+        await self.config.stderr.write(data)
+        return True  # keep reading whatever happens to the copy: the diagnostics need it
 
     def _on_message(self, message: Message) -> None:
         # Dispatch on the tag, most frequent kinds first: this runs once per event.

@@ -3,15 +3,14 @@
 All three are non-blocking descriptors read with `anyio.wait_readable`, which works for pipes and
 sockets alike under asyncio and trio. Each reader runs until end-of-file and never raises on what it
 reads: bytes that are not frames become `ProtocolIssue` values, and output bytes are handed on as
-they are.
+they are (to `output.OutputSink`, among others).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
-from typing import BinaryIO
+from collections.abc import Awaitable, Callable
 
 import anyio
 
@@ -20,41 +19,17 @@ from ..framing import FrameDecoder
 from ..protocol import Message
 from .status import ProtocolIssue
 
-__all__ = ["ChannelReader", "OutputSink", "pump_output"]
+__all__ = ["ChannelReader", "pump_output"]
 
 _READ_SIZE = 64 * 1024
 
 
-class OutputSink:
-    """Where a runner's stdout or stderr goes after crashsight has looked at it.
+async def pump_output(fd: int, on_data: Callable[[bytes], Awaitable[bool]]) -> None:
+    """Read ``fd`` until end-of-file or until ``on_data`` returns False; closes ``fd``.
 
-    Args:
-        target: A file descriptor to copy the bytes to (the parent's own stdout/stderr for
-            pass-through), a binary file (a log file), or None to discard.
+    Closing early is how a reader that went away reaches the runner: its next write to the pipe
+    fails with EPIPE (or SIGPIPE), as in a shell pipeline.
     """
-
-    def __init__(self, target: int | BinaryIO | None) -> None:
-        self._target = target
-
-    def write(self, data: bytes) -> None:
-        """Copy ``data`` out whole; a closed or broken destination stops the copying, not the run."""
-        target = self._target
-        if target is None:
-            return
-        try:
-            if isinstance(target, int):
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(target, view) :]
-            else:
-                target.write(data)
-                target.flush()
-        except (OSError, ValueError):
-            self._target = None
-
-
-async def pump_output(fd: int, on_data: Callable[[bytes], None]) -> None:
-    """Read ``fd`` until end-of-file, calling ``on_data`` with each chunk; closes ``fd``."""
     try:
         while True:
             await anyio.wait_readable(fd)
@@ -62,9 +37,8 @@ async def pump_output(fd: int, on_data: Callable[[bytes], None]) -> None:
                 data = os.read(fd, _READ_SIZE)
             except BlockingIOError:
                 continue
-            if not data:
+            if not data or not await on_data(data):
                 return
-            on_data(data)
     finally:
         os.close(fd)
 

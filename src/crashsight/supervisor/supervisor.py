@@ -34,11 +34,11 @@ from ..errors import ConfigurationError, RunnerStateError, SpawnError
 from ..framing import DEFAULT_MAX_FRAME_BYTES
 from ..runner.channel import BOOTSTRAP_ENV
 from .attempt import RunnerConfig
+from .output import OutputSink
 from .restart import RestartPolicy
 from .runner import Runner
 from .spawn import python_target_command
 from .stop import StopPolicy
-from .streams import OutputSink
 
 __all__ = ["Output", "SpawnOptions", "Supervisor"]
 
@@ -170,6 +170,9 @@ class Supervisor:
             # the group waits) stops them all with the policy, and the group re-raises it.
             return await self._tg.__aexit__(exc_type, exc, tb)
         finally:
+            with anyio.CancelScope(shield=True):
+                await self._stdout.aclose()
+                await self._stderr.aclose()
             if self._log is not None:
                 self._log.close()
 
