@@ -191,7 +191,10 @@ def test_builtin_exception_gets_its_real_mro_and_errno() -> None:
 
 
 def test_dotted_names_split_into_module_and_type() -> None:
-    """``json.decoder.JSONDecodeError`` is type JSONDecodeError of module json.decoder."""
+    """``json.decoder.JSONDecodeError`` is type JSONDecodeError of module json.decoder.
+
+    Text tells no MRO, so a class that is not a builtin is taken to be an ``Exception``.
+    """
     info = parse_traceback(
         ["Traceback (most recent call last):", "json.decoder.JSONDecodeError: x"]
     )
@@ -199,7 +202,7 @@ def test_dotted_names_split_into_module_and_type() -> None:
     assert (info.type, info.module, info.mro_names) == (
         "JSONDecodeError",
         "json.decoder",
-        ["json.decoder.JSONDecodeError"],
+        ["json.decoder.JSONDecodeError", "Exception", "BaseException"],
     )
 
 

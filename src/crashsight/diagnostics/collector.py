@@ -21,6 +21,7 @@ until it says it has stopped listening.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -92,6 +93,17 @@ class _Hit:
     first_time: datetime
     last_time: datetime
     fields: dict[str, str]
+    #: Some matching line was not a warning or a retry, so the diagnostic may decide a verdict.
+    decisive: bool
+
+
+#: Lines that report a problem the program survived (a warning, a retry): a signature found on
+#: such a line is evidence, never the verdict on its own. Formats: glog ``W1122 10:00:00``,
+#: torch's ``[W socket.cpp:663]``, Python ``WARNING``/``Warning:``/``UserWarning:``, retry loggers.
+_WARNING_LINE = re.compile(
+    r"^\s*(?:\[rank\d+\]:\s*)?(?:W\d{4} |\[W[ \d])|\bWARN(?:ING)?\b|Warning: |\bRetrying\b|"
+    r"\[Retry \d|[Ss]kipping batch"
+)
 
 
 class StderrCollector:
@@ -180,6 +192,7 @@ class StderrCollector:
                 last=(hit.last_line, hit.last_lineno, hit.last_time),
                 count=hit.count,
                 fields=hit.fields,
+                decisive=hit.decisive,
             )
             for hit in self._hits.values()
         ]
@@ -348,6 +361,7 @@ class StderrCollector:
                 if sig.regex.search(line):
                     hit.count += 1
                     hit.last_line, hit.last_lineno, hit.last_time = line, lineno, now
+                    hit.decisive = hit.decisive or not _WARNING_LINE.search(line)
                 continue
             match = sig.regex.search(line)
             if match is None:
@@ -355,7 +369,10 @@ class StderrCollector:
             fields = {k: v for k, v in match.groupdict().items() if v is not None}
             if self._enrich is not None:
                 fields = self._enrich(sig_id, fields)
-            self._hits[sig_id] = _Hit(sig, 1, line, line, lineno, lineno, now, now, fields)
+            decisive = not _WARNING_LINE.search(line)
+            self._hits[sig_id] = _Hit(
+                sig, 1, line, line, lineno, lineno, now, now, fields, decisive
+            )
 
     def _remember(self, line: str) -> None:
         self._tail.append(line)

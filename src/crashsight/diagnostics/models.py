@@ -75,8 +75,12 @@ class Diagnostic(BaseModel):
         last: tuple[str, int, datetime],
         count: int,
         fields: dict[str, str],
+        decisive: bool = True,
     ) -> Diagnostic:
-        """The diagnostic of ``signature`` from its first and last (line, line number, time)."""
+        """The diagnostic of ``signature`` from its first and last (line, line number, time).
+
+        ``decisive=False`` (every line was a warning or a retry) makes it evidence only.
+        """
         return cls(
             id=signature.id,
             category=signature.category,
@@ -91,5 +95,5 @@ class Diagnostic(BaseModel):
             fields=fields,
             description=signature.description,
             hint=signature.hint,
-            evidence_only=signature.evidence_only,
+            evidence_only=signature.evidence_only or not decisive,
         )

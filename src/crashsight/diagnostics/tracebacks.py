@@ -432,11 +432,17 @@ def _exception(
 
 
 def _mro(module: str, qualname: str) -> list[str]:
-    """Text tells no MRO but a builtin's; names are as ``runner.describe`` writes them."""
+    """Text tells no MRO but a builtin's; names are as ``runner.describe`` writes them.
+
+    Any other class that ended a traceback is taken to be an ``Exception``: that is what nearly
+    every raised class is, and without it a rule such as ``exception = "Exception"`` (or the
+    built-in ``python/<Type>`` verdict) could never match a worker's own exception classes.
+    """
     cls = getattr(builtins, qualname, None) if module == "builtins" else None
     if isinstance(cls, type) and issubclass(cls, BaseException):
         return [c.__qualname__ for c in cls.__mro__ if c is not object]
-    return [qualname if module == "builtins" else f"{module}.{qualname}"]
+    name = qualname if module == "builtins" else f"{module}.{qualname}"
+    return [name, "Exception", "BaseException"]
 
 
 def _unbox(lines: list[str]) -> list[str]:
