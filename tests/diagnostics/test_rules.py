@@ -214,3 +214,13 @@ def test_arbitrary_text_gives_rules_or_rules_error(text: str) -> None:
     except RulesError as exc:
         outcome = exc
     assert isinstance(outcome, list) or str(outcome).startswith("fuzz.toml: ")
+
+
+@pytest.mark.parametrize(
+    "template", ["{exception:d}", "{exception:>99999999999}", "{exception!r}", "{signature.hint:>9}"]
+)
+def test_placeholder_with_format_spec_is_rejected(template: str) -> None:
+    """A format spec or conversion in a placeholder is refused when the file loads, not later."""
+    text = f'[[rule]]\ncategory = "x"\nhint = "{template}"\nexception = "E"\nsignature = "cuda.*"\n'
+    with pytest.raises(RulesError, match=r"rules\.toml: rule\[0\]: .*no format spec"):
+        parse_rules(text, "rules.toml")

@@ -196,9 +196,22 @@ def _template_fields(key: str, template: str | None) -> list[str]:
     if template is None:
         return []
     try:
-        return [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+        parts = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise ValueError(f"{key}: bad template {template!r}: {exc}") from None
+    fields = []
+    for _, field, spec, conversion in parts:
+        if field is None:
+            continue
+        # A format spec or conversion ({exception:>99999}, {exception!r}) could fail or blow up
+        # at classification time, after the run; placeholders are plain substitutions only.
+        if spec or conversion:
+            raise ValueError(
+                f"{key}: placeholder {{{field}}} takes no format spec or conversion, got "
+                f"{template!r}"
+            )
+        fields.append(field)
+    return fields
 
 
 def _problem(error: Mapping[str, Any]) -> str:
