@@ -13,7 +13,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .markdown import MAX_TASK_LINES, cell, task_error_lines, verdict_label
 from .redact import Redactor
@@ -53,6 +53,14 @@ class ShardReport(_Lenient):
     exit: _Exit = Field(default_factory=_Exit)
     tasks: _Tasks = Field(default_factory=_Tasks)
     context: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("context", mode="before")
+    @classmethod
+    def _context_as_text(cls, value: object) -> object:
+        """Other versions or tools may write numbers as context values: read them as text."""
+        if isinstance(value, dict):
+            return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+        return value
 
 
 class Unreadable(BaseModel):
@@ -103,6 +111,9 @@ def aggregate(
     redactor = redactor or Redactor()
     shards = [s for s in loaded if isinstance(s, ShardReport)]
     unreadable = [s for s in loaded if isinstance(s, Unreadable)]
+    # Shards are printed (JSON, HTML) as well as summarised: redact them before anything else.
+    shards = [ShardReport.model_validate(redactor.report_fields(s.model_dump())) for s in shards]
+    unreadable = [Unreadable.model_validate(redactor.value(u.model_dump())) for u in unreadable]
     failed = [s for s in shards if s.status == "failed"]
     classes = Counter(s.category or "unknown" for s in failed)
     ranked = sorted(classes, key=lambda c: -classes[c])

@@ -119,4 +119,4 @@ class Report(BaseModel):
             {**common, **outcome, "attempts": attempts, "context": context or {}}
         )
         redactor = redactor or Redactor()
-        return cls.model_validate(redactor.value(report.model_dump(mode="json")))
+        return cls.model_validate(redactor.report_fields(report.model_dump(mode="json")))

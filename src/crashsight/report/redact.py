@@ -24,10 +24,19 @@ JsonLike: TypeAlias = "str | int | float | bool | list[JsonLike] | dict[str, Jso
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
 _MIN_SECRET_LEN = 4  # shorter values ("1", "yes") are everywhere in ordinary text
 
+#: Names of keys, headers and flags whose value is a credential: password, db_password, api-key,
+#: X-Api-Key, hf_token, secret (not "tokens", "tokenizer" or "max_new_tokens").
+_SECRET_KEY = (
+    r"(?:[\w-]{0,40}[_-])?(?:password|passwd|secret|api[_-]?key|access[_-]?key|token)(?![\w])"
+)
+
 # Each pattern keeps the groups named ``keep`` and masks the rest of the match.
 _SHAPES: tuple[re.Pattern[str], ...] = (
-    # URL userinfo: https://user:pass@host/ and https://token@host
-    re.compile(r"(?P<keep>[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@]+(?=@)"),
+    # URL userinfo: https://user:pass@host/ and https://token@host. The scheme must start at a
+    # boundary and both parts are bounded, so a long line without spaces costs linear time.
+    re.compile(
+        r"(?<![A-Za-z0-9+.-])(?P<keep>[A-Za-z][A-Za-z0-9+.-]{0,31}://)[^\s/?#@]{1,512}(?=@)"
+    ),
     # Query parameters that carry credentials or signatures.
     re.compile(
         r"(?P<keep>[?&;](?:access_token|api_key|token|key|sig|signature"
@@ -39,11 +48,33 @@ _SHAPES: tuple[re.Pattern[str], ...] = (
         r"(?P<keep>authorization\\?[\"']?\s*[:=]\s*\\?[\"']?(?:bearer|basic|token)\s+)[^\s\"',;}\\]+",
         re.IGNORECASE,
     ),
+    re.compile(r"\bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}"),  # OpenAI and Anthropic API keys
     re.compile(r"hf_[A-Za-z0-9]{20,}"),  # Hugging Face
     re.compile(r"gh[opsur]_[A-Za-z0-9]{20,}"),  # GitHub OAuth, app and user tokens
     re.compile(r"github_pat_[A-Za-z0-9_]{20,}"),  # GitHub fine-grained tokens
     re.compile(r"AKIA[0-9A-Z]{16}"),  # AWS access key ids
     re.compile(r"xox[abprs]-[A-Za-z0-9-]{10,}"),  # Slack
+)
+
+
+#: A flag whose next argument is a secret: --password, --api-key, --hf-token, -secret.
+_SECRET_FLAG = re.compile(rf"-{{1,2}}{_SECRET_KEY}", re.IGNORECASE)
+
+
+#: Credentials named by their key. The scan for a key name is linear, so these patterns (whose
+#: bounded prefix costs ~40 steps per position) only run on text that names one at all.
+_KEY_NAMES = re.compile(r"password|passwd|secret|api[_-]?key|access[_-]?key|token", re.IGNORECASE)
+_KEYED_SHAPES: tuple[re.Pattern[str], ...] = (
+    # key=value and key: value pairs and headers named like credentials (password=..., api_key:
+    # ..., X-Api-Key: ...), and command-line flags such as --password VALUE.
+    re.compile(
+        rf"(?P<keep>(?<![A-Za-z0-9])(?:X-)?{_SECRET_KEY}\\?[\"']?\s*[=:]\s*\\?[\"']?)"
+        r"(?!\*\*\*)[^\s\"',;&}\\]{4,}",
+        re.IGNORECASE,
+    ),
+    re.compile(
+        rf"(?P<keep>(?<![\w-])-{{1,2}}{_SECRET_KEY} )(?!\*\*\*)[^\s\"',;&}}\\]{{4,}}", re.IGNORECASE
+    ),
 )
 
 
@@ -77,7 +108,39 @@ class Redactor:
             s = self._env.sub(MASK, s)
         for shape in _SHAPES:
             s = shape.sub(_mask, s)
+        if _KEY_NAMES.search(s):
+            for shape in _KEYED_SHAPES:
+                s = shape.sub(_mask, s)
         return s
+
+    def argv(self, args: list[str]) -> list[str]:
+        """Redact a command line, including the value that follows a flag like ``--password``."""
+        out: list[str] = []
+        for arg in args:
+            if out and _SECRET_FLAG.fullmatch(out[-1]):
+                out.append(MASK)
+            else:
+                out.append(self.text(arg))
+        return out
+
+    def context(self, pairs: Mapping[str, str]) -> dict[str, str]:
+        """Redact ``key=value`` context: values of keys named like secrets are masked whole."""
+        return {
+            self.text(k): MASK if _SECRET_NAME.search(k) or _KEY_NAMES.search(k) else self.text(v)
+            for k, v in pairs.items()
+        }
+
+    def report_fields(self, data: dict[str, JsonLike]) -> dict[str, JsonLike]:
+        """Redact a dumped status or report: every string, plus its argv and context by meaning."""
+        clean = self.value(data)
+        assert isinstance(clean, dict)
+        command = data.get("command")
+        if isinstance(command, list) and all(isinstance(arg, str) for arg in command):
+            clean["command"] = list(self.argv([str(arg) for arg in command]))
+        context = data.get("context")
+        if isinstance(context, dict):
+            clean["context"] = dict(self.context({k: str(v) for k, v in context.items()}))
+        return clean
 
     def value(self, v: JsonLike) -> JsonLike:
         """Redact every string in a JSON-like value, dictionary keys included."""

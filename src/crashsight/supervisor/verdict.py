@@ -178,7 +178,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
             )
             for task_id in facts.in_flight
         ]
-    clean = type(status).model_validate(redactor.value(status.model_dump(mode="json")))
+    clean = type(status).model_validate(redactor.report_fields(status.model_dump(mode="json")))
     clean_chunks = [
         ErrorChunk.model_validate(redactor.value(c.model_dump(mode="json"))) for c in chunks
     ]
