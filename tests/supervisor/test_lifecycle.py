@@ -244,3 +244,20 @@ async def test_spawn_after_exit_is_refused_before_anything_starts() -> None:
     with pytest.raises(RunnerStateError, match="spawn inside it"):
         await supervisor.spawn_command(["sleep", "30"])
     assert supervisor.runners == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.skipif(sys.platform != "linux", reason="the channel owner is set by the Linux shim")
+async def test_python_children_of_a_shell_runner_leave_the_channel_alone(tmp_path: Path) -> None:
+    """Only the runner process writes to its channel: two Python children of a shell runner
+    emitting at once cause no interleaved frames and no sequence errors."""
+    worker = tmp_path / "w.py"
+    worker.write_text(
+        "from crashsight import runner\nfor i in range(300):\n    runner.progress('x' * 5000)\n"
+    )
+    script = f"{sys.executable} {worker} & {sys.executable} {worker}; wait"
+    async with Supervisor(output="discard") as supervisor:
+        runner = await supervisor.spawn_command(["bash", "-c", script])
+        status = await runner.wait()
+    assert isinstance(status, RunnerSucceeded)
+    assert status.protocol_issues == []

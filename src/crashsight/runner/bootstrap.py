@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal, NoReturn
 
 from .api import connect, send_fields
-from .channel import Channel
+from .channel import BOOTSTRAP_ENV, Channel
 from .describe import termination_fields
 from .orphan import watch_for_supervisor_death
 
@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         print(_USAGE, file=sys.stderr)
         raise SystemExit(2)
     _enable_faulthandler()
+    # Programs this runner starts are not bootstrapped: their own .pth hook may report for them.
+    os.environ.pop(BOOTSTRAP_ENV, None)
     spec = args[0]
     channel = connect(target=spec)
     if channel is not None:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BOOTSTRAP_ENV",
     "CHANNEL_FD_ENV",
+    "CHANNEL_OWNER_ENV",
     "MAX_FRAME_ENV",
     "RUNNER_ID_ENV",
     "Channel",
@@ -48,6 +49,11 @@ MAX_FRAME_ENV = "CRASHSIGHT_MAX_FRAME"
 #: Set on every runner and inherited by everything it starts: the supervisor finds escaped
 #: descendants (new sessions, re-parented orphans) by this marker, the way Jenkins uses BUILD_ID.
 RUNNER_ID_ENV = "CRASHSIGHT_RUNNER_ID"
+
+#: The pid of the process that may open the channel, when known before it starts (the exec shim
+#: sets it to its own pid, which the program keeps across execve). Descendants that inherit the
+#: descriptor, such as the python children of a shell runner, leave the channel alone.
+CHANNEL_OWNER_ENV = "CRASHSIGHT_CHANNEL_OWNER"
 
 #: Set by the supervisor for bootstrap runners, which open the channel themselves: the ``.pth``
 #: hook for plain Python programs stands aside.
@@ -173,10 +179,16 @@ def open_from_environment() -> Channel | None:
     inherit the descriptor, never try to open it.
     """
     raw = os.environ.pop(CHANNEL_FD_ENV, None)
+    owner = os.environ.pop(CHANNEL_OWNER_ENV, None)
     if not raw:
         return None
     try:
         fd = int(raw)
+        if owner and owner != str(os.getpid()):
+            # An inherited copy in a descendant of the runner (a shell's python child): only the
+            # runner itself may write, or frames from several writers would interleave.
+            os.close(fd)
+            return None
         sock = socket.socket(fileno=fd)
     except (ValueError, OSError):
         return None

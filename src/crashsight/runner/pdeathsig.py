@@ -33,6 +33,9 @@ def main(argv: list[str]) -> None:
     # execve: give the program the defaults it would get from a shell (so `yes | head` ends).
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(sig, signal.SIG_DFL)
+    # The program keeps this pid: it alone may open the channel, not its own children. (The name
+    # is runner.channel.CHANNEL_OWNER_ENV; this shim runs with -S and imports no crashsight.)
+    os.environ["CRASHSIGHT_CHANNEL_OWNER"] = str(os.getpid())
     try:
         os.execv(program, program_argv)
     except OSError as exc:
