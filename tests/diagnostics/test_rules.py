@@ -224,3 +224,18 @@ def test_placeholder_with_format_spec_is_rejected(template: str) -> None:
     text = f'[[rule]]\ncategory = "x"\nhint = "{template}"\nexception = "E"\nsignature = "cuda.*"\n'
     with pytest.raises(RulesError, match=r"rules\.toml: rule\[0\]: .*no format spec"):
         parse_rules(text, "rules.toml")
+
+
+@pytest.mark.parametrize(
+    ("matcher", "problem"),
+    [
+        pytest.param("exception = []", "empty list never matches", id="empty-exception"),
+        pytest.param("signature = []", "empty list never matches", id="empty-signature"),
+        pytest.param("errno = -5", "errno values are positive", id="negative-errno"),
+        pytest.param("exit_codes = [1000]", "exit codes are 0 to 255", id="exit-code-range"),
+    ],
+)
+def test_matchers_that_can_never_hold_are_rejected(matcher: str, problem: str) -> None:
+    """A matcher that could never match is a mistake, reported with the file and rule index."""
+    with pytest.raises(RulesError, match=rf"rules\.toml: rule\[0\]: .*{problem}"):
+        parse_rules(f'[[rule]]\ncategory = "x"\n{matcher}\n', "rules.toml")

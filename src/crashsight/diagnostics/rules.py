@@ -54,6 +54,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -163,6 +164,22 @@ class Rule(BaseModel):
             if not ids_matching(pattern):
                 hint = _did_you_mean(pattern, SIGNATURE_IDS)
                 raise ValueError(f"{pattern!r} matches no catalogue signature{hint}")
+        return value
+
+    @field_validator("exception", "errno", "signature", "exit_codes", "signals")
+    @classmethod
+    def _can_match(cls, value: tuple[object, ...] | None, info: ValidationInfo) -> object:
+        """A matcher that can never hold (an empty list, an impossible number) is a mistake."""
+        if value is None:
+            return value
+        if not value:
+            raise ValueError(
+                f"an empty list never matches; give at least one {info.field_name} value"
+            )
+        if info.field_name == "exit_codes" and any(not 0 <= int(str(c)) <= 255 for c in value):
+            raise ValueError(f"exit codes are 0 to 255, got {list(value)}")
+        if info.field_name == "errno" and any(int(str(n)) <= 0 for n in value):
+            raise ValueError(f"errno values are positive, got {list(value)}")
         return value
 
     @field_validator("signals")
