@@ -84,6 +84,25 @@ SIGNATURES: tuple[Signature, ...] = (
             "[malloc] Unable to allocate 1073741824 bytes.",
         ),
     ),
+    Signature(
+        id="metal.command_buffer", category="gpu", subcategory="library",
+        pattern=r"\[METAL\] Command buffer execution failed: (?P<reason>[^(]+?) \((?:(?P<code>[0-9a-fA-F]{8}):)?(?P<kind>kIOGPUCommandBufferCallbackError\w+)\)",
+        literals=("[METAL] Command buffer execution failed: ",),
+        description="Metal failed a command buffer for a reason without an entry of its own (invalid resource, not permitted, ...); the specific entries above take precedence.",
+        hint="Read the reason in the line; update macOS and MLX, and reduce the work per evaluation to see whether it recurs.",
+        source=_METAL + "; 'Invalid Resource' seen in Blaizzy/mlx-vlm#270",
+        samples=("libc++abi: terminating due to uncaught exception of type std::runtime_error: [METAL] Command buffer execution failed: Invalid Resource (00000009:kIOGPUCommandBufferCallbackErrorInvalidResource)",),
+    ),
+    # --- XLA (JAX) -----------------------------------------------------------------------------
+    Signature(
+        id="xla.resource_exhausted", category="gpu", subcategory="oom",
+        pattern=r"RESOURCE_EXHAUSTED: Out of memory while trying to allocate (?P<bytes>\d+) bytes",
+        literals=("RESOURCE_EXHAUSTED: Out of memory",),
+        description="XLA could not allocate accelerator memory for a buffer (JAX on GPU or TPU).",
+        hint="Reduce the batch or model size, or set XLA_PYTHON_CLIENT_MEM_FRACTION / XLA_PYTHON_CLIENT_PREALLOCATE=false if another process holds the memory.",
+        source="XLA (openxla/xla) allocator, raised as jaxlib XlaRuntimeError (jax >= 0.4); seen in google-deepmind/alphafold#1023",
+        samples=("jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory while trying to allocate 4770354232 bytes.",),
+    ),
     # --- CUDA and PyTorch ----------------------------------------------------------------------
     Signature(
         id="cuda.oom", category="gpu", subcategory="oom",
