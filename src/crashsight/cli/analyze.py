@@ -118,14 +118,20 @@ def render_text(result: AnalyzeResult) -> str:
     if analysis is not None:
         verdict = "/".join(filter(None, (analysis.category, analysis.subcategory)))
         where = f" during phase {analysis.phase!r}" if analysis.phase else ""
-        kind = f" ({analysis.phase_kind})" if analysis.phase_kind else ""
+        kind = (
+            f" ({analysis.phase_kind})"
+            if analysis.phase_kind and analysis.phase_kind != analysis.phase
+            else ""
+        )
         lines.append(f"  verdict:     {verdict}{where}{kind}, confidence {analysis.confidence}")
-        lines.append(f"  description: {analysis.description}")
+        lines.append(f"  description: {_first_line(analysis.description)}")
         lines.append(f"  confidence:  {'; '.join(analysis.confidence_basis)}")
         lines += [f"  suggestion:  {suggestion}" for suggestion in analysis.suggestions]
     traceback = result.traceback
     if traceback is not None and traceback.exception is not None:
-        chain = " <- ".join(f"{link.type}: {link.message}"[:120] for link in traceback.chain)
+        chain = " <- ".join(
+            f"{link.type}: {_first_line(link.message)}"[:120] for link in traceback.chain
+        )
         lines.append(f"  traceback:   line {traceback.lineno}: {chain}")
         if traceback.exception.frames:
             frame = traceback.exception.frames[-1]
@@ -142,3 +148,9 @@ def render_text(result: AnalyzeResult) -> str:
         lines.append(f"    ... {more} more distinct errors (--format json lists them)")
     lines += [f"  note:        {note}" for note in result.notes]
     return "\n".join(lines)
+
+
+def _first_line(text: str) -> str:
+    """A multi-line message (an XLA memory report, a torchrun banner) shown as its first line."""
+    lines = text.strip().splitlines()
+    return lines[0] + (" ..." if len(lines) > 1 else "") if lines else ""

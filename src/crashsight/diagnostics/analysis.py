@@ -505,6 +505,8 @@ def _analysis(
         + f", {row.count} {times} in all."
     )
     shown = (verdict.evidence or row.message).strip().splitlines()[0][:200]
+    # "python/ValueError: ValueError: bad shape" says the type twice; keep it once.
+    shown = shown.removeprefix(f"{verdict.subcategory}: ")
     return Analysis(
         category=verdict.category,
         subcategory=verdict.subcategory,

@@ -69,6 +69,9 @@ _MASKS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
     (re.compile(r"(?:[A-Za-z]:)?(?:[\w.~@+-]*[/\\])+[\w.~@+-]*"), "<path>"),
     (re.compile(r"\b[0-9a-fA-F]{12,}\b"), "<hex>"),
+    # Request ids and short hashes: a token of 6+ characters mixing digits and letters (a3f9c2e,
+    # Root=1-64f34d30-2a1f...), so repeats that differ only there are counted together.
+    (re.compile(r"\b(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{6,}\b"), "<id>"),
     (re.compile(r"\d+(?:\.\d+)?"), "<n>"),
     (re.compile(r"\s+"), " "),
 )

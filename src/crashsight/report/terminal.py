@@ -7,9 +7,11 @@ get plain text that greps cleanly.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from typing import TextIO
 
+from ..protocol import FrameInfo
 from .model import Report
 
 __all__ = ["render_verdict", "wants_colour"]
@@ -48,7 +50,7 @@ def render_verdict(report: Report, report_path: str | None = None, *, colour: bo
         rows.append(("hint", report.hint))
     error = report.termination_error
     if error is not None and error.frames:
-        frame = error.frames[-1]
+        frame = _own_frame(error.frames)
         rows.append(("failed in", f"{frame.file}:{frame.line} in {frame.function}"))
     if report.tasks.in_flight:
         rows.append(("in flight", ", ".join(report.tasks.in_flight[:_MAX_TASKS])))
@@ -63,3 +65,20 @@ def render_verdict(report: Report, report_path: str | None = None, *, colour: bo
     lines = [f"{_DIM}crashsight:{_RESET} {_BOLD_RED}{verdict}{_RESET}: {_BOLD}{rest}{_RESET}"]
     lines += [f"  {_DIM}{label + ':':<10}{_RESET} {value}" for label, value in rows]
     return "\n".join(lines)
+
+
+def _own_frame(frames: list[FrameInfo]) -> FrameInfo:
+    """The innermost frame of the user's own code, not of an installed library or Python itself.
+
+    ``httpx/_models.py in raise_for_status`` is where an error was raised, but the line an operator
+    wants is the caller's: the worker's own code that made the request.
+    """
+    for frame in reversed(frames):
+        path = frame.file.replace("\\", "/")
+        if not any(part in path for part in _LIBRARY_PATHS) and not path.startswith("<frozen"):
+            return frame
+    return frames[-1]
+
+
+#: Path fragments of installed packages and of the standard library.
+_LIBRARY_PATHS = ("/site-packages/", "/dist-packages/", f"/lib/python{sys.version_info[0]}.")
