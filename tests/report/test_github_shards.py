@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -150,3 +151,32 @@ def test_aggregate_survives_foreign_and_broken_reports(tmp_path: Path) -> None:
         ("missing.json", "cannot read it"),
     ):
         assert re.search(rf"skipping \S*{name}: .*{reason}", result.stderr), result.stderr
+
+
+def test_aggregate_of_hundreds_of_shards_fits_an_issue_body(tmp_path: Path) -> None:
+    """600 failed shards with long summaries still make a body GitHub accepts (< 65,536 chars)."""
+    paths = []
+    for i in range(600):
+        path = tmp_path / f"shard-{i}.json"
+        path.write_text(
+            json.dumps(
+                {
+                    "name": f"shard {i}",
+                    "status": "failed",
+                    "category": "http",
+                    "subcategory": "client_error",
+                    "summary": "http/client_error: " + "x" * 900,
+                    "tasks": {"failed": [{"task_id": f"t{i}", "error": "y" * 500}]},
+                }
+            )
+        )
+        paths.append(str(path))
+    result = subprocess.run(
+        [sys.executable, "-m", "crashsight", "aggregate", *paths],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    title, _, body = result.stdout.partition("\n\n")
+    assert title == "crashsight (http, 600 shards)"
+    assert len(body) < 65_536
+    assert "… 550 more shards | http/client_error x550" in body

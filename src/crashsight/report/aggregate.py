@@ -137,10 +137,18 @@ def aggregate(
 def _body(shards: list[ShardReport], failed: list[ShardReport], bad: list[Unreadable]) -> str:
     lines = [f"{len(failed)} of {len(shards)} shards failed.", ""]
     lines += ["| shard | verdict | summary |", "| --- | --- | --- |"]
-    for shard in shards:
+    # Failed shards first; a GitHub issue body holds 65,536 characters, so rows and cells are
+    # bounded and the rest is counted by verdict.
+    ordered = [*failed, *(s for s in shards if s.status != "failed")]
+    for shard in ordered[:_MAX_SHARD_ROWS]:
+        summary = cell(shard.summary)[:_MAX_CELL]
         lines.append(
-            f"| {cell(_shard_name(shard))} | {verdict_label(shard)} | {cell(shard.summary)} |"
+            f"| {cell(_shard_name(shard))[:_MAX_CELL]} | {verdict_label(shard)} | {summary} |"
         )
+    rest = Counter(verdict_label(shard) for shard in ordered[_MAX_SHARD_ROWS:])
+    if rest:
+        counted = ", ".join(f"{label} x{n}" for label, n in rest.most_common())
+        lines.append(f"| … {sum(rest.values())} more shards | {counted} | |")
     task_lines = [line for shard in failed for line in task_error_lines(shard)]
     if task_lines:
         lines += ["", f"**Failed tasks ({len(task_lines)})**", ""]
@@ -151,6 +159,11 @@ def _body(shards: list[ShardReport], failed: list[ShardReport], bad: list[Unread
         lines += ["", "**Unreadable reports**", ""]
         lines += [f"- `{cell(item.path)}`: {cell(item.reason)}" for item in bad]
     return "\n".join(lines) + "\n"
+
+
+#: Rows and cell width of the shard table: 50 rows of 200 characters stay far below GitHub's limit.
+_MAX_SHARD_ROWS = 50
+_MAX_CELL = 200
 
 
 def _shard_name(shard: ShardReport) -> str:
