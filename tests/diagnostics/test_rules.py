@@ -217,7 +217,8 @@ def test_arbitrary_text_gives_rules_or_rules_error(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "template", ["{exception:d}", "{exception:>99999999999}", "{exception!r}", "{signature.hint:>9}"]
+    "template",
+    ["{exception:d}", "{exception:>99999999999}", "{exception!r}", "{signature.hint:>9}"],
 )
 def test_placeholder_with_format_spec_is_rejected(template: str) -> None:
     """A format spec or conversion in a placeholder is refused when the file loads, not later."""
