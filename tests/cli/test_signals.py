@@ -37,6 +37,17 @@ def crashsight_run(*args: str) -> Iterator[tuple[subprocess.Popen[str], psutil.P
         proc.communicate(timeout=10)
 
 
+def _wait_for_children(parent: psutil.Process, names: set[str]) -> list[psutil.Process]:
+    """The parent and its descendants, once processes with all of ``names`` exist (bounded)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [parent, *parent.children(recursive=True)]
+        if names <= {p.name() for p in found} or time.monotonic() > deadline:
+            assert names <= {p.name() for p in found}
+            return found
+        time.sleep(0.02)
+
+
 def _gone(proc: psutil.Process, within: float) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -117,3 +128,24 @@ def test_a_stalled_reader_does_not_stall_the_deadline(tmp_path: Path) -> None:
     data = json.loads(report.read_text())
     assert data["timeout"] == "deadline"
     assert data["duration_s"] < 5
+
+
+def test_sigkill_of_crashsight_takes_a_shell_workers_children_down() -> None:
+    """SIGKILL of crashsight also ends the children of a shell worker (its whole process group)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crashsight", "run", "--",
+         "bash", "-c", "echo ready; sleep 41 | cat; echo done"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        [shell] = [p for p in psutil.Process(proc.pid).children() if p.name() == "bash"]
+        descendants = _wait_for_children(shell, {"sleep", "cat"})
+        proc.kill()
+        proc.wait(timeout=10)
+        assert all(_gone(p, within=2) for p in descendants)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)

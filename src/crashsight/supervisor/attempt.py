@@ -30,6 +30,7 @@ from ..diagnostics.oom import read_oom_counters
 from ..errors import RunnerStateError
 from ..protocol import Message
 from .events import EventBuffer
+from .guardian import Guardian
 from .output import OutputSink
 from .spawn import ExitResult, SpawnedProcess, spawn, wait_for_exit
 from .status import ExitInfo, ProtocolIssue, RunnerStatus
@@ -67,6 +68,7 @@ class RunnerConfig:
     classifier: Classifier
     signatures: Sequence[Signature]
     user_events: Mapping[str, type[BaseModel]] = field(default_factory=dict)
+    guardian: Guardian | None = None
 
 
 class Attempt:
@@ -111,6 +113,8 @@ class Attempt:
             inherit_stdin=config.inherit_stdin,
         )
         self.pid = self._proc.pid
+        if self.config.guardian is not None:
+            self.config.guardian.watch(self.pid)
 
     async def run(self) -> RunnerStatus:
         """Supervise the started process until it is reaped; return its final status."""
@@ -312,6 +316,8 @@ class Attempt:
         self._publish(message)
 
     def _finish(self) -> RunnerStatus:
+        if self.config.guardian is not None and self.pid is not None:
+            self.config.guardian.forget(self.pid)
         self.facts.collector.close()
         self.facts.events_dropped = self._events.dropped
         status, chunks = build_status(self.facts)

@@ -24,6 +24,7 @@ from typing import BinaryIO, Literal, Self, TypedDict, Unpack
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 from pydantic import BaseModel
 
 from ..diagnostics.catalogue import CATALOGUE
@@ -34,6 +35,7 @@ from ..errors import ConfigurationError, RunnerStateError, SpawnError
 from ..framing import DEFAULT_MAX_FRAME_BYTES
 from ..runner.channel import BOOTSTRAP_ENV
 from .attempt import RunnerConfig
+from .guardian import Guardian
 from .output import OutputSink
 from .restart import RestartPolicy
 from .runner import Runner
@@ -143,6 +145,7 @@ class Supervisor:
         else:
             self._log = Path(self._output).open("ab")  # noqa: ASYNC230, SIM115 - a local append, closed in __aexit__
             self._stdout = self._stderr = OutputSink(self._log)
+        self._guardian = Guardian()
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         if self.handle_signals:
@@ -173,6 +176,7 @@ class Supervisor:
             with anyio.CancelScope(shield=True):
                 await self._stdout.aclose()
                 await self._stderr.aclose()
+                await anyio.to_thread.run_sync(self._guardian.close)
             if self._log is not None:
                 self._log.close()
 
@@ -230,6 +234,7 @@ class Supervisor:
             classifier=self.classifier,
             signatures=self.signatures,
             user_events=self.user_events,
+            guardian=self._guardian,
         )
         runner = Runner(config, options.get("restart") or RestartPolicy(), self.event_buffer)
         runner.start()
