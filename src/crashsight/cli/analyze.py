@@ -113,7 +113,9 @@ def render_text(result: AnalyzeResult) -> str:
             x47  PreTokenize  ERROR  Failed to tokenize <path> at line <n>
                  lines 12-3400, 2025-12-10T03:58:22 .. 2025-12-10T04:01:10
     """
-    lines = [f"crashsight analyze: {result.file}: {result.message}"]
+    lines = [f"crashsight analyze: {result.message}"]
+    if not result.message.startswith(result.file):
+        lines[0] = f"crashsight analyze: {result.file}: {result.message}"
     analysis = result.analysis
     if analysis is not None:
         verdict = "/".join(filter(None, (analysis.category, analysis.subcategory)))

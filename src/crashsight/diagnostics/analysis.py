@@ -282,6 +282,8 @@ def _read(
             chunk = handle.read(chunk_size)
             if not chunk:
                 return "empty", [f"{path}: the file is empty; there is nothing to analyse"]
+            if chunk[:2] == b"\x1f\x8b":
+                return "binary", [f"{path}: a gzip file; analyse the log itself (zcat it first)"]
             if _looks_binary(chunk[:_BINARY_SAMPLE]):
                 return "binary", [f"{path}: not a text log (binary data); nothing to analyse"]
             notes = [""]

@@ -72,7 +72,9 @@ class Runner:
     async def stop(self, reason: str = "stopped on request") -> RunnerStatus:
         """Stop the runner with the stop policy, with no restart, and return its final status.
 
-        The status is `RunnerCancelled` with ``reason``, unless the runner had already ended.
+        The status is `RunnerCancelled` with ``reason``, unless the runner had already ended. A
+        runner waiting to restart has no process to stop: its next attempt is not started, and
+        the last attempt's status (the failure that led to the restart) stands.
         """
         self._stop_requested = reason
         if self._backoff_scope is not None:
