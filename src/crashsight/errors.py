@@ -38,7 +38,7 @@ class CrashsightError(Exception):
 
 
 class ProtocolError(CrashsightError):
-    """Raised (or yielded as a value) by the frame decoder when bytes on the channel are not a valid frame.
+    """Returned as a value (never raised) by the frame decoder for bytes that are not a valid frame.
 
     The supervisor never lets it escape: it becomes a protocol diagnostic on the runner's report.
     When a frame failed validation, the pydantic ``ValidationError`` is the ``__cause__``.
@@ -46,8 +46,7 @@ class ProtocolError(CrashsightError):
 
     def __init__(self, problem: str, detail: str, *, offset: int) -> None:
         super().__init__(f"{problem} at channel offset {offset}: {detail}")
-        #: A short machine-readable tag: ``garbage``, ``oversize``, ``invalid``, ``truncated`` or
-        #: ``sequence``.
+        #: A short machine-readable tag: ``garbage``, ``oversize``, ``invalid`` or ``truncated``.
         self.problem = problem
         self.detail = detail
         self.offset = offset
@@ -75,7 +74,8 @@ class FrameTooLargeError(ChannelError):
 class SpawnError(CrashsightError):
     """Raised by the supervisor when the operating system refuses to start a runner.
 
-    The cause is the original ``OSError`` (command not found, not executable, bad working directory).
+    When the OS refused, the cause is the original ``OSError`` (command not found, not executable,
+    bad working directory); an empty command has no cause.
     """
 
 

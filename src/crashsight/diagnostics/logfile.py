@@ -413,6 +413,7 @@ class LogScanner:
         """Open a record if ``line`` starts an error, updating the phase if it declares one."""
         self._phase = self._declaration(line) or self._phase
         structured = _structured(line)
+        tracker = _traceback_tracker(line)
         if structured is not None:
             line_format, found = structured
             level = found["level"].upper()
@@ -423,12 +424,12 @@ class LogScanner:
             record.time, record.format = _time(extra.get("time")), line_format.name
         else:
             error = _UNSTRUCTURED_ERROR.search(line) or self._in_catalogue(line)
-            if not (error or _traceback_tracker(line)):
+            if not (error or tracker):
                 return None
             stamp = _LEADING_TIME.match(line)
             record = LogRecord(lineno, line.strip(), [line], time=_time(stamp and stamp.group(1)))
         record.phase, record.phase_source = self._phase or (None, None)
-        return _OpenRecord(record, _traceback_tracker(line))
+        return _OpenRecord(record, tracker)
 
     def _in_catalogue(self, line: str) -> bool:
         return any(match_line(signature, line) is not None for signature in self._signatures)

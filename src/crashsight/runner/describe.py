@@ -62,13 +62,14 @@ def termination_fields(
             return fields
     # Clipping counts characters, not encoded bytes ("\x00" escapes to six), so halve until it fits.
     limit = max(0, max_frame_bytes // 4)
+    text = _safe_str(exc)  # once: it may be megabytes, built while memory is short
     while True:
         bare: Fields = {
             "kind": "termination_error",
             "phase": phase,
             "type": type(exc).__qualname__,
             "module": type(exc).__module__,
-            "message": _clip(_safe_str(exc), limit),
+            "message": _clip(text, limit),
         }
         if limit == 0 or _fits(bare, max_frame_bytes):
             return bare

@@ -21,7 +21,7 @@ _PR_SET_PDEATHSIG = 1
 
 
 def main(argv: list[str]) -> None:
-    """Arm the death signal, then exec ``argv[2]`` with ``argv[3:]`` as its argv."""
+    """Arm the death signal, then exec ``argv[1]`` with ``argv[2:]`` as its argv."""
     supervisor_pid, program, *program_argv = argv
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:

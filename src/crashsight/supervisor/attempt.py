@@ -248,8 +248,8 @@ class Attempt:
     async def _kill_leftovers(self) -> list[int]:
         pid = None if self._exited.is_set() else self.pid
         killed = kill_tree(pid, self.config.runner_id, self.facts.started_epoch)
-        if self.pid is not None:
-            signal_group(self.pid, signal.SIGKILL)
+        if pid is None and self.pid is not None:
+            signal_group(self.pid, signal.SIGKILL)  # kill_tree signalled the group if it had a pid
         stragglers = await wait_gone(killed)
         if stragglers:
             self.facts.notes.append(f"processes {stragglers} were sent SIGKILL but still exist")

@@ -123,9 +123,8 @@ def _with_death_signal(
     if os.sep not in program:
         found = shutil.which(program, path=env.get("PATH", os.defpath))
         if found is None:
-            raise SpawnError(
-                _explain_spawn_failure(argv, cwd, FileNotFoundError(2, "not found", program))
-            ) from FileNotFoundError(2, "No such file or directory", program)
+            missing = FileNotFoundError(2, "No such file or directory", program)
+            raise SpawnError(_explain_spawn_failure(argv, cwd, missing)) from missing
         program = found
     elif cwd is not None:
         program = os.path.join(cwd, program)

@@ -5,7 +5,7 @@
     Supervisor (async context manager, one anyio task group)
       ├── Runner "shard-0" ── Attempt 1 ── process group ── worker, its children
       ├── Runner "shard-1" ── Attempt 1 (failed) ── backoff ── Attempt 2 ── ...
-      └── signal watcher (optional): SIGINT/SIGTERM → stop every runner with the stop policy
+      └── signal watcher (optional): SIGINT/SIGTERM/SIGHUP → stop every runner with the stop policy
 
 Leaving the ``async with`` block waits for every runner to finish. If the block raises or the
 surrounding scope is cancelled, every runner is stopped with its stop policy (SIGTERM to the group,
@@ -90,7 +90,7 @@ class Supervisor:
         signatures: The signature catalogue; the built-in one by default.
         user_events: The user's own event models; `UserEvent`s whose name matches a model's class
             name are validated into it.
-        handle_signals: Stop every runner gracefully when this process receives SIGINT or SIGTERM
+        handle_signals: Stop every runner gracefully when this process receives SIGINT, SIGTERM or SIGHUP
             (only from the main thread). `received_signal` then tells which one arrived.
     """
 

@@ -117,6 +117,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
     notes = list(facts.notes)
     if facts.issues_dropped:
         notes.append(f"{facts.issues_dropped} more protocol issues were not kept")
+    tail, diagnostics = facts.collector.tail, facts.collector.diagnostics  # both computed
     common = {
         "runner_id": config.runner_id,
         "name": config.name,
@@ -128,8 +129,8 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         "duration_s": round(ended - facts.started_mono, 6),
         "peak_rss_bytes": facts.peak_rss_bytes,
         "tasks": TaskSummary(in_flight=list(facts.in_flight), failed=facts.failed_tasks),
-        "stderr_tail": facts.collector.tail,
-        "diagnostics": facts.collector.diagnostics,
+        "stderr_tail": tail,
+        "diagnostics": diagnostics,
         "protocol_issues": facts.issues,
         "signals_sent": facts.signals_sent,
         "notes": notes,
@@ -149,8 +150,8 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         verdict = config.classifier.classify(
             Facts(
                 termination_error=termination,
-                diagnostics=facts.collector.diagnostics,
-                stderr_lines=facts.collector.tail,
+                diagnostics=diagnostics,
+                stderr_lines=tail,
                 exit_code=exit_info.code,
                 signal=exit_info.signal,
                 timeout=facts.timeout,
