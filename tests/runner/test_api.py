@@ -164,3 +164,15 @@ def test_lost_supervisor_is_reported_once_and_never_raises(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("crashsight: the supervisor's end of the channel is gone")
+
+
+def test_supervisor_gone_before_connect_does_not_break_start_up(
+    supervisor_end: socket.socket, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """If the supervisor is already gone when the runner announces itself, start-up goes on."""
+    supervisor_end.close()
+    assert api.connect() is not None
+    api.heartbeat()
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("crashsight: the supervisor's end of the channel is gone")

@@ -53,7 +53,7 @@ def connect(target: str | None = None) -> Channel | None:
         _channel = open_from_environment()
         if _channel is not None:
             os.register_at_fork(after_in_child=_forget_in_child)
-            _channel.send_fields(
+            send_fields(
                 {
                     "kind": "ready",
                     "pid": os.getpid(),
