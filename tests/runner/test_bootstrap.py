@@ -94,9 +94,14 @@ async def test_bad_target_spec_is_a_bootstrap_failure() -> None:
 
 @pytest.mark.asyncio
 async def test_output_to_log_file(tmp_path: Path) -> None:
-    """With `output=PATH`, both streams are appended to the log while still being watched."""
+    """With `output=PATH`, both streams are appended to the log while still being watched.
+
+    Each line is one write: the two streams are two pipes, merged into the log chunk by chunk
+    as `2>&1` merges them, so print() under PYTHONUNBUFFERED (text and newline written
+    separately) could interleave the two lines mid-line, as it would in a shell.
+    """
     log = tmp_path / "runner.log"
-    code = "import sys; print('to stdout'); print('to stderr', file=sys.stderr)"
+    code = "import os; os.write(1, b'to stdout\\n'); os.write(2, b'to stderr\\n')"
     async with Supervisor(output=log) as supervisor:
         runner = await supervisor.spawn_command([sys.executable, "-c", code])
         status = await runner.wait()
