@@ -147,8 +147,8 @@ def run(settings: Settings) -> BenchResult:
                 f"events/s vs multiprocessing.Queue ({label})",
                 vs_queue,
                 "x the Queue's rate",
-                ">= 2.0",
-                vs_queue >= 2.0,
+                ">= 2.5",
+                vs_queue >= 2.5,
                 detail,
             )
         )
@@ -157,8 +157,8 @@ def run(settings: Settings) -> BenchResult:
                 f"events/s vs multiprocessing.Pipe ({label})",
                 vs_pipe,
                 "x the Pipe's rate",
-                ">= 0.7",
-                vs_pipe >= 0.7,
+                ">= 0.8",
+                vs_pipe >= 0.8,
                 detail,
             )
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import struct
 from collections.abc import Iterable, Sequence
@@ -14,7 +15,14 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, JsonValue, ValidationError
 
 from crashsight.errors import ProtocolError
-from crashsight.framing import HEADER_SIZE, MAGIC, FrameDecoder, encode_frame
+from crashsight.framing import (
+    HEADER_SIZE,
+    MAGIC,
+    Decoded,
+    FrameDecoder,
+    UserModelEvent,
+    encode_frame,
+)
 from crashsight.protocol import (
     ExceptionInfo,
     FrameInfo,
@@ -140,11 +148,16 @@ _PROPERTY = settings(max_examples=150, deadline=timedelta(seconds=2))
 def _decode(chunks: Iterable[bytes], decoder: FrameDecoder | None = None) -> list[Outcome]:
     """Feed every chunk, close, and return the outcomes in stream order."""
     decoder = decoder or FrameDecoder()
-    items: list[Message | ProtocolError] = []
+    items: list[Decoded] = []
     for chunk in chunks:
         items += decoder.feed(chunk)
     items += decoder.close()
-    return [(i.problem, i.offset) if isinstance(i, ProtocolError) else i for i in items]
+    assert not any(isinstance(i, UserModelEvent) for i in items), "no user models were given"
+    return [
+        (i.problem, i.offset) if isinstance(i, ProtocolError) else i
+        for i in items
+        if not isinstance(i, UserModelEvent)
+    ]
 
 
 def _errors(stream: bytes, decoder: FrameDecoder | None = None) -> list[ProtocolError]:
@@ -284,7 +297,7 @@ def test_oversize_frame_is_skipped_across_many_chunks() -> None:
     oversize = encode_frame(Progress(message="x" * 1000))
     stream = oversize + encode_frame(Heartbeat(seq=1))
     decoder = FrameDecoder(max_frame_bytes=limit)
-    items: list[Message | ProtocolError] = []
+    items: list[Decoded] = []
     for piece in _split(stream, range(chunk, len(stream), chunk)):
         items += decoder.feed(piece)
         assert len(decoder._buf) < HEADER_SIZE + limit + chunk
@@ -403,3 +416,67 @@ def test_property_arbitrary_bytes_never_raise_and_always_terminate(
         assert len(decoder._buf) < HEADER_SIZE + limit
     assert all(isinstance(e, ProtocolError) for e in decoder.close())
     assert (decoder._offset, len(decoder._buf)) == (fed, 0)
+
+
+class _Metric(BaseModel):
+    step: int
+    tags: list[str] = []
+
+
+class _Note(BaseModel):
+    text: str
+
+
+_USER_MODELS: dict[str, type[BaseModel]] = {"_Metric": _Metric, "_Note": _Note}
+_user_frames = st.builds(
+    UserEvent,
+    seq=_seqs,
+    name=st.sampled_from(["_Metric", "_Note", "Other", 'quo"te']),
+    data=_json_values
+    | st.builds(dict, step=st.integers(), tags=st.lists(_texts, max_size=2))
+    | st.builds(dict, text=_texts),
+).map(
+    lambda event: _raw_frame(
+        b'{"kind":"user","seq":%d,"name":%s,"data":%s}'
+        % (
+            event.seq,
+            json.dumps(event.name, ensure_ascii=False).encode(),
+            json.dumps(event.data, ensure_ascii=False).encode(),
+        )
+    )
+)
+
+
+@_PROPERTY
+@given(frames=st.lists(_user_frames | _messages.map(encode_frame), max_size=6), data=st.data())
+def test_property_user_models_validate_once_with_the_same_outcome(
+    frames: list[bytes], data: st.DataObject
+) -> None:
+    """The user-model fast path gives what the full path plus the model's validation gives.
+
+    A user event whose name is a registered model and whose data validates comes back as that
+    model with its sequence number; every other frame decodes exactly as without user models.
+    """
+    stream = b"".join(frames)
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=12))
+    fast = FrameDecoder(user_models=_USER_MODELS)
+    got = [*(i for chunk in _split(stream, cuts) for i in fast.feed(chunk)), *fast.close()]
+    expected: list[object] = []
+    for item in _decode([stream]):
+        if isinstance(item, UserEvent) and item.name in _USER_MODELS:
+            try:
+                value = _USER_MODELS[item.name].model_validate_json(json.dumps(item.data))
+            except ValidationError:
+                pass
+            else:
+                expected.append(("model", item.seq, value))
+                continue
+        expected.append(item)
+    assert [
+        ("model", i.seq, i.value)
+        if isinstance(i, UserModelEvent)
+        else (i.problem, i.offset)
+        if isinstance(i, ProtocolError)
+        else i
+        for i in got
+    ] == expected

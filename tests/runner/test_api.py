@@ -11,7 +11,7 @@ import pytest
 from pydantic import BaseModel
 
 from crashsight.errors import FrameTooLargeError, ProtocolError
-from crashsight.framing import FrameDecoder
+from crashsight.framing import Decoded, FrameDecoder, UserModelEvent
 from crashsight.protocol import Heartbeat, Message, Progress, Ready, TaskFinished, TaskStarted
 from crashsight.runner import api
 from crashsight.runner.channel import CHANNEL_FD_ENV, MAX_FRAME_ENV
@@ -55,11 +55,11 @@ def _received(supervisor_end: socket.socket) -> list[Message]:
     channel.close()
     supervisor_end.settimeout(10)
     decoder = FrameDecoder()
-    items: list[Message | ProtocolError] = []
+    items: list[Decoded] = []
     while data := supervisor_end.recv(65536):
         items += decoder.feed(data)
     items += decoder.close()
-    messages = [item for item in items if not isinstance(item, ProtocolError)]
+    messages = [item for item in items if not isinstance(item, ProtocolError | UserModelEvent)]
     assert messages == items, "the channel carried something that is not a clean frame"
     return messages
 

@@ -17,7 +17,14 @@ from crashsight.errors import (
     FrameTooLargeError,
     ProtocolError,
 )
-from crashsight.framing import DEFAULT_MAX_FRAME_BYTES, HEADER_SIZE, FrameDecoder, encode_frame
+from crashsight.framing import (
+    DEFAULT_MAX_FRAME_BYTES,
+    HEADER_SIZE,
+    Decoded,
+    FrameDecoder,
+    UserModelEvent,
+    encode_frame,
+)
 from crashsight.protocol import Heartbeat, Message, Progress, Ready, UserEvent
 from crashsight.runner.channel import CHANNEL_FD_ENV, MAX_FRAME_ENV, Channel, open_from_environment
 
@@ -28,11 +35,11 @@ def _received(peer: socket.socket) -> list[Message]:
     """Read the supervisor's end to end-of-stream and decode it, insisting on clean frames."""
     peer.settimeout(_TIMEOUT)
     decoder = FrameDecoder()
-    items: list[Message | ProtocolError] = []
+    items: list[Decoded] = []
     while data := peer.recv(65536):
         items += decoder.feed(data)
     items += decoder.close()
-    messages = [item for item in items if not isinstance(item, ProtocolError)]
+    messages = [item for item in items if not isinstance(item, ProtocolError | UserModelEvent)]
     assert messages == items, "the channel carried something that is not a clean frame"
     return messages
 

@@ -126,7 +126,13 @@ class Attempt:
         facts.start(proc.pid, read_oom_counters(proc.pid))
         self._last_activity = anyio.current_time()
         reader = ChannelReader(
-            proc.channel, config.max_frame_bytes, self._on_message, facts.issue, self._touch
+            proc.channel,
+            config.max_frame_bytes,
+            self._on_message,
+            facts.issue,
+            self._touch,
+            user_events=config.user_events,
+            on_user_event=self._publish,
         )
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._reap, proc.popen)

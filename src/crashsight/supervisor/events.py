@@ -41,7 +41,8 @@ class EventBuffer:
             self.dropped += 1
         self._items.append(item)
         if self._waiting:  # setting an Event costs more than a flag check, and most puts find
-            self._ready.set()  # the consumer busy or absent
+            self._waiting = False  # the consumer busy, absent, or already woken
+            self._ready.set()
 
     def close(self) -> None:
         """No more events will come; the iterator ends once the buffer is empty."""

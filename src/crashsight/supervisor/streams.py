@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import anyio
+from pydantic import BaseModel
 
 from ..errors import ProtocolError
-from ..framing import FrameDecoder
+from ..framing import Decoded, FrameDecoder, UserModelEvent
 from ..protocol import Message
 from .status import ProtocolIssue
 
 __all__ = ["ChannelReader", "pump_output"]
 
 _READ_SIZE = 64 * 1024
+#: Larger than the output reads: a busy channel delivers many small frames per read, and every
+#: read is one wake-up and one decoder pass, whatever its size.
+_CHANNEL_READ_SIZE = 256 * 1024
 
 
 async def pump_output(fd: int, on_data: Callable[[bytes], Awaitable[bool]]) -> None:
@@ -53,6 +57,10 @@ class ChannelReader:
         on_issue: Called with each protocol problem.
         on_read: Called once per chunk read, before its messages: proof of life that costs one
             call per read rather than one per message.
+        user_events: The user's event models by name, with ``on_user_event``: a user event that
+            validates as its model is handed to ``on_user_event`` as that model, in stream order,
+            instead of to ``on_message`` as a `UserEvent`.
+        on_user_event: See ``user_events``.
     """
 
     def __init__(
@@ -62,21 +70,25 @@ class ChannelReader:
         on_message: Callable[[Message], None],
         on_issue: Callable[[ProtocolIssue], None],
         on_read: Callable[[], None] = lambda: None,
+        user_events: Mapping[str, type[BaseModel]] | None = None,
+        on_user_event: Callable[[BaseModel], None] | None = None,
     ) -> None:
         self._sock = sock
-        self._decoder = FrameDecoder(max_frame_bytes)
+        self._decoder = FrameDecoder(max_frame_bytes, user_events if on_user_event else None)
         self._on_message = on_message
+        self._on_user_event = on_user_event
         self._on_issue = on_issue
         self._on_read = on_read
         self._expected_seq = 0
 
     async def run(self) -> None:
         """Read until the runner side is closed (by exit or explicitly); closes the socket."""
+        recv = self._sock.recv
         try:
             while True:
                 await anyio.wait_readable(self._sock)
                 try:
-                    data = self._sock.recv(_READ_SIZE)
+                    data = recv(_CHANNEL_READ_SIZE)
                 except BlockingIOError:
                     continue
                 except OSError as exc:
@@ -92,7 +104,10 @@ class ChannelReader:
         finally:
             self._sock.close()
 
-    def _dispatch(self, items: list[Message | ProtocolError] | list[ProtocolError]) -> None:
+    def _dispatch(self, items: list[Decoded] | list[ProtocolError]) -> None:
+        # Runs once per message: locals keep the common case short.
+        expected = self._expected_seq
+        on_message = self._on_message
         for item in items:
             if isinstance(item, ProtocolError):
                 self._on_issue(
@@ -100,14 +115,19 @@ class ChannelReader:
                 )
                 continue
             if item.kind == "ready":
-                self._expected_seq = item.seq
-            elif item.seq != self._expected_seq:
-                lost = item.seq - self._expected_seq
+                expected = item.seq
+            elif item.seq != expected:
+                lost = item.seq - expected
                 detail = (
-                    f"expected message {self._expected_seq}, got {item.seq}: {lost} lost"
+                    f"expected message {expected}, got {item.seq}: {lost} lost"
                     if lost > 0
-                    else f"expected message {self._expected_seq}, got {item.seq} again or out of order"
+                    else f"expected message {expected}, got {item.seq} again or out of order"
                 )
                 self._on_issue(ProtocolIssue(problem="sequence", detail=detail))
-            self._expected_seq = item.seq + 1
-            self._on_message(item)
+            expected = item.seq + 1
+            if isinstance(item, UserModelEvent):
+                assert self._on_user_event is not None  # the decoder makes them only then
+                self._on_user_event(item.value)
+            else:
+                on_message(item)
+        self._expected_seq = expected
