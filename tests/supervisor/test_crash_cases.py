@@ -85,8 +85,12 @@ CASES = [
 ]
 
 
-async def _run(case: Case) -> tuple[list[BaseModel], RunnerFailed | RunnerSucceeded]:
-    async with Supervisor(output="discard", stop_policy=StopPolicy(grace=2.0)) as supervisor:
+async def _run(
+    case: Case, preload: tuple[str, ...] = ()
+) -> tuple[list[BaseModel], RunnerFailed | RunnerSucceeded]:
+    async with Supervisor(
+        output="discard", stop_policy=StopPolicy(grace=2.0), preload=preload
+    ) as supervisor:
         runner = await supervisor.spawn(case.target, *case.args, **case.options)
         events = [event async for event in runner.events()]
         status = await runner.wait()
@@ -94,11 +98,29 @@ async def _run(case: Case) -> tuple[list[BaseModel], RunnerFailed | RunnerSuccee
     return events, status
 
 
+#: The cases a fork-server runner goes through too: one of each way to end.
+FORKED = ("exception", "os-exit-3", "segfault", "sigkill")
+
+
 @pytest.mark.asyncio
-@pytest.mark.parametrize("case", CASES)
-async def test_crash_case(case: Case) -> None:
-    """The final status, exit fields and verdict match what really happened to the child."""
-    events, status = await _run(case)
+@pytest.mark.parametrize(
+    ("case", "preload"),
+    [
+        *(pytest.param(p.values[0], (), id=p.id) for p in CASES),
+        *(
+            pytest.param(p.values[0], ("json",), id=f"forked-{p.id}")
+            for p in CASES
+            if p.id in FORKED
+        ),
+    ],
+)
+async def test_crash_case(case: Case, preload: tuple[str, ...]) -> None:
+    """The final status, exit fields and verdict match what really happened to the child.
+
+    With ``preload``, the runner is forked from a fork server instead of started cold, and
+    everything must come out the same.
+    """
+    events, status = await _run(case, preload)
     assert isinstance(events[0], Ready)
     assert events[-1] == status
     assert status.exit.code == case.code

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import signal
-import subprocess
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -30,6 +29,7 @@ from ..diagnostics.oom import read_oom_counters
 from ..errors import RunnerStateError
 from ..protocol import Message
 from .events import EventBuffer
+from .forkserver import ForkedProcess, ForkServer
 from .guardian import Guardian
 from .output import OutputSink
 from .spawn import ExitResult, SpawnedProcess, spawn, wait_for_exit
@@ -69,6 +69,8 @@ class RunnerConfig:
     signatures: Sequence[Signature]
     user_events: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     guardian: Guardian | None = None
+    #: Fork the runner from this fork server with these bootstrap arguments, instead of ``argv``.
+    fork: tuple[ForkServer, list[str]] | None = None
 
 
 class Attempt:
@@ -87,7 +89,7 @@ class Attempt:
         self._publish = events.put
         self.facts = AttemptFacts(config=config, attempt=number)
         self.pid: int | None = None
-        self._proc: SpawnedProcess | None = None
+        self._proc: SpawnedProcess | ForkedProcess | None = None
         self.exit: ExitInfo | None = None
         self._exited = anyio.Event()
         self._streams_done = anyio.Event()
@@ -104,8 +106,12 @@ class Attempt:
             SpawnError: The command could not be started.
         """
         config = self.config
-        self._proc = spawn(
-            config.argv,
+        start: Callable[..., SpawnedProcess | ForkedProcess] = spawn
+        argv = config.argv
+        if config.fork is not None:
+            start, argv = config.fork[0].spawn, config.fork[1]
+        self._proc = start(
+            argv,
             runner_id=config.runner_id,
             env=config.env,
             cwd=config.cwd,
@@ -135,7 +141,7 @@ class Attempt:
             on_user_event=self._publish,
         )
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._reap, proc.popen)
+            tg.start_soon(self._reap, proc)
             tg.start_soon(self._read, reader.run)
             tg.start_soon(self._read, pump_output, proc.stdout_fd, self._on_stdout)
             tg.start_soon(self._read, pump_output, proc.stderr_fd, self._on_stderr)
@@ -194,11 +200,20 @@ class Attempt:
             )
         await self._exited.wait()
 
-    async def _reap(self, popen: subprocess.Popen[bytes]) -> None:
+    async def _reap(self, proc: SpawnedProcess | ForkedProcess) -> None:
         assert self.pid is not None
         with anyio.CancelScope(shield=True):
-            result: ExitResult = await wait_for_exit(self.pid)
-        popen.returncode = result.status  # we reaped it: Popen must never waitpid() this pid again
+            if isinstance(proc, SpawnedProcess):
+                result: ExitResult = await wait_for_exit(self.pid)
+                proc.popen.returncode = result.status  # reaped: Popen must never wait() it again
+            else:
+                server = self.config.fork[0] if self.config.fork else None
+                assert server is not None
+                result = await server.wait(self.pid)
+                if self.pid in server.lost:
+                    self.facts.notes.append(
+                        "its fork server died, and took the runner with it (SIGKILL)"
+                    )
         self.exit = ExitInfo.from_wait_status(result.status)
         self.facts.exited(self.exit, result.peak_rss_bytes)
         self._exited.set()

@@ -35,6 +35,7 @@ from ..errors import ConfigurationError, RunnerStateError, SpawnError
 from ..framing import DEFAULT_MAX_FRAME_BYTES
 from ..runner.channel import BOOTSTRAP_ENV
 from .attempt import RunnerConfig
+from .forkserver import ForkServer
 from .guardian import Guardian
 from .output import OutputSink
 from .restart import RestartPolicy
@@ -92,6 +93,11 @@ class Supervisor:
             name are validated into it.
         handle_signals: Stop every runner gracefully when this process receives SIGINT, SIGTERM or SIGHUP
             (only from the main thread). `received_signal` then tells which one arrived.
+        preload: Modules to import once in a fork server (a zygote process); Python targets
+            started with `spawn` (with the default interpreter) are then forked from it, warm,
+            instead of starting a new interpreter. Entering the supervisor raises `SpawnError`
+            if a module fails to import or leaves the zygote unsafe to fork (threads running,
+            CUDA initialised).
     """
 
     def __init__(
@@ -108,6 +114,7 @@ class Supervisor:
         signatures: Sequence[Signature] = CATALOGUE,
         user_events: Sequence[type[BaseModel]] = (),
         handle_signals: bool = False,
+        preload: Sequence[str] = (),
     ) -> None:
         _check_seconds("deadline", deadline)
         _check_seconds("no_progress_timeout", no_progress_timeout)
@@ -124,6 +131,8 @@ class Supervisor:
         self.signatures = signatures
         self.user_events = {model.__name__: model for model in user_events}
         self.handle_signals = handle_signals
+        self.preload = list(preload)
+        self._forkserver: ForkServer | None = None
         user_rules = (
             load_rules(rules) if isinstance(rules, (str, os.PathLike)) else list(rules or ())
         )
@@ -146,6 +155,13 @@ class Supervisor:
             self._log = Path(self._output).open("ab")  # noqa: ASYNC230, SIM115 - a local append, closed in __aexit__
             self._stdout = self._stderr = OutputSink(self._log)
         self._guardian = Guardian()
+        if self.preload:
+            self._forkserver = ForkServer(self.preload)
+            try:
+                await self._forkserver.__aenter__()
+            except BaseException:
+                self._guardian.close()
+                raise
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         if self.handle_signals:
@@ -173,6 +189,8 @@ class Supervisor:
             # the group waits) stops them all with the policy, and the group re-raises it.
             return await self._tg.__aexit__(exc_type, exc, tb)
         finally:
+            if self._forkserver is not None:  # outside the shield: its task group is its own
+                await self._forkserver.__aexit__(None, None, None)
             with anyio.CancelScope(shield=True):
                 await self._stdout.aclose()
                 await self._stderr.aclose()
@@ -193,7 +211,10 @@ class Supervisor:
         base = options.get("env")
         options["env"] = {**(os.environ if base is None else base), BOOTSTRAP_ENV: "1"}
         options.setdefault("name", target)
-        return await self.spawn_command(argv, **options)
+        fork = None
+        if self._forkserver is not None and python is None:
+            fork = (self._forkserver, [target, *args])
+        return await self._spawn(argv, fork, options)
 
     async def spawn_command(self, argv: Sequence[str], **options: Unpack[SpawnOptions]) -> Runner:
         """Start any command as a runner and return its handle once the process exists.
@@ -206,6 +227,14 @@ class Supervisor:
             SpawnError: The command could not be started.
             RunnerStateError: The supervisor is not running (use ``async with``).
         """
+        return await self._spawn(argv, None, options)
+
+    async def _spawn(
+        self,
+        argv: Sequence[str],
+        fork: tuple[ForkServer, list[str]] | None,
+        options: SpawnOptions,
+    ) -> Runner:
         if self._tg is None or self._closed:
             raise RunnerStateError(
                 "spawn needs a running supervisor: use 'async with Supervisor()' and spawn inside it"
@@ -235,6 +264,7 @@ class Supervisor:
             signatures=self.signatures,
             user_events=self.user_events,
             guardian=self._guardian,
+            fork=fork,
         )
         runner = Runner(config, options.get("restart") or RestartPolicy(), self.event_buffer)
         runner.start()

@@ -1,0 +1,302 @@
+"""Warm starts: runners forked from a zygote that has already imported the runner and ``preload``.
+
+::
+
+    Supervisor(preload=[...])
+      └── ForkServer ── zygote process (crashsight.runner.zygote, its own session)
+            │  control socket: spawn request + channel/stdout/stderr fds ─► {"pid": N}
+            │  status socket:  ◄─ {"pid": N, "status": S, "maxrss": KiB} per exit
+            └── status reader task ── resolves `ForkServer.wait` of each runner
+
+A forked runner gets what a cold spawn gives it: its own session and process group, the channel,
+stdout and stderr pipes, the runner environment and working directory. Only the way it starts and
+the way its exit status arrives differ: the zygote forks it and, being its parent, reaps it and
+reports the raw wait status. A zygote that dies takes its runners with it (they get SIGKILL, and
+their status says so); the next spawn starts a new zygote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import psutil
+
+from ..errors import SpawnError
+from ..runner.channel import MAX_FRAME_ENV, RUNNER_ID_ENV
+from .spawn import ExitResult
+
+__all__ = ["ForkServer", "ForkedProcess"]
+
+#: How long a zygote may take to import its preload before the supervisor gives up on it.
+_START_TIMEOUT_S = 300.0
+#: What a runner whose zygote died reports: the SIGKILL its death signal delivered.
+_KILLED = signal.SIGKILL.value
+
+
+@dataclass
+class ForkedProcess:
+    """A runner forked by the zygote: its pid, the supervisor's end of the channel, its pipes."""
+
+    pid: int
+    channel: socket.socket
+    stdout_fd: int
+    stderr_fd: int
+
+
+class _Zygote:
+    """One zygote process and its two sockets."""
+
+    def __init__(self, preload: Sequence[str]) -> None:
+        control, zygote_control = socket.socketpair()
+        status, zygote_status = socket.socketpair()
+        fds = (zygote_control.fileno(), zygote_status.fileno())
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "crashsight.runner.zygote", *map(str, fds), *preload],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                pass_fds=fds,
+                start_new_session=True,  # a Ctrl-C to crashsight's group is not for the zygote
+            )
+        finally:
+            zygote_control.close()
+            zygote_status.close()
+        self.control = control
+        self.status = status
+        self.pids: set[int] = set()  # forked and not yet reported
+        control.settimeout(_START_TIMEOUT_S)
+        try:
+            reply = self._reply()
+        except (OSError, ValueError) as exc:
+            self._abandon()
+            raise SpawnError(f"the fork server did not start: {exc}") from exc
+        if "error" in reply:
+            self._abandon()
+            raise SpawnError(f"the fork server refused to start: {reply['error']}")
+        control.settimeout(None)
+        status.setblocking(False)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None and self.control.fileno() != -1
+
+    def fork(self, request: Mapping[str, object], fds: Sequence[int]) -> int:
+        """Ask for one runner; return its pid."""
+        socket.send_fds(self.control, [json.dumps(request).encode() + b"\n"], list(fds))
+        reply = self._reply()
+        pid = reply.get("pid")
+        if not isinstance(pid, int):
+            raise SpawnError(f"the fork server could not start the runner: {reply.get('error')}")
+        self.pids.add(pid)
+        return pid
+
+    def _reply(self) -> dict[str, object]:
+        data = b""
+        while not data.endswith(b"\n"):
+            more = self.control.recv(65536)
+            if not more:
+                code = self.proc.wait()
+                raise SpawnError(f"the fork server exited ({_describe(code)})")
+            data += more
+        reply: dict[str, object] = json.loads(data)
+        return reply
+
+    def _abandon(self) -> None:
+        """Close and reap a zygote that never served: no status reader will close its socket."""
+        self.close()
+        self.status.close()
+
+    def close(self) -> None:
+        """Close the control socket (the zygote exits at end-of-file) and reap it."""
+        self.control.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class ForkServer:
+    """Forks runners from a zygote that has imported ``preload``; see the module docstring.
+
+    Use as an async context manager: entering starts the zygote (and raises `SpawnError` if a
+    preload module fails to import or leaves the zygote unsafe to fork), leaving stops it.
+
+    Args:
+        preload: Modules the zygote imports once, for every runner it forks.
+    """
+
+    def __init__(self, preload: Sequence[str]) -> None:
+        self.preload = list(preload)
+        self._zygote: _Zygote | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._results: dict[int, ExitResult] = {}
+        self._done: dict[int, anyio.Event] = {}
+        #: Pids of runners that died with their zygote.
+        self.lost: set[int] = set()
+        #: Zygotes started so far (1 + restarts).
+        self.starts = 0
+
+    async def __aenter__(self) -> ForkServer:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        try:
+            zygote = await anyio.to_thread.run_sync(_Zygote, self.preload)
+        except BaseException:
+            await self._tg.__aexit__(None, None, None)
+            raise
+        self._adopt(zygote)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._tg is not None
+        zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(zygote.close)
+        await self._tg.__aexit__(None, None, None)
+
+    def spawn(
+        self,
+        args: Sequence[str],
+        *,
+        runner_id: str,
+        env: Mapping[str, str] | None,
+        cwd: str | os.PathLike[str] | None,
+        max_frame_bytes: int,
+        inherit_stdin: bool,
+    ) -> ForkedProcess:
+        """Fork a bootstrap runner of ``args`` (target and its arguments), wired like a cold one.
+
+        Raises:
+            SpawnError: ``cwd`` is unusable, or the zygote could not be (re)started.
+        """
+        if cwd is not None and not os.path.isdir(cwd):
+            raise SpawnError(
+                f"cannot start {args[0]!r}: working directory {os.fspath(cwd)!r} does not exist"
+            )
+        child_env = dict(os.environ if env is None else env)
+        child_env[MAX_FRAME_ENV] = str(max_frame_bytes)
+        child_env[RUNNER_ID_ENV] = runner_id
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        fds = [child_sock.fileno(), out_w, err_w, *([0] if inherit_stdin else [])]
+        request = {"args": list(args), "env": child_env, "cwd": None if cwd is None else str(cwd)}
+        try:
+            pid = self._fork(request, fds)
+        except (OSError, SpawnError) as exc:
+            for fd in (out_r, err_r):
+                os.close(fd)
+            parent_sock.close()
+            raise SpawnError(f"cannot start {args[0]!r} from the fork server: {exc}") from exc
+        finally:
+            child_sock.close()
+            os.close(out_w)
+            os.close(err_w)
+        parent_sock.setblocking(False)
+        os.set_blocking(out_r, False)
+        os.set_blocking(err_r, False)
+        return ForkedProcess(pid=pid, channel=parent_sock, stdout_fd=out_r, stderr_fd=err_r)
+
+    def _fork(self, request: Mapping[str, object], fds: Sequence[int]) -> int:
+        """Fork from the live zygote, starting a new one first if it died (blocking, like a cold
+        spawn: a restart costs the preload once more)."""
+        zygote = self._zygote
+        if zygote is not None and zygote.alive:
+            try:
+                return zygote.fork(request, fds)
+            except (OSError, SpawnError):
+                if zygote.alive:
+                    raise
+        if zygote is not None:
+            zygote.control.close()
+        zygote = _Zygote(self.preload)
+        self._adopt(zygote)
+        return zygote.fork(request, fds)
+
+    async def wait(self, pid: int) -> ExitResult:
+        """Wait until the zygote reports the exit of ``pid``; return its status and peak RSS."""
+        if pid not in self._results:
+            await self._done.setdefault(pid, anyio.Event()).wait()
+        self._done.pop(pid, None)
+        return self._results.pop(pid)
+
+    def _adopt(self, zygote: _Zygote) -> None:
+        assert self._tg is not None
+        self._zygote = zygote
+        self.starts += 1
+        self._tg.start_soon(self._read_statuses, zygote)
+
+    async def _read_statuses(self, zygote: _Zygote) -> None:
+        """Resolve waits from the zygote's reports; at its death, those of its runners too."""
+        buffer = b""
+        try:
+            while True:
+                await anyio.wait_readable(zygote.status)
+                try:
+                    data = zygote.status.recv(65536)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    break
+                *lines, buffer = (buffer + data).split(b"\n")
+                for line in lines:
+                    report = json.loads(line)
+                    scale = 1 if sys.platform == "darwin" else 1024
+                    pid = report["pid"]
+                    self._resolve(
+                        pid, ExitResult(report["status"], report["maxrss"] * scale or None)
+                    )
+                    zygote.pids.discard(pid)
+        finally:
+            zygote.status.close()
+            zygote.control.close()  # dead (or closed by us): nothing more to ask it
+        # The zygote is gone: its runners got SIGKILL from their death signal.
+        for pid in list(zygote.pids):
+            await _wait_gone(pid)
+            self.lost.add(pid)
+            self._resolve(pid, ExitResult(_KILLED, None))
+        await anyio.to_thread.run_sync(zygote.proc.wait)
+
+    def _resolve(self, pid: int, result: ExitResult) -> None:
+        self._results[pid] = result
+        self._done.setdefault(pid, anyio.Event()).set()
+
+
+async def _wait_gone(pid: int) -> None:
+    """Wait until ``pid`` (not our child, so no wait status for us) has exited."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return  # already gone
+    except AttributeError:  # no pidfd (macOS): psutil polls in a worker thread
+        with contextlib.suppress(psutil.NoSuchProcess):
+            await anyio.to_thread.run_sync(psutil.Process(pid).wait)
+        return
+    try:
+        await anyio.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
+
+
+def _describe(code: int) -> str:
+    return f"signal {signal.Signals(-code).name}" if code < 0 else f"code {code}"
