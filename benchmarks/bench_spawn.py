@@ -7,43 +7,81 @@ Spawn: from ``Supervisor.spawn`` to the runner's `Ready` event, against the wall
 Import: ``python -c "import crashsight.runner.bootstrap"`` against ``python -c pass``, interleaved;
 the extra milliseconds are the difference of the medians of the same invocation. ``-X importtime``
 names the biggest contributors in the notes.
+
+Warm starts: the same spawn -> Ready with ``Supervisor(preload=...)`` (forked from the zygote)
+against ``python -c pass``, and side by side with ``multiprocessing``'s forkserver given the same
+preload (``Process.start`` to the child's first message on a Pipe). With torch installed, the
+restart of a worker that imports torch (spawn to its first heartbeat, after ``import torch``) cold
+against forked from a zygote that preloaded torch; without torch that row says so.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import multiprocessing
+import multiprocessing.forkserver
 import re
 import statistics
 import subprocess
 import time
+from collections.abc import Sequence
 from functools import partial
 
 import anyio
+from pydantic import BaseModel
 
 from crashsight import Supervisor
-from crashsight.protocol import Ready
+from crashsight.protocol import Heartbeat, Ready
 
 from .common import BenchResult, Figure, Settings, child_env, interleave, median_ratio, python
+from .workers import mp_ready_child
 
 __all__ = ["run"]
 
 _IMPORT = "import crashsight.runner.bootstrap"
 
 
-def _to_ready() -> float:
-    """Seconds from `Supervisor.spawn` to the `Ready` event of a runner that does nothing."""
+def _to_ready(
+    preload: Sequence[str] = (),
+    target: str = "benchmarks.workers:payload_of",
+    ready: type[BaseModel] = Ready,
+) -> float:
+    """Seconds from `Supervisor.spawn` to the first ``ready`` event (the zygote is up already)."""
 
     async def main() -> float:
-        async with Supervisor(output="discard") as supervisor:
+        async with Supervisor(output="discard", preload=preload) as supervisor:
             start = time.perf_counter()
-            worker = await supervisor.spawn("benchmarks.workers:payload_of", env=child_env())
+            worker = await supervisor.spawn(target, env=child_env())
             async for event in worker.events():
-                if isinstance(event, Ready):
+                if isinstance(event, ready):
                     elapsed = time.perf_counter() - start
                     await worker.wait()
                     return elapsed
-        raise AssertionError("the runner never sent Ready")
+        raise AssertionError(f"the runner never sent {ready.__name__}")
 
     return anyio.run(main)
+
+
+def _mp_forkserver(torch: bool) -> float:
+    """Seconds from ``Process.start`` on multiprocessing's forkserver to the child's message."""
+    ctx = multiprocessing.get_context("forkserver")
+    receiver, sender = ctx.Pipe(duplex=False)
+    start = time.perf_counter()
+    proc = ctx.Process(target=mp_ready_child, args=(sender, torch))
+    proc.start()
+    sender.close()
+    receiver.recv_bytes()
+    elapsed = time.perf_counter() - start
+    proc.join()
+    receiver.close()
+    return elapsed
+
+
+def _use_mp_preload(modules: list[str]) -> None:
+    """Restart multiprocessing's forkserver with ``modules`` preloaded, and warm it up."""
+    multiprocessing.forkserver._forkserver._stop()  # type: ignore[attr-defined]
+    multiprocessing.get_context("forkserver").set_forkserver_preload(modules)
+    _mp_forkserver(torch=False)
 
 
 def _python(code: str) -> float:
@@ -122,4 +160,86 @@ def run(settings: Settings) -> BenchResult:
         )
     )
     result.notes.append("-X importtime: " + "; ".join(_importtime_top()))
+    _warm_figures(result, settings)
     return result
+
+
+def _warm_figures(result: BenchResult, settings: Settings) -> None:
+    """The fork-server rows: bare runner against python -c pass, and the torch restart."""
+    preload = ["benchmarks.workers"]
+    _use_mp_preload(preload)
+    values = interleave(
+        {
+            "forked": partial(_to_ready, preload),
+            "pass": partial(_python, "pass"),
+            "mp": partial(_mp_forkserver, False),
+        },
+        settings.rounds(full=20, quick=2),
+    )
+    detail: dict[str, object] = {
+        f"median_ms_{k}": round(statistics.median(v) * 1e3, 1) for k, v in values.items()
+    }
+    vs_pass = median_ratio(values["forked"], values["pass"])
+    result.figures.append(
+        Figure(
+            "forked spawn -> Ready (preload) vs subprocess python -c pass",
+            vs_pass,
+            "x the time",
+            "<= 1.0",
+            vs_pass <= 1.0,
+            detail,
+        )
+    )
+    result.figures.append(
+        Figure(
+            "forked spawn -> Ready vs multiprocessing forkserver start -> first message",
+            median_ratio(values["forked"], values["mp"]),
+            "x the time",
+            detail=detail,
+        )
+    )
+    skip = None
+    if settings.quick:
+        skip = (
+            "the torch restart row is skipped in a --quick run (a cold torch import takes seconds)"
+        )
+    elif importlib.util.find_spec("torch") is None:
+        skip = "torch is not installed: the torch restart row was skipped (pip install torch)"
+    if skip is not None:
+        result.notes.append(skip)
+        _use_mp_preload([])
+        return
+    torch_preload = [*preload, "torch"]
+    _use_mp_preload(torch_preload)
+    torch_target = "benchmarks.workers:ready_after_torch"
+    torch_values = interleave(
+        {
+            "cold": partial(_to_ready, (), torch_target, Heartbeat),
+            "forked": partial(_to_ready, torch_preload, torch_target, Heartbeat),
+            "mp": partial(_mp_forkserver, True),
+        },
+        settings.rounds(full=3, quick=1),
+    )
+    _use_mp_preload([])
+    torch_detail: dict[str, object] = {
+        f"median_ms_{k}": round(statistics.median(v) * 1e3, 1) for k, v in torch_values.items()
+    }
+    speedup = median_ratio(torch_values["cold"], torch_values["forked"])
+    result.figures.append(
+        Figure(
+            "restart of a worker that imports torch: cold spawn vs forked (preload torch)",
+            speedup,
+            "x faster forked",
+            ">= 10",
+            speedup >= 10,
+            torch_detail,
+        )
+    )
+    result.figures.append(
+        Figure(
+            "forked torch worker -> ready vs multiprocessing forkserver (preload torch)",
+            median_ratio(torch_values["forked"], torch_values["mp"]),
+            "x the time",
+            detail=torch_detail,
+        )
+    )

@@ -12,6 +12,8 @@ the failure-latency benchmark.
 from __future__ import annotations
 
 import faulthandler
+import fcntl
+import importlib
 import os
 import resource
 import signal
@@ -30,10 +32,14 @@ __all__ = [
     "emit_events",
     "emit_then_fail",
     "flood",
+    "gather_then_fail",
     "mp_emit_then_fail",
+    "mp_gather_then_fail",
     "mp_pipe_child",
     "mp_queue_child",
+    "mp_ready_child",
     "payload_of",
+    "ready_after_torch",
 ]
 
 
@@ -72,6 +78,21 @@ def mp_pipe_child(conn: Connection, n: int, size: int) -> None:
     for i in range(n):
         conn.send_bytes(BenchEvent(seq=i, payload=payload).model_dump_json().encode())
     conn.close()
+
+
+def mp_ready_child(conn: Connection, torch: bool) -> None:
+    """Baseline child of the spawn benchmark: (import torch, then) say so on a Pipe."""
+    if torch:
+        importlib.import_module("torch")  # importing is the work measured
+
+    conn.send_bytes(b"ready")
+    conn.close()
+
+
+def ready_after_torch() -> None:
+    """crashsight runner target: import torch, then send a heartbeat: the worker is ready."""
+    importlib.import_module("torch")  # importing is the work measured
+    runner.heartbeat()
 
 
 def die() -> None:
@@ -118,9 +139,51 @@ def _flood(total: int) -> None:
 
 def emit_then_fail() -> None:
     """crashsight runner target: ``emit_then_fail N`` emits N events, then raises."""
+    emit_then_fail_n(int(sys.argv[1]))
+
+
+def gather_then_fail() -> None:
+    """crashsight runner target: ``gather_then_fail FILE N``: wait for the start, emit, raise.
+
+    The benchmark holds an exclusive lock on FILE until every runner has started: all of them
+    are alive at once.
+    """
+    _gather(sys.argv[1])
+    emit_then_fail_n(int(sys.argv[2]))
+
+
+def emit_then_fail_n(n: int) -> None:
+    """Emit ``n`` events through the channel, then raise."""
     payload = payload_of(100)
-    for i in range(int(sys.argv[1])):
+    for i in range(n):
         runner.emit(BenchEvent(seq=i, payload=payload))
+    raise RuntimeError("benchmark failure: the worker raised on purpose")
+
+
+def _gather(path: str) -> None:
+    """Block until the benchmark releases its lock on ``path``."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    finally:
+        os.close(fd)
+
+
+def mp_gather_then_fail(conn: Connection, n: int, path: str) -> None:
+    """Baseline child of the 1000-runner row: after the same start lock, the same events on its
+    own Pipe, then raise.
+
+    A Pipe per process, not one shared Queue: a thousand producers on one Queue contend for its
+    lock for minutes, and a parent that waits on many Pipes is what one would write at that scale.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    _gather(path)
+    payload = payload_of(100)
+    for i in range(n):
+        conn.send_bytes(BenchEvent(seq=i, payload=payload).model_dump_json().encode())
+    conn.close()
     raise RuntimeError("benchmark failure: the worker raised on purpose")
 
 

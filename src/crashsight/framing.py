@@ -13,6 +13,7 @@ at the next 0xFF without guessing, and reports the skipped run once, as one `Pro
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from collections.abc import Mapping
@@ -125,7 +126,9 @@ class FrameDecoder:
 
         self._adapter = MESSAGE_ADAPTER
         self._invalid = ValidationError
-        self._user_envelope = _user_envelope(user_models) if user_models else None
+        self._user_envelope = (
+            _user_envelope(tuple(sorted(user_models.items()))) if user_models else None
+        )
         self.max_frame_bytes = max_frame_bytes
         self._buf = bytearray()
         self._offset = 0  # stream offset of self._buf[0]
@@ -258,15 +261,16 @@ class FrameDecoder:
         self._garbage_len = 0
 
 
-def _user_envelope(models: Mapping[str, type[BaseModel]]) -> TypeAdapter[Any]:
+@functools.cache
+def _user_envelope(models: tuple[tuple[str, type[BaseModel]], ...]) -> TypeAdapter[Any]:
     """A validator of `UserEvent` frames whose data is the model its name names.
 
     The envelope is the `UserEvent` wire shape (same fields, same constraints, unknown fields
     forbidden) with ``data`` typed as the user's model, one variant per name, told apart by the
     name: one validation from the frame's bytes, where the full path builds JSON values first and
-    then validates those again into the model.
+    then validates those again into the model. Built once per set of models (a decoder per runner
+    would otherwise pay tens of milliseconds for it).
     """
-    import functools
     import operator
     from typing import Annotated, Literal
 
@@ -287,7 +291,7 @@ def _user_envelope(models: Mapping[str, type[BaseModel]]) -> TypeAdapter[Any]:
                 },
             )
         )
-        for name, model in models.items()
+        for name, model in models
     ]
     if len(variants) == 1:
         return TypeAdapter(variants[0])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -125,3 +127,26 @@ async def test_other_interpreters_and_commands_start_cold(preload_dir: Path) -> 
         )
         status = await command.wait()
     assert isinstance(status, RunnerSucceeded)
+
+
+def test_crashsight_run_preload_forks_the_target(tmp_path: Path) -> None:
+    """``crashsight run --preload M -- TARGET ARGS`` forks TARGET warm and reports as usual."""
+    report = tmp_path / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "crashsight", "run", "--preload", "json", "--report", str(report),
+         "--", f"{INJECT}segfault"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 128 + signal.SIGSEGV
+    assert json.loads(report.read_text())["exit"]["signal"] == "SIGSEGV"
+    assert "crash/segfault" in result.stderr
+
+
+def test_crashsight_run_preload_needs_a_python_target() -> None:
+    """With --preload, a command that is not a Python target is refused with a clear error."""
+    result = subprocess.run(
+        [sys.executable, "-m", "crashsight", "run", "--preload", "json", "--", "true"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--preload forks a Python target" in result.stderr

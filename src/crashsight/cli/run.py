@@ -81,6 +81,14 @@ def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         metavar="PATH",
         help="write the verdict for Kubernetes (default in a pod: /dev/termination-log)",
     )
+    parser.add_argument(
+        "--preload",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE once in a fork server and fork the runner from it (repeatable); "
+        "COMMAND is then a Python target: module:function or file.py:function, and its ARGS",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     parser.set_defaults(handler=run_command)
 
@@ -132,6 +140,13 @@ def run_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.preload and ":" not in command[0]:
+        print(
+            "crashsight run: --preload forks a Python target from the fork server; give "
+            f"module:function or file.py:function, not {command[0]!r}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         sinks = _Sinks(
             report=check_report_path(args.report) if args.report else None,
@@ -145,6 +160,7 @@ def run_command(args: argparse.Namespace) -> int:
             no_progress_timeout=args.no_progress_timeout,
             rules=args.rules,
             handle_signals=True,
+            preload=args.preload,
         )
     except ConfigurationError as exc:
         print(f"crashsight run: {exc}", file=sys.stderr)
@@ -171,9 +187,11 @@ async def _supervise(
         print(f"crashsight: context {redactor.text(described)}", file=sys.stderr)
     try:
         async with supervisor:
-            runner = await supervisor.spawn_command(
-                command, name=name or shlex.join(command), inherit_stdin=True
-            )
+            name = name or shlex.join(command)
+            if supervisor.preload:
+                runner = await supervisor.spawn(*command, name=name, inherit_stdin=True)
+            else:
+                runner = await supervisor.spawn_command(command, name=name, inherit_stdin=True)
             status = await runner.wait()
     except SpawnError as exc:
         print(f"crashsight run: {exc}", file=sys.stderr)
