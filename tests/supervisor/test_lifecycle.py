@@ -113,16 +113,23 @@ async def test_ten_thousand_events_complete_and_in_order() -> None:
 
 @pytest.mark.asyncio
 async def test_overflow_drops_oldest_but_never_the_status() -> None:
-    """With nobody reading, the bounded buffer drops the oldest events and counts them."""
+    """With nobody reading, the bounded buffer drops the oldest events and counts them exactly.
+
+    The worker sends Ready and then ``event 0`` to ``event 999``: 1,002 items with the status in a
+    buffer of 100, so Ready and events 0 to 900 are dropped and the newest 99 survive, in order.
+    """
     async with Supervisor(output="discard", event_buffer=100) as supervisor:
         runner = await supervisor.spawn(
             target("many_events"), env={**os.environ, "EVENT_COUNT": "1000"}
         )
         status = await runner.wait()
     events = [event async for event in runner.events()]
-    assert status.events_dropped > 0
-    assert len(events) == 100
     assert events[-1] == status
+    assert [e.message for e in events[:-1] if isinstance(e, Progress)] == [
+        f"event {i}" for i in range(901, 1000)
+    ]
+    assert len(events) == 100
+    assert status.events_dropped == 1 + 901
 
 
 @pytest.mark.asyncio
