@@ -197,7 +197,9 @@ def test_a_stalled_reader_does_not_stall_the_deadline(tmp_path: Path) -> None:
         proc.communicate()
     data = json.loads(report.read_text())
     assert data["timeout"] == "deadline"
-    assert data["duration_s"] < 5
+    # `yes` never ends by itself: any duration short of the 30 s wait means the deadline fired
+    # while nobody read; the margin is for a loaded machine, not a measurement.
+    assert data["duration_s"] < 20
 
 
 def test_sigkill_of_crashsight_takes_a_shell_workers_children_down() -> None:
