@@ -252,11 +252,6 @@ async def _signal_heartbeat(runner: Runner, beat: anyio.Event) -> None:
             beat.set()
 
 
-async def _cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()
-
-
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -267,18 +262,11 @@ def _alive(pid: int) -> bool:
 @pytest.mark.asyncio
 async def test_cancelled_while_waiting_for_runners_on_exit() -> None:
     """A cancellation that arrives while the block's exit waits for runners stops and reaps them."""
-    runners = []
-    spawned = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        with anyio.CancelScope() as scope:
-            tg.start_soon(_cancel_when, spawned, scope)
-            async with Supervisor(
-                output="discard", stop_policy=StopPolicy(grace=1.0)
-            ) as supervisor:
-                runners.append(await supervisor.spawn_command(["sleep", "30"]))
-                spawned.set()  # the cancellation comes at the exit's first wait
+    with anyio.CancelScope() as scope:
+        async with Supervisor(output="discard", stop_policy=StopPolicy(grace=1.0)) as supervisor:
+            runner = await supervisor.spawn_command(["sleep", "30"])
+            scope.cancel()  # delivered at the next wait: the block's exit, waiting for the runner
     assert scope.cancelled_caught
-    [runner] = runners
     status = runner.status
     assert isinstance(status, RunnerCancelled)
     assert status.exit.signal == "SIGTERM"

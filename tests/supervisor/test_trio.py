@@ -61,19 +61,9 @@ async def test_no_progress_and_cancellation_under_trio() -> None:
 
 async def test_cancelled_while_waiting_for_runners_on_exit_under_trio() -> None:
     """Under trio too, a cancellation during the block's exit stops and reaps every runner."""
-    spawned = anyio.Event()
-    async with anyio.create_task_group() as tg:
-        with anyio.CancelScope() as scope:
-            tg.start_soon(_cancel_when, spawned, scope)
-            async with Supervisor(
-                output="discard", stop_policy=StopPolicy(grace=1.0)
-            ) as supervisor:
-                sleeper = await supervisor.spawn_command(["sleep", "30"])
-                spawned.set()  # the cancellation comes at the exit's first wait
+    with anyio.CancelScope() as scope:
+        async with Supervisor(output="discard", stop_policy=StopPolicy(grace=1.0)) as supervisor:
+            sleeper = await supervisor.spawn_command(["sleep", "30"])
+            scope.cancel()  # delivered at the next wait: the block's exit
     assert scope.cancelled_caught
     assert isinstance(sleeper.status, RunnerCancelled)
-
-
-async def _cancel_when(event: anyio.Event, scope: anyio.CancelScope) -> None:
-    await event.wait()
-    scope.cancel()
