@@ -146,6 +146,8 @@ def test_torchrun_rank_prefixes_are_stripped_and_kept_as_rank(tmp_path: Path) ->
     assert (row.count, row.rank, row.ranks) == (2, 1, [0, 1])
     assert row.message.startswith("RuntimeError: Connection closed by peer")
     assert not any(r.message.startswith("[rank") for r in result.errors)
-    assert result.traceback is not None and result.traceback.exception is not None
+    assert result.traceback is not None
+    assert result.traceback.exception is not None
     assert result.traceback.exception.frames[-1].function == "main"
-    assert result.analysis is not None and "[rank" not in result.analysis.summary
+    assert result.analysis is not None
+    assert "[rank" not in result.analysis.summary

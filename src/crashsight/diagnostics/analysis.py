@@ -34,7 +34,8 @@ from .analysis_model import (
 )
 from .catalogue import CATALOGUE, diagnose_line
 from .classify import Classifier, Facts, Verdict
-from .logfile import ERROR_LEVELS, RANK_PREFIX, ErrorGroup, ErrorTable, LogRecord, LogScanner
+from .logfile import ERROR_LEVELS, RANK_PREFIX, LogScanner
+from .logtable import ErrorGroup, ErrorTable, LogRecord
 from .models import Diagnostic
 from .phases import KindBasis, during, resolve_phase_kind
 from .rules import Rule

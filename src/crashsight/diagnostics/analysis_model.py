@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..protocol import ExceptionInfo
 from ..version import crashsight_version
-from .logfile import PhaseSource
+from .logtable import PhaseSource
 
 __all__ = [
     "ANALYZE_SCHEMA_VERSION",
