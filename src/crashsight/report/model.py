@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..diagnostics.models import Diagnostic, TimeoutKind
 from ..supervisor.status import (
     ExitInfo,
@@ -66,6 +67,9 @@ class Report(BaseModel):
     protocol_issues: list[ProtocolIssue] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     leftovers_killed: int = 0
+    stacks: list[ThreadStack] = Field(default_factory=list)
+    blocked_in: BlockedIn | None = None
+    process_tree: list[ProcessInfo] = Field(default_factory=list)
     attempts: int = 1
     context: dict[str, str] = Field(default_factory=dict)
 
@@ -113,6 +117,9 @@ class Report(BaseModel):
                 "protocol_issues",
                 "notes",
                 "leftovers_killed",
+                "stacks",
+                "blocked_in",
+                "process_tree",
             }
         )
         report = cls.model_validate(
