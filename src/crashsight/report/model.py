@@ -97,7 +97,8 @@ class Report(BaseModel):
                 }
             )
         elif isinstance(status, RunnerCancelled):
-            outcome = {"summary": f"cancelled: {status.reason}"}
+            where = f"; stopped in {status.blocked_in.describe()}" if status.blocked_in else ""
+            outcome = {"summary": f"cancelled: {status.reason}{where}"}
         else:
             outcome = {"summary": f"succeeded: {status.exit.description}"}
         common = status.model_dump(

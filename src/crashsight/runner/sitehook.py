@@ -28,8 +28,8 @@ __all__ = ["install"]
 def install() -> None:
     """Register stack dumps; in the runner, open the channel and chain a reporting excepthook."""
     install_stack_dumps()
-    if os.environ.get(BOOTSTRAP_ENV):
-        return
+    if os.environ.get(BOOTSTRAP_ENV) or current_channel() is not None:
+        return  # some interpreters run a .pth twice (a venv over pyenv): install once
     channel = connect()
     if channel is None:
         return
