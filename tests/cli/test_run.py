@@ -108,6 +108,24 @@ def test_timeout_exits_124_promptly_and_leaves_nothing(tmp_path: Path) -> None:
     assert 1 <= data["duration_s"] < 15
 
 
+def test_no_progress_timeout_stops_a_silent_worker(tmp_path: Path) -> None:
+    """--no-progress-timeout: a worker that prints once and then falls silent is stopped, exit 124,
+    verdict timeout/no_progress, and the line it printed still passed through."""
+    report = tmp_path / "t.json"
+    silent = "import time; print('loading shard 7', flush=True); time.sleep(60)"
+    result = run(
+        "--no-progress-timeout", "1", "--grace", "1", "--report", str(report),
+        "--", sys.executable, "-c", silent,
+    )  # fmt: skip
+    assert result.returncode == 124, result.stderr
+    assert result.stdout == "loading shard 7\n"
+    data = load(report)
+    assert (data["category"], data["subcategory"]) == ("timeout", "no_progress")
+    assert data["timeout"] == "no_progress"
+    assert data["signals_sent"] == ["SIGTERM"]
+    assert data["duration_s"] < 30, "stopped long before the worker's own 60 s"
+
+
 def test_python_script_exception_is_structured(tmp_path: Path) -> None:
     """A plain Python script's uncaught exception reaches the report with its frames."""
     script = tmp_path / "job.py"
