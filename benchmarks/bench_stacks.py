@@ -57,10 +57,13 @@ def _stop_seconds(target: str, stacks: StackOptions | None, found: list[bool]) -
 
 async def _until_asleep(pid: int, *, exec_of_python: bool) -> None:
     proc = psutil.Process(pid)
+
+    def asleep() -> bool:
+        settled = not exec_of_python or "-c" in proc.cmdline()
+        return settled and proc.status() == psutil.STATUS_SLEEPING
+
     with anyio.fail_after(30):
-        while proc.status() != psutil.STATUS_SLEEPING or (
-            exec_of_python and "-c" not in proc.cmdline()
-        ):
+        while not asleep():  # noqa: ASYNC110 - a process state has no event to wait on
             await anyio.sleep(0.005)
 
 
