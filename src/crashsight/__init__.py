@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from .diagnostics.classify import Facts as Facts
     from .diagnostics.classify import Verdict as Verdict
     from .diagnostics.collector import StderrCollector as StderrCollector
+    from .diagnostics.jobverdict import JobVerdict as JobVerdict
+    from .diagnostics.jobverdict import RankOutcome as RankOutcome
+    from .diagnostics.jobverdict import RootCause as RootCause
+    from .diagnostics.jobverdict import decide_root_cause as decide_root_cause
     from .diagnostics.models import Diagnostic as Diagnostic
     from .diagnostics.models import Signature as Signature
     from .diagnostics.rules import Rule as Rule
@@ -67,6 +71,10 @@ _EXPORTS: dict[str, str] = {
     "Facts": "crashsight.diagnostics.classify",
     "Verdict": "crashsight.diagnostics.classify",
     "StderrCollector": "crashsight.diagnostics.collector",
+    "JobVerdict": "crashsight.diagnostics.jobverdict",
+    "RankOutcome": "crashsight.diagnostics.jobverdict",
+    "RootCause": "crashsight.diagnostics.jobverdict",
+    "decide_root_cause": "crashsight.diagnostics.jobverdict",
     "Diagnostic": "crashsight.diagnostics.models",
     "Signature": "crashsight.diagnostics.models",
     "Rule": "crashsight.diagnostics.rules",
@@ -123,12 +131,15 @@ __all__ = (
     "FrameInfo",
     "FrameTooLargeError",
     "Heartbeat",
+    "JobVerdict",
     "Progress",
     "ProtocolError",
+    "RankOutcome",
     "Ready",
     "Redactor",
     "Report",
     "RestartPolicy",
+    "RootCause",
     "Rule",
     "RulesError",
     "Runner",
@@ -148,6 +159,7 @@ __all__ = (
     "TaskStarted",
     "UserEvent",
     "Verdict",
+    "decide_root_cause",
     "load_rules",
     "parse_traceback",
     "write_report",
