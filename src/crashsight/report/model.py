@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..diagnostics.models import Diagnostic, TimeoutKind
+from ..diagnostics.models import Diagnostic, Role, TimeoutKind
 from ..supervisor.status import (
     ExitInfo,
     ProtocolIssue,
@@ -68,6 +68,19 @@ class Report(BaseModel):
     leftovers_killed: int = 0
     attempts: int = 1
     context: dict[str, str] = Field(default_factory=dict)
+    rank: int | None = None
+    local_rank: int | None = None
+    world_size: int | None = None
+    node_rank: int | None = None
+    host: str | None = None
+    role: Role | None = Field(
+        default=None,
+        description="For a failure: root_cause, consequence or collateral (see the rules' "
+        "taxonomy); None for a success.",
+    )
+    first_error_at: datetime | None = None
+    ended_at: datetime | None = None
+    blamed_peers: list[str] = Field(default_factory=list)
 
     @classmethod
     def from_status(
@@ -90,6 +103,9 @@ class Report(BaseModel):
                     "termination_error",
                     "timeout",
                     "oom_killed",
+                    "role",
+                    "first_error_at",
+                    "blamed_peers",
                 }
             )
         elif isinstance(status, RunnerCancelled):
@@ -113,6 +129,12 @@ class Report(BaseModel):
                 "protocol_issues",
                 "notes",
                 "leftovers_killed",
+                "rank",
+                "local_rank",
+                "world_size",
+                "node_rank",
+                "host",
+                "ended_at",
             }
         )
         report = cls.model_validate(
