@@ -15,6 +15,13 @@ from crashsight.protocol import ExceptionInfo
 GLOO_RESET = signature_by_id("gloo.io_error").samples[0]
 
 
+def torch_failure(type_: str, message: str) -> Facts:
+    """Exit 1 with a torch.distributed exception, as the channel delivers it (with its MRO)."""
+    mro = [f"torch.distributed.{type_}", "builtins.RuntimeError", "builtins.BaseException"]
+    error = ExceptionInfo(type=type_, module="torch.distributed", message=message, mro_names=mro)
+    return Facts(exit_code=1, termination_error=error)
+
+
 def test_every_comm_entry_is_a_consequence_and_nothing_else_is() -> None:
     """The comm family is where a peer's failure shows; every other family is a root cause."""
     for signature in CATALOGUE:
@@ -48,30 +55,14 @@ def test_every_comm_entry_is_a_consequence_and_nothing_else_is() -> None:
             id="own-watchdog",
         ),
         pytest.param(
-            Facts(
-                exit_code=1,
-                termination_error=ExceptionInfo(
-                    type="DistBackendError",
-                    module="torch.distributed",
-                    message="[PG 0 Rank 1] something new broke",
-                    mro_names=[
-                        "torch.distributed.DistBackendError",
-                        "builtins.RuntimeError",
-                        "builtins.BaseException",
-                    ],
-                ),
-            ),
+            torch_failure("DistBackendError", "[PG 0 Rank 1] something new broke"),
             ("comm", "backend", "consequence"),
             id="dist-backend-error",
         ),
         pytest.param(
-            Facts(
-                exit_code=1,
-                termination_error=ExceptionInfo(
-                    type="DistStoreError",
-                    module="torch.distributed",
-                    message="Timed out after 31 seconds waiting for clients. 2/3 clients joined.",
-                ),
+            torch_failure(
+                "DistStoreError",
+                "Timed out after 31 seconds waiting for clients. 2/3 clients joined.",
             ),
             ("comm", "tcpstore", "consequence"),
             id="dist-store-error",
