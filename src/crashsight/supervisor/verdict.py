@@ -21,7 +21,7 @@ from ..diagnostics.jobverdict import peers_named
 from ..diagnostics.oom import OomCounters, oom_evidence, read_cgroup_oom_counters
 from ..diagnostics.tracebacks import TracebackCapture
 from ..protocol import RunnerTerminationError
-from ..report.redact import Redactor
+from ..redact import Redactor
 from .identity import identity_from_env
 from .status import (
     ErrorChunk,
@@ -39,7 +39,7 @@ from .timeline import TracebackClock, first_error_at
 
 if TYPE_CHECKING:
     from ..diagnostics.models import TimeoutKind
-    from .attempt import RunnerConfig
+    from .config import RunnerConfig
 
 __all__ = ["AttemptFacts", "build_status"]
 
