@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from .diagnostics.classify import Facts as Facts
     from .diagnostics.classify import Verdict as Verdict
     from .diagnostics.collector import StderrCollector as StderrCollector
+    from .diagnostics.hangs import ProcessInfo as ProcessInfo
+    from .diagnostics.hangs import ThreadStack as ThreadStack
     from .diagnostics.jobverdict import JobVerdict as JobVerdict
     from .diagnostics.jobverdict import RankOutcome as RankOutcome
     from .diagnostics.jobverdict import RootCause as RootCause
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from .report.write import write_report as write_report
     from .supervisor.restart import RestartPolicy as RestartPolicy
     from .supervisor.runner import Runner as Runner
+    from .supervisor.snapshot import StackOptions as StackOptions
     from .supervisor.status import ErrorChunk as ErrorChunk
     from .supervisor.status import ExitInfo as ExitInfo
     from .supervisor.status import RunnerCancelled as RunnerCancelled
@@ -75,6 +78,8 @@ _EXPORTS: dict[str, str] = {
     "RankOutcome": "crashsight.diagnostics.jobverdict",
     "RootCause": "crashsight.diagnostics.jobverdict",
     "decide_root_cause": "crashsight.diagnostics.jobverdict",
+    "ProcessInfo": "crashsight.diagnostics.hangs",
+    "ThreadStack": "crashsight.diagnostics.hangs",
     "Diagnostic": "crashsight.diagnostics.models",
     "Signature": "crashsight.diagnostics.models",
     "Rule": "crashsight.diagnostics.rules",
@@ -104,6 +109,7 @@ _EXPORTS: dict[str, str] = {
     "write_report": "crashsight.report.write",
     "RestartPolicy": "crashsight.supervisor.restart",
     "Runner": "crashsight.supervisor.runner",
+    "StackOptions": "crashsight.supervisor.snapshot",
     "ErrorChunk": "crashsight.supervisor.status",
     "ExitInfo": "crashsight.supervisor.status",
     "RunnerCancelled": "crashsight.supervisor.status",
@@ -132,6 +138,7 @@ __all__ = (
     "FrameTooLargeError",
     "Heartbeat",
     "JobVerdict",
+    "ProcessInfo",
     "Progress",
     "ProtocolError",
     "RankOutcome",
@@ -152,11 +159,13 @@ __all__ = (
     "Signature",
     "SpawnError",
     "SpawnOptions",
+    "StackOptions",
     "StderrCollector",
     "StopPolicy",
     "Supervisor",
     "TaskFinished",
     "TaskStarted",
+    "ThreadStack",
     "UserEvent",
     "Verdict",
     "decide_root_cause",

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..diagnostics.models import Diagnostic, Role, TimeoutKind
 from ..protocol import ExceptionInfo
 
@@ -153,6 +154,17 @@ class _StatusBase(_Model):
     node_rank: int | None = Field(default=None, description="torchrun's GROUP_RANK, Slurm's node.")
     host: str | None = Field(default=None, description="The machine the runner ran on.")
     ended_at: datetime | None = Field(default=None, description="When the runner was reaped (UTC).")
+    stacks: list[ThreadStack] = Field(
+        default_factory=list,
+        description="Every Python thread's stack at a stop (crashsight's own, or a SIGTERM from "
+        "someone else), from each process of the tree that answered.",
+    )
+    blocked_in: BlockedIn | None = Field(
+        default=None, description="The user's innermost frame in the stuck thread at the stop."
+    )
+    process_tree: list[ProcessInfo] = Field(
+        default_factory=list, description="The runner and its descendants at a stop."
+    )
 
 
 class RunnerSucceeded(_StatusBase):
