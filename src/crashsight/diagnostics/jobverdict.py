@@ -85,7 +85,10 @@ class RankOutcome(_Model):
 
 
 class RootCause(_Model):
-    """The rank the job failed because of, and why crashsight says so."""
+    """The rank the job failed because of, and why crashsight says so.
+
+    ``summary`` starts with ``category/subcategory: `` like every verdict crashsight writes.
+    """
 
     path: str | None = None
     name: str
@@ -361,7 +364,8 @@ def _missing_cause(
     if blamed[rank]:
         basis.append(f"{blamed[rank]} consequence errors name rank {rank}")
     summary = (
-        f"rank {rank} wrote no report: its process, crashsight or its node died without a trace"
+        "missing/no_report: no report from this rank: its process, crashsight or its node "
+        "died without a trace"
     )
     return RootCause(
         name=f"rank {rank}",
@@ -424,8 +428,8 @@ def _hung(cause: RootCause, outcome: RankOutcome) -> RootCause:
         update={
             "category": "timeout",
             "subcategory": "hang",
-            "summary": f"timeout/hang: {who(outcome)} hung before the collective its peers "
-            f"failed in{where}{stopped}",
+            "summary": f"timeout/hang: hung before the collective its peers failed in{where}"
+            f"{stopped}",
         }
     )
 
