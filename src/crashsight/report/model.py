@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
-from ..diagnostics.models import Diagnostic, TimeoutKind
+from ..diagnostics.models import Diagnostic, Role, TimeoutKind
 from ..diagnostics.phases import frames_kind, stacks_kind
 from ..redact import Redactor
 from ..supervisor.status import (
@@ -71,6 +71,19 @@ class Report(BaseModel):
     process_tree: list[ProcessInfo] = Field(default_factory=list)
     attempts: int = 1
     context: dict[str, str] = Field(default_factory=dict)
+    rank: int | None = None
+    local_rank: int | None = None
+    world_size: int | None = None
+    node_rank: int | None = None
+    host: str | None = None
+    role: Role | None = Field(
+        default=None,
+        description="For a failure: root_cause, consequence or collateral (see the rules' "
+        "taxonomy); None for a success.",
+    )
+    first_error_at: datetime | None = None
+    ended_at: datetime | None = None
+    blamed_peers: list[str] = Field(default_factory=list)
 
     @classmethod
     def from_status(
@@ -93,6 +106,9 @@ class Report(BaseModel):
                     "termination_error",
                     "timeout",
                     "oom_killed",
+                    "role",
+                    "first_error_at",
+                    "blamed_peers",
                 }
             )
         elif isinstance(status, RunnerCancelled):
@@ -117,6 +133,12 @@ class Report(BaseModel):
                 "protocol_issues",
                 "notes",
                 "leftovers_killed",
+                "rank",
+                "local_rank",
+                "world_size",
+                "node_rank",
+                "host",
+                "ended_at",
                 "stacks",
                 "blocked_in",
                 "process_tree",
