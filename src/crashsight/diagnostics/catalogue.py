@@ -38,7 +38,7 @@ __all__ = [
     "signature_by_id",
 ]
 
-from .signatures import comm, crash, gpu, host, http
+from .signatures import comm, crash, gpu, host, http, wrappers
 
 #: Every signature, grouped by family.
 CATALOGUE: tuple[Signature, ...] = (
@@ -47,6 +47,7 @@ CATALOGUE: tuple[Signature, ...] = (
     *host.SIGNATURES,
     *crash.SIGNATURES,
     *http.SIGNATURES,
+    *wrappers.SIGNATURES,
 )
 
 #: Every catalogue id, for validating rules and hooks.

@@ -19,6 +19,9 @@ How each matcher is evaluated:
   ``errno`` and neither of the other two takes the first exception, else diagnostic, with it.
 * The termination error's messages are also run through the catalogue, so an error that reached
   the supervisor only over the channel (never printed) still meets the signature tiers.
+* A child's death the worker reported (``Facts.in_child``): the child's signal stands in for
+  ``signals`` when the worker itself exited normally, and tracebacks that wrappers carry in their
+  message (``ProcessRaisedException``) are parsed and put first in the chain.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..protocol import ExceptionInfo
 from .catalogue import CATALOGUE, diagnose_line
+from .children import ChildProcess, child_exceptions
 from .models import Diagnostic, TimeoutKind
 from .rules import Rule, builtin_rules
 
@@ -59,6 +63,11 @@ class Facts(BaseModel):
     signal: str | None = Field(default=None, description="e.g. 'SIGSEGV' when killed by a signal.")
     timeout: TimeoutKind | None = Field(default=None, description="Which watchdog fired, if any.")
     oom_killed: bool | None = Field(default=None, description="None means 'could not tell'.")
+    in_child: ChildProcess | None = Field(
+        default=None,
+        description="The worker's child whose death it reported (`children.find_child`); its "
+        "signal counts for ``signals`` when the worker itself was not killed by one.",
+    )
 
 
 class Verdict(BaseModel):
@@ -100,6 +109,8 @@ class Classifier:
     def classify(self, facts: Facts) -> Verdict:
         """Return the verdict of the first rule that matches, or category ``unknown``."""
         chain = facts.termination_error.chain() if facts.termination_error else []
+        # A child's exception carried as text inside a wrapper is the root of the chain: first.
+        chain = [*child_exceptions(chain), *chain]
         diagnostics = [*facts.diagnostics, *_diagnostics_from(chain, facts.diagnostics)]
         for rule in self._rules:
             match = _match(rule, facts, chain, diagnostics)
@@ -116,7 +127,8 @@ def _match(
         return None
     if rule.oom_killed is not None and facts.oom_killed is not rule.oom_killed:
         return None
-    if rule.signals is not None and facts.signal not in rule.signals:
+    child_signal = facts.in_child.signal if facts.in_child else None
+    if rule.signals is not None and (facts.signal or child_signal) not in rule.signals:
         return None
     if rule.exit_codes is not None and facts.exit_code not in rule.exit_codes:
         return None

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..diagnostics.children import ChildProcess
 from ..diagnostics.models import Diagnostic, TimeoutKind
 from ..supervisor.status import (
     ExitInfo,
@@ -62,6 +63,7 @@ class Report(BaseModel):
     peak_rss_bytes: int | None = None
     timeout: TimeoutKind | None = None
     oom_killed: bool | None = None
+    in_child: ChildProcess | None = None
     signals_sent: list[str] = Field(default_factory=list)
     protocol_issues: list[ProtocolIssue] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
@@ -90,6 +92,7 @@ class Report(BaseModel):
                     "termination_error",
                     "timeout",
                     "oom_killed",
+                    "in_child",
                 }
             )
         elif isinstance(status, RunnerCancelled):

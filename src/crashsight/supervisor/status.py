@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..diagnostics.children import ChildProcess
 from ..diagnostics.models import Diagnostic, TimeoutKind
 from ..protocol import ExceptionInfo
 
@@ -165,6 +166,11 @@ class RunnerFailed(_StatusBase):
     termination_error: TerminationInfo | None = None
     timeout: TimeoutKind | None = None
     oom_killed: bool | None = Field(default=None, description="None when it could not be told.")
+    in_child: ChildProcess | None = Field(
+        default=None,
+        description="The worker's child whose death explains the failure (pool, DataLoader or "
+        "subprocess), when the worker reported one; the wrapper stays in termination_error.",
+    )
 
 
 class RunnerCancelled(_StatusBase):

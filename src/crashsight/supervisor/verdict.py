@@ -15,9 +15,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..diagnostics.catalogue import enrich_fields
+from ..diagnostics.children import ChildProcess, find_child
 from ..diagnostics.classify import Facts, Verdict
 from ..diagnostics.collector import StderrCollector
 from ..diagnostics.oom import OomCounters, oom_evidence, read_cgroup_oom_counters
+from ..diagnostics.summary import summary_line
 from ..diagnostics.tracebacks import TracebackCapture
 from ..protocol import RunnerTerminationError
 from ..report.redact import Redactor
@@ -146,7 +148,9 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         status = RunnerSucceeded(**common)
     else:
         termination = _termination(facts)
-        oom = _oom_killed(facts.oom_before, exit_info)
+        chain = termination.chain() if termination is not None else []
+        child = find_child(chain, diagnostics, exit_info.signal)
+        oom = _oom_killed(facts.oom_before, exit_info, child)
         verdict = config.classifier.classify(
             Facts(
                 termination_error=termination,
@@ -156,6 +160,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
                 signal=exit_info.signal,
                 timeout=facts.timeout,
                 oom_killed=oom,
+                in_child=child,
             )
         )
         status = RunnerFailed(
@@ -163,7 +168,8 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
             subcategory=verdict.subcategory,
             hint=verdict.hint,
             rule=verdict.rule,
-            summary=_summary(verdict, facts, exit_info, termination, redactor),
+            summary=_summary(verdict, facts, exit_info, termination, redactor, child),
+            in_child=child,
             termination_error=termination,
             timeout=facts.timeout,
             oom_killed=oom,
@@ -186,10 +192,15 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
     return clean, clean_chunks
 
 
-def _oom_killed(before: OomCounters | None, exit_info: ExitInfo) -> bool | None:
-    """OOM-kill evidence for a death by signal, or a shell's 128+N report of one; else None."""
+def _oom_killed(
+    before: OomCounters | None, exit_info: ExitInfo, child: ChildProcess | None
+) -> bool | None:
+    """OOM-kill evidence for a death by signal (the worker's or a child's), else None.
+
+    A shell's 128+N exit status counts as a death by signal.
+    """
     by_signal = exit_info.signal is not None or (exit_info.code or 0) > 128
-    if before is None or not by_signal:
+    if before is None or not (by_signal or child is not None):
         return None
     after = read_cgroup_oom_counters(before.cgroup, hierarchy=before.hierarchy)
     return oom_evidence(before, after)
@@ -213,21 +224,29 @@ def _summary(
     exit_info: ExitInfo,
     termination: TerminationInfo | None,
     redactor: Redactor,
+    child: ChildProcess | None,
 ) -> str:
-    """One line for a human: ``gpu/oom: CUDA out of memory. Tried to allocate 2.00 GiB``."""
+    """One line for a human: ``gpu/oom: CUDA out of memory. Tried to allocate 2.00 GiB``.
+
+    A child's death says whose: ``crash/segfault in child toktx (pid 4242): ...``.
+    """
     label = verdict.category + (f"/{verdict.subcategory}" if verdict.subcategory else "")
+    if child is not None:
+        label += f" in {child.label()}"
     config = facts.config
-    if facts.timeout == "deadline":
+    if verdict.evidence:
+        because = verdict.evidence
+    elif facts.timeout == "deadline":
         because = f"still running after the {config.deadline:g} s deadline; stopped"
     elif facts.timeout == "no_progress":
         because = f"no event or output for {config.no_progress_timeout:g} s; stopped"
-    elif verdict.evidence:
-        because = verdict.evidence
+    elif child is not None and child.exit is not None:
+        because = child.exit
     elif termination is not None:
         because = termination.summary()
     else:
         because = exit_info.description
-    first_line = because.strip().splitlines()[0] if because.strip() else exit_info.description
+    first_line = summary_line(because) or exit_info.description
     # "python/KeyError: KeyError: 'x'" says the type twice; keep it once.
     first_line = first_line.removeprefix(f"{verdict.subcategory}: ")
     # Redact before cutting: half a secret no longer has a shape the redactor recognises.
