@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from .protocol import TaskFinished as TaskFinished
     from .protocol import TaskStarted as TaskStarted
     from .protocol import UserEvent as UserEvent
+    from .redact import Redactor as Redactor
     from .report.model import Report as Report
-    from .report.redact import Redactor as Redactor
     from .report.write import write_report as write_report
     from .supervisor.restart import RestartPolicy as RestartPolicy
     from .supervisor.runner import Runner as Runner
@@ -92,7 +92,7 @@ _EXPORTS: dict[str, str] = {
     "TaskStarted": "crashsight.protocol",
     "UserEvent": "crashsight.protocol",
     "Report": "crashsight.report.model",
-    "Redactor": "crashsight.report.redact",
+    "Redactor": "crashsight.redact",
     "write_report": "crashsight.report.write",
     "RestartPolicy": "crashsight.supervisor.restart",
     "Runner": "crashsight.supervisor.runner",

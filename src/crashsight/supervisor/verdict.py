@@ -22,7 +22,7 @@ from ..diagnostics.oom import OomCounters, oom_evidence, read_cgroup_oom_counter
 from ..diagnostics.summary import summary_line
 from ..diagnostics.tracebacks import TracebackCapture
 from ..protocol import RunnerTerminationError
-from ..report.redact import Redactor
+from ..redact import Redactor
 from .status import (
     ErrorChunk,
     ExitInfo,
@@ -38,7 +38,7 @@ from .status import (
 
 if TYPE_CHECKING:
     from ..diagnostics.models import TimeoutKind
-    from .attempt import RunnerConfig
+    from .config import RunnerConfig
 
 __all__ = ["AttemptFacts", "build_status"]
 
