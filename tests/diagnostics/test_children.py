@@ -18,8 +18,8 @@ import pytest
 from crashsight.diagnostics.catalogue import diagnose_line, signature_by_id
 from crashsight.diagnostics.children import child_exceptions, find_child, signal_name_of
 from crashsight.diagnostics.classify import Classifier, Facts
-from crashsight.diagnostics.models import Diagnostic
-from crashsight.diagnostics.summary import summary_line
+from crashsight.diagnostics.models import Diagnostic, MessageAt
+from crashsight.diagnostics.summary import message_line, summary_line
 from crashsight.protocol import ExceptionInfo
 from crashsight.supervisor.status import RunnerFailed
 from crashsight.supervisor.stop import StopPolicy
@@ -269,3 +269,29 @@ def test_summary_line(text: str, expected: str) -> None:
 def test_signal_name_of(text: str, expected: str) -> None:
     """Signals come as names, strsignal() words or numbers; all become names."""
     assert signal_name_of(text) == expected
+
+
+NODE_TAIL = [
+    "/srv/derive/encode.js:4",
+    '    throw new TypeError("texture has no levels");',
+    "    ^",
+    "",
+    "TypeError: texture has no levels",
+    "    at Object.<anonymous> (/srv/derive/encode.js:4:11)",
+    "",
+    "Node.js v20.20.2",
+]
+
+
+@pytest.mark.parametrize(
+    ("line", "where", "expected"),
+    [
+        pytest.param("Node.js v20.20.2", "error_above", NODE_TAIL[4], id="node-error-above"),
+        pytest.param(NODE_TAIL[0], "next_line", NODE_TAIL[1], id="next-line"),
+        pytest.param("Node.js v20.20.2", "line", "Node.js v20.20.2", id="same-line"),
+        pytest.param("not in the tail", "next_line", "not in the tail", id="line-not-in-tail"),
+    ],
+)
+def test_message_line(line: str, where: MessageAt, expected: str) -> None:
+    """The failure's own words are found where the catalogue entry says they are."""
+    assert message_line(line, where, NODE_TAIL) == expected

@@ -34,10 +34,11 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..protocol import ExceptionInfo
-from .catalogue import CATALOGUE, diagnose_line
+from .catalogue import CATALOGUE, SIGNATURE_IDS, diagnose_line, signature_by_id
 from .children import ChildProcess, child_exceptions
 from .models import Diagnostic, TimeoutKind
 from .rules import Rule, builtin_rules
+from .summary import message_line
 
 __all__ = ["Classifier", "Facts", "Verdict"]
 
@@ -115,7 +116,7 @@ class Classifier:
         for rule in self._rules:
             match = _match(rule, facts, chain, diagnostics)
             if match is not None:
-                return _verdict(rule, match)
+                return _verdict(rule, match, facts.stderr_lines)
         return Verdict(category="unknown", hint=_UNKNOWN_HINT, rule="none")
 
 
@@ -217,14 +218,19 @@ def _diagnostics_from(chain: list[ExceptionInfo], seen: list[Diagnostic]) -> lis
     return found
 
 
-def _verdict(rule: Rule, match: _Match) -> Verdict:
+def _verdict(rule: Rule, match: _Match, lines: Sequence[str]) -> Verdict:
     bare = match.exception.type.rsplit(".", 1)[-1] if match.exception else ""
 
     def render(template: str) -> str:
         return template.format(exception=bare, signature=match.diagnostic)
 
     if match.diagnostic is not None:
-        evidence: str | None = match.diagnostic.first_line
+        where = (
+            signature_by_id(match.diagnostic.id).message_at
+            if match.diagnostic.id in SIGNATURE_IDS
+            else "line"
+        )
+        evidence: str | None = message_line(match.diagnostic.first_line, where, lines)
     elif match.exception is not None:
         evidence = match.exception.summary()
     else:

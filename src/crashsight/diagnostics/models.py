@@ -9,9 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Diagnostic", "Signature", "TimeoutKind"]
+__all__ = ["Diagnostic", "MessageAt", "Signature", "TimeoutKind"]
 
 TimeoutKind = Literal["deadline", "no_progress"]
+MessageAt = Literal["line", "next_line", "error_above"]
 
 
 class Signature(BaseModel):
@@ -36,6 +37,12 @@ class Signature(BaseModel):
     evidence_only: bool = Field(
         default=False,
         description="Kept in the report as evidence, but never the verdict on its own.",
+    )
+    message_at: MessageAt = Field(
+        default="line",
+        description="Where the failure's own words are, for the summary: on the matched line, "
+        "on the line after it (a Rust panic's message), or on the nearest 'SomethingError: ...' "
+        "line above it (Node.js prints its version after the uncaught error).",
     )
 
     @cached_property
