@@ -82,6 +82,14 @@ def run_command() -> None:
     subprocess.run(_args(), check=True)
 
 
+def run_command_captured() -> None:
+    """``run_command_captured PROGRAM ARGS...``: the same with capture_output=True.
+
+    The child's stderr then exists only in the CalledProcessError's ``stderr`` attribute.
+    """
+    subprocess.run(_args(), check=True, capture_output=True)
+
+
 def python_child_segfault() -> None:
     """subprocess.run(check=True) of a Python child that segfaults (faulthandler dumps it)."""
     subprocess.run([sys.executable, "-c", "import ctypes; ctypes.string_at(0)"], check=True)

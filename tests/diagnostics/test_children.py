@@ -9,6 +9,7 @@ well whatever the exception looks like.
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from crashsight.diagnostics.classify import Classifier, Facts
 from crashsight.diagnostics.models import Diagnostic, MessageAt
 from crashsight.diagnostics.summary import message_line, summary_line
 from crashsight.protocol import ExceptionInfo
+from crashsight.runner.describe import describe_exception
 from crashsight.supervisor.status import RunnerFailed
 from crashsight.supervisor.stop import StopPolicy
 from crashsight.supervisor.supervisor import SpawnOptions, Supervisor
@@ -43,6 +45,7 @@ class ChildCase:
         child_signal: The signal ``in_child`` must name (None: no child death is known).
         child_name: The name ``in_child`` must carry, when the wrapper tells it.
         wrapper: The exception type that must stay in the termination error's chain.
+        pid_known: Whether the wrapper tells the child's pid (in its text or attributes).
         options: Spawn options (the no-progress watchdog for a pool that hangs).
     """
 
@@ -51,6 +54,7 @@ class ChildCase:
     child_signal: str | None = "SIGSEGV"
     child_name: str | None = None
     wrapper: str | None = None
+    pid_known: bool = False
     options: SpawnOptions = field(default_factory=lambda: SpawnOptions())
 
 
@@ -91,15 +95,15 @@ CASES = [
         id="subprocess-signal-from-wrapper",
     ),
     pytest.param(
-        ChildCase("crash/segfault", ("dataloader_segfault",), child_name="DataLoader worker", wrapper="RuntimeError"),
+        ChildCase("crash/segfault", ("dataloader_segfault",), child_name="DataLoader worker", wrapper="RuntimeError", pid_known=True),
         id="torch-dataloader-worker-segfault", marks=[pytest.mark.torch, needs_torch],
     ),
     pytest.param(
-        ChildCase("crash/segfault", ("mp_spawn", "segfault"), child_name="process 1", wrapper="ProcessExitedException"),
+        ChildCase("crash/segfault", ("mp_spawn", "segfault"), child_name="process 1", wrapper="ProcessExitedException", pid_known=True),
         id="torch-mp-spawn-segfault", marks=[pytest.mark.torch, needs_torch],
     ),
     pytest.param(
-        ChildCase("disk/enospc", ("mp_spawn", "enospc"), child_signal=None, child_name="Process 1", wrapper="ProcessRaisedException"),
+        ChildCase("disk/enospc", ("mp_spawn", "enospc"), child_signal=None, child_name="Process 1", wrapper="ProcessRaisedException", pid_known=True),
         id="torch-mp-spawn-raises-enospc", marks=[pytest.mark.torch, needs_torch],
     ),
     pytest.param(
@@ -137,6 +141,10 @@ async def test_child_failure_is_the_verdict(case: ChildCase, tmp_path: Path) -> 
         assert status.in_child is not None
         assert status.in_child.name is not None
         assert status.in_child.name.startswith(case.child_name)
+    if case.pid_known:
+        assert status.in_child is not None
+        assert status.in_child.pid is not None
+        assert f"(pid {status.in_child.pid})" in status.summary
     if case.wrapper is not None:
         assert status.termination_error is not None
         chain = [info.type for info in status.termination_error.chain()]
@@ -295,3 +303,20 @@ NODE_TAIL = [
 def test_message_line(line: str, where: MessageAt, expected: str) -> None:
     """The failure's own words are found where the catalogue entry says they are."""
     assert message_line(line, where, NODE_TAIL) == expected
+
+
+def test_describe_keeps_a_childs_attributes() -> None:
+    """The runner keeps CalledProcessError's returncode, cmd and captured stderr (its end)."""
+    command = [sys.executable, "-c", "import sys; sys.exit('x' * 10000 + ' disk is gone')"]
+    with pytest.raises(subprocess.CalledProcessError) as caught:
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+    info = describe_exception(caught.value)
+    assert info.attributes["returncode"] == 1
+    assert info.attributes["cmd"] == repr(command)
+    stderr = info.attributes["stderr"]
+    assert isinstance(stderr, str)
+    assert stderr.rstrip().endswith("disk is gone")
+    assert len(stderr) <= 4096
+    child = find_child(info.chain(), [], None)
+    assert child is not None
+    assert (child.cmdline, child.exit) == (command, "exited with code 1")

@@ -172,6 +172,7 @@ async def test_runtime_failure_verdict(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("worker", ["run_command", "run_command_captured"])
 @pytest.mark.parametrize(
     ("mode", "verdict", "signal"),
     [
@@ -180,12 +181,16 @@ async def test_runtime_failure_verdict(
     ],
 )
 async def test_native_tool_as_child_of_a_python_worker(
-    mode: str, verdict: str, signal: str | None, toktx: Program, tmp_path: Path
+    mode: str, verdict: str, signal: str | None, worker: str, toktx: Program, tmp_path: Path
 ) -> None:
-    """A shard runs ``toktx`` with subprocess.run(check=True): the verdict names toktx and why."""
+    """A shard runs ``toktx`` with subprocess.run(check=True): the verdict names toktx and why.
+
+    With ``capture_output=True`` the child's error text exists only in the exception's
+    ``stderr`` attribute, which the runner keeps and the classifier reads.
+    """
     async with Supervisor(output="discard", stop_policy=StopPolicy(grace=2.0)) as supervisor:
         runner = await supervisor.spawn(
-            f"{CHILD_WORKERS}:run_command", *toktx.argv, mode, cwd=tmp_path
+            f"{CHILD_WORKERS}:{worker}", *toktx.argv, mode, cwd=tmp_path
         )
         status = await runner.wait()
     assert isinstance(status, RunnerFailed), status

@@ -6,6 +6,7 @@ the child's own evidence decides the verdict. This module gathers that evidence:
 
 * `find_child` reads who died and how from the wrapper entries of the catalogue
   (``signatures/wrappers.py``, fields ``child_*``), in stderr or in the exception chain's messages,
+  from the attributes the runner kept (``CalledProcessError.cmd``, ``ProcessException.error_pid``),
   and from a faulthandler dump on the inherited stderr that the worker itself did not die of (the
   supervisor sets ``PYTHONFAULTHANDLER=1`` for its runners, so every Python descendant dumps);
 * `child_exceptions` parses the tracebacks that wrappers carry in their message
@@ -34,6 +35,14 @@ __all__ = ["ChildProcess", "child_exceptions", "find_child", "signal_name_of"]
 
 _FATAL = re.compile(r"Fatal Python error: (?P<words>[A-Z][\w ]*\w)")
 _QUOTES = re.compile(r"^\s*(?:'''|\"\"\")\s*$")
+#: `ExceptionInfo.attributes` (set by the runner's describe) and the child fields they give.
+_ATTRIBUTE_FIELDS = {
+    "error_pid": "child_pid",
+    "returncode": "child_exit_code",
+    "exit_code": "child_exit_code",
+    "signal_name": "child_signal",
+    "cmd": "child_cmd",
+}
 #: strsignal() words ("Segmentation fault") to names, as this platform's C library says them.
 _WORDS = {signal.strsignal(s) or s.name: s.name for s in signal.Signals}
 
@@ -94,6 +103,14 @@ def find_child(
             found = True
             _merge(fields, diagnostic.fields)
     for info in chain:
+        named = {
+            _ATTRIBUTE_FIELDS[k]: str(v)
+            for k, v in info.attributes.items()
+            if k in _ATTRIBUTE_FIELDS
+        }
+        if named:
+            found = True
+            _merge(fields, named)
         for line in info.message.splitlines():
             for signature in wrappers.SIGNATURES:
                 matched = match_line(signature, line)

@@ -204,12 +204,17 @@ def _class_names(info: ExceptionInfo) -> set[str]:
 def _diagnostics_from(chain: list[ExceptionInfo], seen: list[Diagnostic]) -> list[Diagnostic]:
     """Run the catalogue over the chain's messages, for errors never printed to stderr.
 
+    A child's stderr that ``subprocess`` captured (``attributes["stderr"]``) is read the same way:
+    the child's own error is there and nowhere else.
+
     Only signatures the collector did not already report are added, after its diagnostics.
     """
     found: list[Diagnostic] = []
     known = {diagnostic.id for diagnostic in seen}
     for info in chain:
-        for text in info.summary().splitlines():
+        captured = info.attributes.get("stderr")  # a child's stderr that subprocess captured
+        texts = [*info.summary().splitlines(), *str(captured or "").splitlines()]
+        for text in texts:
             for signature in CATALOGUE:
                 diagnostic = None if signature.id in known else diagnose_line(signature, text)
                 if diagnostic is not None:
