@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from crashsight.diagnostics.analysis import analyze_file
 from crashsight.diagnostics.catalogue import diagnose_line, signature_by_id
 from crashsight.diagnostics.children import child_exceptions, find_child, signal_name_of
 from crashsight.diagnostics.classify import Classifier, Facts
@@ -320,3 +321,29 @@ def test_describe_keeps_a_childs_attributes() -> None:
     child = find_child(info.chain(), [], None)
     assert child is not None
     assert (child.cmdline, child.exit) == (command, "exited with code 1")
+
+
+@pytest.mark.parametrize(
+    "last_line",
+    [
+        pytest.param("\x1b[36m(pid=4242)\x1b[0m \x1b[31mValueError: bad shard\x1b[0m", id="ansi"),
+        pytest.param(
+            "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: ", id="empty"
+        ),
+    ],
+)
+def test_analyze_summary_is_never_empty(last_line: str, tmp_path: Path) -> None:
+    """``crashsight analyze`` summarises coloured or empty-message errors with words."""
+    log = tmp_path / "train.log"
+    log.write_text(
+        "Traceback (most recent call last):\n"
+        '  File "/w/run.py", line 3, in <module>\n'
+        "    main()\n"
+        f"{last_line}\n"
+        "============================================================\n"
+    )
+    analysis = analyze_file(log).analysis
+    assert analysis is not None
+    shown = analysis.summary.split(": ", 1)[1]
+    assert shown.strip()
+    assert "\x1b" not in shown
