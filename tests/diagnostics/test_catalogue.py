@@ -38,6 +38,9 @@ INTENDED_OVERLAPS = {
     ("metal.out_of_memory", "metal.command_buffer"),
     ("metal.command_buffer", "cxx.libcxxabi_terminate"),
     ("cxx.libcxxabi_terminate", "metal.command_buffer"),
+    # The terminate handlers are evidence only; std::bad_alloc says what they terminated on.
+    ("cxx.bad_alloc", "cxx.terminate"),
+    ("cxx.bad_alloc", "cxx.libcxxabi_terminate"),
 }
 
 

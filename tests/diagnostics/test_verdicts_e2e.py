@@ -351,7 +351,7 @@ async def test_verdict_end_to_end(
     status = await _run(case, tmp_path)
     verdict = status.category + (f"/{status.subcategory}" if status.subcategory else "")
     assert verdict == case.verdict, (status.summary, status.rule, status.stderr_tail[-5:])
-    assert status.summary.startswith(f"{verdict}: ")
+    assert status.summary.startswith((f"{verdict}: ", f"{verdict} in child "))
     if isinstance(case.exit, str):
         assert status.exit.signal == case.exit
     else:

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..diagnostics.children import ChildProcess
 from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..diagnostics.models import Diagnostic, Role, TimeoutKind
 from ..diagnostics.phases import frames_kind, stacks_kind
@@ -56,6 +57,7 @@ class Report(BaseModel):
     peak_rss_bytes: int | None = None
     timeout: TimeoutKind | None = None
     oom_killed: bool | None = None
+    in_child: ChildProcess | None = None
     signals_sent: list[str] = Field(default_factory=list)
     protocol_issues: list[ProtocolIssue] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
@@ -109,6 +111,7 @@ class Report(BaseModel):
                     "role",
                     "first_error_at",
                     "blamed_peers",
+                    "in_child",
                 }
             )
         elif isinstance(status, RunnerCancelled):
