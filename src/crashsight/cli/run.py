@@ -26,6 +26,7 @@ from pathlib import Path
 import anyio
 
 from ..errors import ConfigurationError, SpawnError
+from .analyze import positive_int
 from ..report.github import publish_to_github
 from ..report.html import render_panel
 from ..report.kubernetes import default_termination_log, termination_message
@@ -81,6 +82,25 @@ def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         metavar="PATH",
         help="write the verdict for Kubernetes (default in a pod: /dev/termination-log)",
     )
+    parser.add_argument(
+        "--cgroup",
+        choices=("auto", "off", "required"),
+        default="auto",
+        help="a cgroup per runner, so nothing it starts escapes the stop: auto (where writable, "
+        "the default), required (fail where not), off (process groups only)",
+    )
+    parser.add_argument(
+        "--memory-max",
+        type=_bytes,
+        metavar="SIZE",
+        help="memory limit of the command's whole process tree, e.g. 512M or 2G (needs a cgroup)",
+    )
+    parser.add_argument(
+        "--pids-max",
+        type=positive_int,
+        metavar="N",
+        help="limit on processes and threads in the command's tree (needs a cgroup)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     parser.set_defaults(handler=run_command)
 
@@ -99,6 +119,23 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+_SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _bytes(text: str) -> int:
+    """``512M`` -> 536870912; plain numbers are bytes, K/M/G/T are powers of 1024."""
+    number, unit = text.strip().rstrip("iBb"), ""
+    if number[-1:].upper() in _SIZE_UNITS:
+        number, unit = number[:-1], number[-1].upper()
+    try:
+        value = int(float(number) * _SIZE_UNITS[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 512M or 2G") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be more than 0 bytes, got {text}")
     return value
 
 
@@ -145,6 +182,9 @@ def run_command(args: argparse.Namespace) -> int:
             no_progress_timeout=args.no_progress_timeout,
             rules=args.rules,
             handle_signals=True,
+            cgroup=args.cgroup,
+            memory_max=args.memory_max,
+            pids_max=args.pids_max,
         )
     except ConfigurationError as exc:
         print(f"crashsight run: {exc}", file=sys.stderr)

@@ -59,6 +59,10 @@ class Facts(BaseModel):
     signal: str | None = Field(default=None, description="e.g. 'SIGSEGV' when killed by a signal.")
     timeout: TimeoutKind | None = Field(default=None, description="Which watchdog fired, if any.")
     oom_killed: bool | None = Field(default=None, description="None means 'could not tell'.")
+    pids_limited: bool | None = Field(
+        default=None,
+        description="Whether the runner's cgroup refused a fork at its pids limit; None: no limit.",
+    )
 
 
 class Verdict(BaseModel):
@@ -115,6 +119,8 @@ def _match(
     if rule.timeout is not None and facts.timeout != rule.timeout:
         return None
     if rule.oom_killed is not None and facts.oom_killed is not rule.oom_killed:
+        return None
+    if rule.pids_limited is not None and facts.pids_limited is not rule.pids_limited:
         return None
     if rule.signals is not None and facts.signal not in rule.signals:
         return None

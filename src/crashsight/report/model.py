@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..diagnostics.models import Diagnostic, TimeoutKind
 from ..supervisor.status import (
+    Containment,
     ExitInfo,
     ProtocolIssue,
     RunnerCancelled,
@@ -66,6 +67,11 @@ class Report(BaseModel):
     protocol_issues: list[ProtocolIssue] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     leftovers_killed: int = 0
+    containment: Containment | None = Field(
+        default=None,
+        description="How the runner's processes were contained (cgroup or process group) and "
+        "why, with its own cgroup's memory and pids counters.",
+    )
     attempts: int = 1
     context: dict[str, str] = Field(default_factory=dict)
 
@@ -113,6 +119,7 @@ class Report(BaseModel):
                 "protocol_issues",
                 "notes",
                 "leftovers_killed",
+                "containment",
             }
         )
         report = cls.model_validate(

@@ -22,6 +22,7 @@ from ..diagnostics.tracebacks import TracebackCapture
 from ..protocol import RunnerTerminationError
 from ..report.redact import Redactor
 from .status import (
+    Containment,
     ErrorChunk,
     ExitInfo,
     ProtocolIssue,
@@ -55,6 +56,7 @@ class AttemptFacts:
     started_mono: float = 0.0
     started_epoch: float = 0.0
     oom_before: OomCounters | None = None
+    containment: Containment | None = None
     exit: ExitInfo | None = None
     peak_rss_bytes: int | None = None
     ended_mono: float | None = None
@@ -136,6 +138,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         "notes": notes,
         "leftovers_killed": facts.leftovers_killed,
         "events_dropped": facts.events_dropped,
+        "containment": facts.containment,
     }
     redactor = Redactor(config.env if config.env is not None else os.environ)
     chunks: list[ErrorChunk] = []
@@ -146,7 +149,8 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         status = RunnerSucceeded(**common)
     else:
         termination = _termination(facts)
-        oom = _oom_killed(facts.oom_before, exit_info)
+        oom = _oom_killed(facts.oom_before, exit_info, facts.containment)
+        pids_hits = facts.containment.pids_limit_hits if facts.containment else None
         verdict = config.classifier.classify(
             Facts(
                 termination_error=termination,
@@ -156,6 +160,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
                 signal=exit_info.signal,
                 timeout=facts.timeout,
                 oom_killed=oom,
+                pids_limited=None if pids_hits is None else pids_hits > 0,
             )
         )
         status = RunnerFailed(
@@ -186,9 +191,17 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
     return clean, clean_chunks
 
 
-def _oom_killed(before: OomCounters | None, exit_info: ExitInfo) -> bool | None:
-    """OOM-kill evidence for a death by signal, or a shell's 128+N report of one; else None."""
-    by_signal = exit_info.signal is not None or (exit_info.code or 0) > 128
+def _oom_killed(
+    before: OomCounters | None, exit_info: ExitInfo, containment: Containment | None
+) -> bool | None:
+    """OOM-kill evidence: exact from the runner's own memory cgroup, whatever the exit.
+
+    Without one, the shared cgroup's counters are consulted for a death by SIGKILL (or a shell's
+    137 report of one) only, since another process's OOM kill may be counted there too.
+    """
+    if containment is not None and containment.oom_kills is not None:
+        return containment.oom_kills > 0
+    by_signal = exit_info.signal == "SIGKILL" or exit_info.code == 137  # the OOM killer's signal
     if before is None or not by_signal:
         return None
     after = read_cgroup_oom_counters(before.cgroup, hierarchy=before.hierarchy)
