@@ -26,7 +26,6 @@ from pathlib import Path
 import anyio
 
 from ..errors import ConfigurationError, SpawnError
-from .analyze import positive_int
 from ..report.github import publish_to_github
 from ..report.html import render_panel
 from ..report.kubernetes import default_termination_log, termination_message
@@ -38,6 +37,7 @@ from ..report.write import check_report_path, write_report, write_text_atomicall
 from ..supervisor.status import RunnerFailed, RunnerStatus
 from ..supervisor.stop import StopPolicy
 from ..supervisor.supervisor import Supervisor
+from .analyze import positive_int
 
 __all__ = ["add_run_parser", "exit_code_for", "run_command"]
 
