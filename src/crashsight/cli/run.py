@@ -20,6 +20,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -34,10 +35,11 @@ from ..report.panels import panel_from_report
 from ..report.redact import Redactor
 from ..report.terminal import render_verdict, wants_colour
 from ..report.write import check_report_path, write_report, write_text_atomically
-from ..supervisor.status import RunnerFailed, RunnerStatus
+from ..supervisor.status import ExitInfo, RunnerCancelled, RunnerFailed, RunnerStatus
 from ..supervisor.stop import StopPolicy
 from ..supervisor.supervisor import Supervisor
 from .analyze import positive_int
+from .startup import StartupSignals
 
 __all__ = ["add_run_parser", "exit_code_for", "run_command"]
 
@@ -189,7 +191,11 @@ def run_command(args: argparse.Namespace) -> int:
     except ConfigurationError as exc:
         print(f"crashsight run: {exc}", file=sys.stderr)
         return 2
-    return anyio.run(_supervise, supervisor, command, args.name, sinks)
+    startup: StartupSignals = getattr(args, "startup_signals", None) or StartupSignals()
+    name = args.name or shlex.join(command)
+    if startup.received is not None:
+        return _never_started(startup.received, command, name, sinks)
+    return anyio.run(_supervise, supervisor, command, name, sinks, startup)
 
 
 @dataclass(frozen=True)
@@ -203,7 +209,11 @@ class _Sinks:
 
 
 async def _supervise(
-    supervisor: Supervisor, command: list[str], name: str | None, sinks: _Sinks
+    supervisor: Supervisor,
+    command: list[str],
+    name: str,
+    sinks: _Sinks,
+    startup: StartupSignals,
 ) -> int:
     redactor = Redactor()
     if sinks.context:
@@ -211,9 +221,12 @@ async def _supervise(
         print(f"crashsight: context {redactor.text(described)}", file=sys.stderr)
     try:
         async with supervisor:
-            runner = await supervisor.spawn_command(
-                command, name=name or shlex.join(command), inherit_stdin=True
-            )
+            # From here the supervisor's own handlers listen; a signal before them was recorded.
+            # No await between this check and the spawn: a later signal stops the runner.
+            early = startup.received or supervisor.received_signal
+            if early is not None:
+                return _never_started(early, command, name, sinks)
+            runner = await supervisor.spawn_command(command, name=name, inherit_stdin=True)
             status = await runner.wait()
     except SpawnError as exc:
         print(f"crashsight run: {exc}", file=sys.stderr)
@@ -224,6 +237,22 @@ async def _supervise(
     )
     _publish(report, sinks)
     return exit_code_for(status, supervisor.received_signal)
+
+
+def _never_started(received: signal.Signals, command: list[str], name: str, sinks: _Sinks) -> int:
+    """Interrupted before the command started: a cancelled report, and the usual 128+N."""
+    status = RunnerCancelled(
+        runner_id="",
+        name=name,
+        pid=0,
+        command=command,
+        exit=ExitInfo(code=None, description="never started"),
+        started_at=datetime.now(UTC),
+        duration_s=0.0,
+        reason=f"crashsight received {received.name} during start-up; the command never started",
+    )
+    _publish(Report.from_status(status, context=sinks.context), sinks)
+    return 128 + received.value
 
 
 def _publish(report: Report, sinks: _Sinks) -> None:
