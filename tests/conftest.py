@@ -12,6 +12,7 @@ import pytest
 from hypothesis import settings
 
 from crashsight.runner.channel import RUNNER_ID_ENV
+from crashsight.supervisor.cgroup import CgroupHost, detect_host
 
 # CI explores the same examples on every run, so a red CI means the change broke something; a
 # developer's run keeps drawing new examples (that is how the collector's '\r' bug was found).
@@ -58,3 +59,12 @@ def no_process_left_behind() -> Iterator[None]:
         for proc in survivors:
             proc.kill()
         pytest.fail(f"processes outlived the test: {described}")
+
+
+@pytest.fixture(scope="session")
+def cgroup_host() -> CgroupHost:
+    """This host's runner cgroups; a test that needs them skips where they are not writable."""
+    host = detect_host("auto")
+    if host.v2_base is None:
+        pytest.skip(f"no writable cgroup v2 here: {host.reason}")
+    return host
