@@ -115,7 +115,6 @@ def test_a_contained_fork_bomb_names_its_limit(tmp_path: Path, cgroup_host: Cgro
     assert "shell.fork_eagain" in [d["id"] for d in data["diagnostics"]]
     assert data["containment"]["pids_max"] == 8
     assert data["containment"]["pids_limit_hits"] >= 1
-    assert data["leftovers_killed"] >= 1
 
 
 def test_a_nested_run_keeps_the_outer_view_of_its_descendants(pidfile: Path) -> None:

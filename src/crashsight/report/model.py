@@ -7,12 +7,13 @@ The field names below are a contract with operators' tooling; fields may be adde
 from __future__ import annotations
 
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..diagnostics.models import Diagnostic, TimeoutKind
+from ..redact import Redactor
 from ..supervisor.status import (
     Containment,
     ExitInfo,
@@ -23,19 +24,11 @@ from ..supervisor.status import (
     TaskSummary,
     TerminationInfo,
 )
-from .redact import Redactor
+from ..version import crashsight_version
 
-__all__ = ["REPORT_SCHEMA_VERSION", "Report", "crashsight_version"]
+__all__ = ["REPORT_SCHEMA_VERSION", "Report"]
 
 REPORT_SCHEMA_VERSION = 1
-
-
-def crashsight_version() -> str:
-    """The installed crashsight version, for reports read by other versions."""
-    try:
-        return version("crashsight")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 class Report(BaseModel):
@@ -72,6 +65,9 @@ class Report(BaseModel):
         description="How the runner's processes were contained (cgroup or process group) and "
         "why, with its own cgroup's memory and pids counters.",
     )
+    stacks: list[ThreadStack] = Field(default_factory=list)
+    blocked_in: BlockedIn | None = None
+    process_tree: list[ProcessInfo] = Field(default_factory=list)
     attempts: int = 1
     context: dict[str, str] = Field(default_factory=dict)
 
@@ -99,7 +95,8 @@ class Report(BaseModel):
                 }
             )
         elif isinstance(status, RunnerCancelled):
-            outcome = {"summary": f"cancelled: {status.reason}"}
+            where = f"; stopped in {status.blocked_in.describe()}" if status.blocked_in else ""
+            outcome = {"summary": f"cancelled: {status.reason}{where}"}
         else:
             outcome = {"summary": f"succeeded: {status.exit.description}"}
         common = status.model_dump(
@@ -120,6 +117,9 @@ class Report(BaseModel):
                 "notes",
                 "leftovers_killed",
                 "containment",
+                "stacks",
+                "blocked_in",
+                "process_tree",
             }
         )
         report = cls.model_validate(

@@ -30,7 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from ..diagnostics.analysis import ChainLink
+from ..diagnostics.analysis_model import ChainLink
 from ..protocol import ExceptionInfo
 
 __all__ = [
@@ -79,7 +79,9 @@ class ErrorEntry(_Model):
     category: str
     subcategory: str | None = None
     phase: str | None = Field(default=None, description="As the log names it, e.g. 'PreTokenize'.")
-    phase_kind: str | None = Field(default=None, description="eval, train, data, ...")
+    phase_kind: str | None = Field(
+        default=None, description="data, initialization, training, evaluation, checkpoint, ..."
+    )
     level: str | None = None
     message: str = Field(description="The first occurrence.")
     template: str | None = Field(

@@ -13,14 +13,15 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from ..cli.analyze import render_text
-from ..diagnostics.analysis import AnalyzeResult, chain_links
+from ..diagnostics.analysis_model import AnalyzeResult, chain_links
+from ..diagnostics.phases import frames_kind
 from ..protocol import ExceptionInfo
+from ..redact import Redactor
 from ..report.aggregate import ShardReport, Unreadable
+from ..report.analysis_text import render_text
 from ..report.html import Panel
 from ..report.model import Report
 from ..report.panels import panel_from_analysis, panel_from_report
-from ..report.redact import Redactor
 from .bounds import Limits, bound
 from .models import ErrorEntry, JobAnalysis, JobErrors, JobSummary
 
@@ -76,9 +77,11 @@ def errors_from_report(job_id: str, report: Report, limits: Limits) -> JobErrors
     )
     analysis = None
     if failed and report.category is not None:
+        found = frames_kind(exception)
         analysis = JobAnalysis(
             category=report.category,
             subcategory=report.subcategory,
+            phase_kind=found[0] if found else None,
             description=_describe(report, exception),
             confidence_basis=[_SUPERVISED],
             suggestions=[report.hint] if report.hint else [],

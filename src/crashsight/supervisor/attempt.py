@@ -6,7 +6,8 @@
                   ──stderr (pipe)─────────► pump ──► pass-through sink + StderrCollector
                   ──stdout (pipe)─────────► pump ──► pass-through sink
                   ──exit (pidfd / wait4)──► reaper (shielded: always reaps)
-    watchdog ── deadline / no progress ──► stop policy (SIGTERM group, grace, SIGKILL tree)
+    watchdog ── deadline / no progress ──► stacks (snapshot.py) ──► stop policy (SIGTERM group,
+                                                                       grace, SIGKILL tree)
 
 After the exit, the attempt waits (bounded) for the channel, stdout and stderr to reach EOF so that
 no late line is lost; a grandchild that holds them open past the bound is killed and noted. Then it
@@ -17,61 +18,36 @@ status, in that order.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from ..diagnostics.oom import read_oom_counters
 from ..errors import RunnerStateError, SpawnError
 from ..protocol import Message
 from . import cgroupfs
-from .cgroup import CgroupHost, RunnerCgroup
+from .cgroup import RunnerCgroup
+from .config import RunnerConfig
 from .events import EventBuffer
-from .guardian import Guardian
-from .output import OutputSink
+from .snapshot import Snapshot, StackDumps
 from .spawn import ExitResult, SpawnedProcess, spawn, wait_for_exit
 from .status import Containment, ExitInfo, ProtocolIssue, RunnerStatus
-from .stop import StopPolicy, kill_tree, signal_group, wait_gone
+from .stop import kill_tree, signal_group, wait_gone
 from .streams import ChannelReader, pump_output
 from .verdict import AttemptFacts, build_status
 
 if TYPE_CHECKING:
-    from ..diagnostics.classify import Classifier
-    from ..diagnostics.models import Signature, TimeoutKind
+    from ..diagnostics.models import TimeoutKind
 
-__all__ = ["Attempt", "RunnerConfig"]
+__all__ = ["Attempt"]
 
 #: After the exit, how long the output may make no progress before the rest is dropped.
 _PASS_ON_STALL_S = 1.0
-
-
-@dataclass
-class RunnerConfig:
-    """Everything the supervisor needs to start and judge one runner; shared by its attempts."""
-
-    runner_id: str
-    name: str
-    argv: list[str]
-    env: Mapping[str, str] | None
-    cwd: str | None
-    stop_policy: StopPolicy
-    deadline: float | None
-    no_progress_timeout: float | None
-    drain_timeout: float
-    max_frame_bytes: int
-    stdout: OutputSink
-    stderr: OutputSink
-    inherit_stdin: bool
-    classifier: Classifier
-    signatures: Sequence[Signature]
-    user_events: Mapping[str, type[BaseModel]] = field(default_factory=dict)
-    guardian: Guardian | None = None
-    cgroups: CgroupHost | None = None
 
 
 class Attempt:
@@ -98,6 +74,7 @@ class Attempt:
         self._open_streams = 3
         self._stopping = False
         self._last_activity = 0.0
+        self._dumps: StackDumps | None = None
         #: The final status, once built (also when the attempt was cancelled).
         self.status: RunnerStatus | None = None
 
@@ -108,18 +85,24 @@ class Attempt:
             SpawnError: The command could not be started.
         """
         config = self.config
+        env = config.env
+        if config.stacks is not None:
+            self._dumps = StackDumps(config.stacks)
+            env = {**(os.environ if env is None else env), **self._dumps.environment()}
         self._cgroup = self._make_cgroup()
         try:
             self._proc = spawn(
                 config.argv,
                 runner_id=config.runner_id,
-                env=config.env,
+                env=env,
                 cwd=config.cwd,
                 max_frame_bytes=config.max_frame_bytes,
                 inherit_stdin=config.inherit_stdin,
                 cgroup=self._cgroup,
             )
-        except SpawnError:
+        except BaseException:
+            if self._dumps is not None:
+                self._dumps.close()
             if self._cgroup is not None:
                 cgroupfs.remove_all(self._cgroup.folders)
             raise
@@ -208,6 +191,8 @@ class Attempt:
             await self._exited.wait()
             return
         self._stopping = True
+        with anyio.CancelScope(shield=True):  # bounded; a stop once begun must send its signal
+            await self.collect_stacks()
         policy = self.config.stop_policy
         if signal_group(self.pid, policy.first_signal):
             facts.signals_sent.append(policy.first_signal.name)
@@ -222,6 +207,21 @@ class Attempt:
                 f"tree with SIGKILL ({len(killed)} processes)"
             )
         await self._exited.wait()
+
+    async def collect_stacks(self) -> Snapshot | None:
+        """Take every Python thread's stack and the process tree now, before a stop.
+
+        Called by `terminate` before the stop policy; a group stop calls it for all its runners
+        first, so that every rank is seen at the same moment. Once per attempt: later calls
+        return the first snapshot. None when stacks are off or the process has ended.
+        """
+        if self._dumps is None or self.pid is None or self._exited.is_set():
+            return None
+        snapshot = await self._dumps.collect(
+            self.pid, self.config.runner_id, self.facts.started_epoch
+        )
+        self.facts.snapshot = snapshot
+        return snapshot
 
     async def _reap(self, popen: subprocess.Popen[bytes]) -> None:
         assert self.pid is not None
@@ -369,6 +369,9 @@ class Attempt:
         if self.config.guardian is not None and self.pid is not None:
             self.config.guardian.forget(self.pid)
         self.facts.collector.close()
+        if self._dumps is not None and self.pid is not None:
+            self.facts.snapshot = self._dumps.after_exit(self.pid)
+            self._dumps.close()
         self.facts.events_dropped = self._events.dropped
         status, chunks = build_status(self.facts)
         for chunk in chunks:

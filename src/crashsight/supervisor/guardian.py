@@ -14,8 +14,8 @@ supervisor exited, however it died), it SIGKILLs every group still listed, kills
 every cgroup still listed and removes those cgroups, then exits. A supervisor that closes normally
 has reaped every runner and removed its cgroups first, so nothing is left to do.
 
-The guardian runs with ``python -S`` and loads this module and `cgroupfs` only (both standard
-library), a few milliseconds per supervisor.
+The guardian runs this file with ``python -S`` and the standard library only (plus `cgroupfs`,
+also standard library only, when it has cgroups to remove): a few milliseconds per supervisor.
 """
 
 from __future__ import annotations
@@ -28,18 +28,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .cgroupfs import kill_all, remove_all
-
 if TYPE_CHECKING:
     from .cgroup import RunnerCgroup
 
 __all__ = ["Guardian"]
-
-#: Loads this module without ``site``: the package's parent folder is put on ``sys.path`` by hand.
-_LAUNCH = (
-    "import sys; sys.path.insert(0, sys.argv[1]); "
-    "from crashsight.supervisor.guardian import _guard; _guard()"
-)
 #: How long the guardian keeps killing a cgroup's members before it removes what it can.
 _KILL_WITHIN_S = 5.0
 
@@ -49,7 +41,7 @@ class Guardian:
 
     def __init__(self) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-S", "-c", _LAUNCH, str(Path(__file__).resolve().parents[2])],
+            [sys.executable, "-S", os.path.abspath(__file__)],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C to crashsight's group must not end the guardian
@@ -120,6 +112,16 @@ def _guard() -> None:
             os.killpg(pgid, signal.SIGKILL)
         except OSError:
             continue
+    if not cgroups:
+        return
+    # Absolute, and only now: this file runs as a script, with crashsight's folder put on the path.
+    from crashsight.supervisor.cgroupfs import kill_all, remove_all
+
     for v2, v1, kill_file in cgroups.values():
         kill_all(v2, v1, kill_file=kill_file, within=_KILL_WITHIN_S)
         remove_all([*([v2] if v2 is not None else []), *v1])
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # no site: find crashsight
+    _guard()

@@ -34,16 +34,20 @@ from ..diagnostics.rules import Rule, load_rules
 from ..errors import ConfigurationError, RunnerStateError, SpawnError
 from ..framing import DEFAULT_MAX_FRAME_BYTES
 from ..runner.channel import BOOTSTRAP_ENV
-from .attempt import RunnerConfig
 from .cgroup import CGROUP_ROOT, CgroupLimits, CgroupMode, detect_host
+from .config import RunnerConfig
+from .groupstop import stop_with_stacks
 from .guardian import Guardian
 from .output import OutputSink
 from .restart import RestartPolicy
 from .runner import Runner
+from .snapshot import StackOptions
 from .spawn import python_target_command
 from .stop import StopPolicy
 
 __all__ = ["Output", "SpawnOptions", "Supervisor"]
+
+_DEFAULT_STACKS = StackOptions()
 
 #: ``"inherit"`` copies runner output to this process's stdout/stderr; ``"discard"`` drops it; a
 #: path appends both streams to that log file.
@@ -100,6 +104,8 @@ class Supervisor:
         memory_max: Memory limit in bytes for each runner's whole tree (needs a memory cgroup).
         pids_max: Process limit for each runner's whole tree (needs a pids cgroup).
         cgroup_root: Where the cgroup filesystems are mounted.
+        stacks: How every Python thread's stack is taken before crashsight stops a runner (the
+            dump signal, the bounded wait, native frames); None takes no stacks.
     """
 
     def __init__(
@@ -120,6 +126,7 @@ class Supervisor:
         memory_max: int | None = None,
         pids_max: int | None = None,
         cgroup_root: str | os.PathLike[str] = CGROUP_ROOT,
+        stacks: StackOptions | None = _DEFAULT_STACKS,
     ) -> None:
         _check_seconds("deadline", deadline)
         _check_seconds("no_progress_timeout", no_progress_timeout)
@@ -136,6 +143,7 @@ class Supervisor:
         self.signatures = signatures
         self.user_events = {model.__name__: model for model in user_events}
         self.handle_signals = handle_signals
+        self.stacks = stacks
         user_rules = (
             load_rules(rules) if isinstance(rules, (str, os.PathLike)) else list(rules or ())
         )
@@ -254,6 +262,7 @@ class Supervisor:
             user_events=self.user_events,
             guardian=self._guardian,
             cgroups=self.cgroups,
+            stacks=self.stacks,
         )
         runner = Runner(config, options.get("restart") or RestartPolicy(), self.event_buffer)
         runner.start()
@@ -262,10 +271,8 @@ class Supervisor:
         return runner
 
     async def stop_all(self, reason: str = "stopped on request") -> None:
-        """Stop every runner with the stop policy, concurrently, and wait for all of them."""
-        async with anyio.create_task_group() as tg:
-            for runner in self.runners:
-                tg.start_soon(runner.stop, reason)
+        """Take every runner's stacks, then stop them all with the stop policy, concurrently."""
+        await stop_with_stacks(self.runners, reason)
 
     async def _watch_signals(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
