@@ -17,6 +17,7 @@ from ..diagnostics.models import Diagnostic, Role, TimeoutKind
 from ..diagnostics.phases import frames_kind, stacks_kind
 from ..redact import Redactor
 from ..supervisor.status import (
+    Containment,
     ExitInfo,
     ProtocolIssue,
     RunnerCancelled,
@@ -67,6 +68,11 @@ class Report(BaseModel):
         description="The kind of work it failed in (data, initialization, training, evaluation, "
         "checkpoint, export, monitoring), from the termination error's frames or, for a hang, "
         "the stuck thread's stack; see crashsight.diagnostics.phases.",
+    )
+    containment: Containment | None = Field(
+        default=None,
+        description="How the runner's processes were contained (cgroup or process group) and "
+        "why, with its own cgroup's memory and pids counters.",
     )
     stacks: list[ThreadStack] = Field(default_factory=list)
     blocked_in: BlockedIn | None = None
@@ -142,6 +148,7 @@ class Report(BaseModel):
                 "node_rank",
                 "host",
                 "ended_at",
+                "containment",
                 "stacks",
                 "blocked_in",
                 "process_tree",
