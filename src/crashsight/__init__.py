@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from .report.model import Report as Report
     from .report.redact import Redactor as Redactor
     from .report.write import write_report as write_report
+    from .supervisor.group import GroupOutcome as GroupOutcome
+    from .supervisor.group import GroupRank as GroupRank
+    from .supervisor.group import RunnerGroup as RunnerGroup
     from .supervisor.restart import RestartPolicy as RestartPolicy
     from .supervisor.runner import Runner as Runner
     from .supervisor.status import ErrorChunk as ErrorChunk
@@ -102,6 +105,9 @@ _EXPORTS: dict[str, str] = {
     "Report": "crashsight.report.model",
     "Redactor": "crashsight.report.redact",
     "write_report": "crashsight.report.write",
+    "GroupOutcome": "crashsight.supervisor.group",
+    "GroupRank": "crashsight.supervisor.group",
+    "RunnerGroup": "crashsight.supervisor.group",
     "RestartPolicy": "crashsight.supervisor.restart",
     "Runner": "crashsight.supervisor.runner",
     "ErrorChunk": "crashsight.supervisor.status",
@@ -130,6 +136,8 @@ __all__ = (
     "Facts",
     "FrameInfo",
     "FrameTooLargeError",
+    "GroupOutcome",
+    "GroupRank",
     "Heartbeat",
     "JobVerdict",
     "Progress",
@@ -145,6 +153,7 @@ __all__ = (
     "Runner",
     "RunnerCancelled",
     "RunnerFailed",
+    "RunnerGroup",
     "RunnerStateError",
     "RunnerStatus",
     "RunnerSucceeded",

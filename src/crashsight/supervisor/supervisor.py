@@ -35,6 +35,7 @@ from ..errors import ConfigurationError, RunnerStateError, SpawnError
 from ..framing import DEFAULT_MAX_FRAME_BYTES
 from ..runner.channel import BOOTSTRAP_ENV
 from .attempt import RunnerConfig
+from .group import RunnerGroup
 from .guardian import Guardian
 from .output import OutputSink
 from .restart import RestartPolicy
@@ -241,6 +242,46 @@ class Supervisor:
         self.runners.append(runner)
         self._tg.start_soon(runner.supervise)
         return runner
+
+    async def spawn_group(
+        self,
+        target: str | Sequence[str],
+        *args: str,
+        world_size: int,
+        peer_grace: float | None = 5.0,
+        python: str | None = None,
+        **options: Unpack[SpawnOptions],
+    ) -> RunnerGroup:
+        """Start ``world_size`` runners of one target as the ranks of one job (`RunnerGroup`).
+
+        Each rank gets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and a free
+        ``MASTER_PORT``; the first failure stops the others (see `crashsight.supervisor.group`).
+
+        Args:
+            target: A Python target as for `spawn`, or a command (a sequence) as for
+                `spawn_command`; ``args`` are appended either way.
+            world_size: How many ranks.
+            peer_grace: After a failure that is only a consequence, seconds the other ranks may
+                take to fail on their own before they are stopped; None waits for them.
+            python: The interpreter of a Python target.
+            **options: As for `spawn_command`; ``env`` is each rank's base environment.
+        """
+        base = options.pop("env", None)
+        name = options.pop("name", None) or (
+            target if isinstance(target, str) else " ".join(target)
+        )
+        group = RunnerGroup(name, world_size, peer_grace)
+
+        async def spawn_rank(rank_name: str, env: Mapping[str, str]) -> Runner:
+            rank_options: SpawnOptions = {**options, "name": rank_name, "env": env}
+            if isinstance(target, str):
+                return await self.spawn(target, *args, python=python, **rank_options)
+            return await self.spawn_command([*target, *args], **rank_options)
+
+        await group.start(spawn_rank, os.environ if base is None else base)
+        assert self._tg is not None  # spawn_rank raised otherwise
+        self._tg.start_soon(group.watch)
+        return group
 
     async def stop_all(self, reason: str = "stopped on request") -> None:
         """Stop every runner with the stop policy, concurrently, and wait for all of them."""
