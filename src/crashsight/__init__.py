@@ -48,8 +48,8 @@ if TYPE_CHECKING:
     from .protocol import TaskFinished as TaskFinished
     from .protocol import TaskStarted as TaskStarted
     from .protocol import UserEvent as UserEvent
+    from .redact import Redactor as Redactor
     from .report.model import Report as Report
-    from .report.redact import Redactor as Redactor
     from .report.write import write_report as write_report
     from .supervisor.group import GroupOutcome as GroupOutcome
     from .supervisor.group import GroupRank as GroupRank
@@ -103,7 +103,7 @@ _EXPORTS: dict[str, str] = {
     "TaskStarted": "crashsight.protocol",
     "UserEvent": "crashsight.protocol",
     "Report": "crashsight.report.model",
-    "Redactor": "crashsight.report.redact",
+    "Redactor": "crashsight.redact",
     "write_report": "crashsight.report.write",
     "GroupOutcome": "crashsight.supervisor.group",
     "GroupRank": "crashsight.supervisor.group",

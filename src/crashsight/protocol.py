@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 
-from .framing import PROTOCOL_VERSION
+from .version import PROTOCOL_VERSION
 
 __all__ = [
     "MESSAGE_ADAPTER",

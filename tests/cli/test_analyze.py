@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crashsight.diagnostics.analysis import AnalyzeResult
+from crashsight.diagnostics.analysis_model import AnalyzeResult
 
 CRASHSIGHT = [sys.executable, "-m", "crashsight", "analyze"]
 TOKEN = "hf_" + "Zq9x" * 8

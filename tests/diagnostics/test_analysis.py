@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from crashsight.diagnostics.analysis import AnalyzeResult, analyze_file, phase_kind
-from crashsight.report.redact import Redactor
+from crashsight.diagnostics.analysis import analyze_file, phase_kind
+from crashsight.diagnostics.analysis_model import AnalyzeResult
+from crashsight.redact import Redactor
 
 STEP = "[2025-12-10 03:58:{s:02d}] [trainer] [INFO] [{phase}] step {i}\n"
 OOM = (

@@ -9,11 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crashsight.diagnostics.tracebacks import (
-    TracebackCapture,
-    parse_faulthandler,
-    parse_traceback,
-)
+from crashsight.diagnostics.faultdump import parse_faulthandler
+from crashsight.diagnostics.tracebacks import TracebackCapture, parse_traceback
 from crashsight.protocol import ExceptionInfo
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from crashsight.diagnostics.analysis import AnalyzeResult, analyze_file
+from crashsight.diagnostics.analysis import analyze_file
+from crashsight.diagnostics.analysis_model import AnalyzeResult
 from crashsight.server import JobErrors, JobList
 
 from .conftest import TOKEN, TOKEN_ENV, Site

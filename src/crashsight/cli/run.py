@@ -26,12 +26,12 @@ from pathlib import Path
 import anyio
 
 from ..errors import ConfigurationError, SpawnError
+from ..redact import Redactor
 from ..report.github import publish_to_github
 from ..report.html import render_panel
 from ..report.kubernetes import default_termination_log, termination_message
 from ..report.model import Report
 from ..report.panels import panel_from_report
-from ..report.redact import Redactor
 from ..report.terminal import render_verdict, wants_colour
 from ..report.write import check_report_path, write_report, write_text_atomically
 from ..supervisor.status import RunnerFailed, RunnerStatus

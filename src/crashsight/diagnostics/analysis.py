@@ -5,20 +5,7 @@
 that ``crashsight run`` uses. The result is one `AnalyzeResult`; every string in it has passed the
 `Redactor`. It is self-contained, so a renderer (terminal, HTML) needs nothing else.
 
-Schema (``schema_version`` 1; fields may be added, never renamed)::
-
-    AnalyzeResult
-    ├── status       errors | clean | empty | binary | missing | unreadable
-    ├── message      one line for a human
-    ├── stats        bytes, lines, nul_bytes, seconds
-    ├── truncated    the file ends mid-line or inside a traceback
-    ├── errors[]     ErrorRow: one per (phase, message template), in order of first appearance,
-    │                with count, first/last line and time, samples, signatures, verdict, and the
-    │                first occurrence's traceback (TracebackInfo)
-    ├── more_distinct_errors, more_distinct_errors_is_lower_bound, more_error_occurrences
-    ├── traceback    TracebackInfo of the last traceback: exception (frames, cause, context) + chain
-    ├── analysis     Analysis: verdict, phase, description, confidence and its basis, suggestions
-    └── notes[]
+The result's schema is in `crashsight.diagnostics.analysis_model`.
 
 Confidence is the product of two tabled factors, each listed in ``confidence_basis``: how the
 verdict is known (`EVIDENCE_CONFIDENCE`: a catalogue signature matched the exact text, a traceback
@@ -34,13 +21,18 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from ..protocol import ExceptionInfo
-from ..report.model import crashsight_version
-from ..report.redact import Redactor
+from ..redact import Redactor
+from .analysis_model import (
+    Analysis,
+    AnalyzeResult,
+    ErrorRow,
+    Evidence,
+    LogStats,
+    Status,
+    TracebackInfo,
+    chain_links,
+)
 from .catalogue import CATALOGUE, diagnose_line
 from .classify import Classifier, Facts, Verdict
 from .logfile import ERROR_LEVELS, ErrorGroup, ErrorTable, LogRecord, LogScanner, PhaseSource
@@ -49,28 +41,13 @@ from .rules import Rule
 from .tracebacks import parse_traceback
 
 __all__ = [
-    "ANALYZE_SCHEMA_VERSION",
     "EVIDENCE_CONFIDENCE",
     "PHASE_ADVICE",
     "PHASE_CONFIDENCE",
     "PHASE_KINDS",
-    "Analysis",
-    "AnalyzeResult",
-    "ErrorRow",
-    "LogStats",
-    "TracebackInfo",
     "analyze_file",
-    "chain_links",
     "phase_kind",
 ]
-
-ANALYZE_SCHEMA_VERSION = 1
-Status = Literal["errors", "clean", "empty", "binary", "missing", "unreadable"]
-Evidence = Literal["signature", "traceback", "level", "text"]
-Relation = Literal["raised", "cause", "context"]
-_RAISED: Relation = "raised"
-_CAUSE: Relation = "cause"
-_CONTEXT: Relation = "context"
 
 #: Canonical phase kinds and the phase names (lower case, letters and digits only) that mean them.
 PHASE_KINDS: dict[str, tuple[str, ...]] = {
@@ -128,103 +105,6 @@ _MAX_FACT_LINES = 1000  # error messages offered to rules with a ``stderr`` matc
 _BINARY_SAMPLE = 64 * 1024
 _BINARY_RATIO = 0.1  # control bytes and invalid UTF-8 above this share of the sample: not text
 _TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r\x0b\x0c\x08\x1b" + bytes(range(0x80, 0x100))
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ChainLink(_Model):
-    """One exception of a traceback's chain, outermost first."""
-
-    relation: Relation = Field(
-        description="'raised': the outermost exception; 'cause' / 'context': this one was the "
-        "__cause__ / __context__ of the link before it."
-    )
-    type: str
-    message: str
-    frames: int = Field(description="Number of frames in its traceback.")
-
-
-class TracebackInfo(_Model):
-    """A Python traceback found in the log."""
-
-    lineno: int = Field(description="Line of the record that holds it.")
-    phase: str | None = None
-    complete: bool = Field(description="False when the log ends inside it.")
-    exception: ExceptionInfo | None = Field(
-        default=None, description="Outermost exception, with frames, cause and context."
-    )
-    chain: list[ChainLink] = Field(default_factory=list)
-
-
-class ErrorRow(_Model):
-    """One distinct error: every record with the same phase and message template."""
-
-    phase: str | None = Field(description="As the log names it, e.g. 'PreTokenize'.")
-    phase_kind: str | None = Field(description="Canonical kind: eval, train, data, ...")
-    phase_source: PhaseSource | None = None
-    level: str | None = Field(description="Log level; None for an unstructured line.")
-    logger: str | None = None
-    message: str = Field(description="First occurrence's message.")
-    template: str = Field(description="Message with numbers, hex, paths, URLs, UUIDs masked.")
-    count: int = Field(ge=1)
-    first_lineno: int
-    last_lineno: int
-    first_time: str | None = Field(description="Timestamp as ISO 8601, when the log has one.")
-    last_time: str | None
-    samples: list[str] = Field(description="Up to 3 distinct raw messages.")
-    lines: list[str] = Field(description="The first occurrence's lines (bounded).")
-    signatures: list[str] = Field(description="Catalogue ids matched by the first occurrence.")
-    traceback: TracebackInfo | None = None
-    category: str
-    subcategory: str | None = None
-    hint: str | None = None
-
-
-class Analysis(_Model):
-    """Why the run failed: the verdict on the whole log, in the phase where it happened."""
-
-    category: str
-    subcategory: str | None = None
-    phase: str | None = None
-    phase_kind: str | None = None
-    summary: str = Field(description="One line: verdict, phase, evidence.")
-    description: str
-    confidence: float = Field(ge=0, le=1)
-    confidence_basis: list[str]
-    suggestions: list[str]
-    evidence: str | None = None
-    error_index: int | None = Field(default=None, description="Index of the row in errors.")
-    rule: str = Field(description="Which classification rule decided.")
-
-
-class LogStats(_Model):
-    """How much was read."""
-
-    bytes: int
-    lines: int
-    nul_bytes: int
-    seconds: float
-
-
-class AnalyzeResult(_Model):
-    """Everything ``crashsight analyze`` found in one log file."""
-
-    schema_version: int = ANALYZE_SCHEMA_VERSION
-    crashsight_version: str = Field(default_factory=crashsight_version)
-    file: str
-    status: Status
-    message: str
-    stats: LogStats
-    truncated: bool = False
-    errors: list[ErrorRow] = Field(default_factory=list)
-    more_distinct_errors: int = 0
-    more_distinct_errors_is_lower_bound: bool = False
-    more_error_occurrences: int = 0
-    traceback: TracebackInfo | None = None
-    analysis: Analysis | None = None
-    notes: list[str] = Field(default_factory=list)
 
 
 def phase_kind(phase: str | None) -> str | None:
@@ -426,21 +306,6 @@ def _row(group: ErrorGroup, classifier: Classifier) -> tuple[ErrorRow, list[Diag
         hint=verdict.hint if verdict.rule != "none" else None,
     )
     return row, list(diagnostics.values())
-
-
-def chain_links(exception: ExceptionInfo | None) -> list[ChainLink]:
-    """The exceptions linked by ``raise ... from`` (or implicitly), outermost first."""
-    chain: list[ChainLink] = []
-    link, relation = exception, _RAISED
-    while link is not None:
-        chain.append(
-            ChainLink(
-                relation=relation, type=link.type, message=link.message, frames=len(link.frames)
-            )
-        )
-        relation = _CAUSE if link.cause else _CONTEXT
-        link = link.cause or link.context
-    return chain
 
 
 def _traceback_info(record: LogRecord) -> TracebackInfo:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..redact import Redactor
 from .markdown import MAX_TASK_LINES, cell, task_error_lines, verdict_label
-from .redact import Redactor
 
 __all__ = ["Aggregate", "ShardReport", "Unreadable", "aggregate", "load_shard"]
 

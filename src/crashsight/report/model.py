@@ -7,12 +7,12 @@ The field names below are a contract with operators' tooling; fields may be adde
 from __future__ import annotations
 
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..diagnostics.models import Diagnostic, TimeoutKind
+from ..redact import Redactor
 from ..supervisor.status import (
     ExitInfo,
     ProtocolIssue,
@@ -22,19 +22,11 @@ from ..supervisor.status import (
     TaskSummary,
     TerminationInfo,
 )
-from .redact import Redactor
+from ..version import crashsight_version
 
-__all__ = ["REPORT_SCHEMA_VERSION", "Report", "crashsight_version"]
+__all__ = ["REPORT_SCHEMA_VERSION", "Report"]
 
 REPORT_SCHEMA_VERSION = 1
-
-
-def crashsight_version() -> str:
-    """The installed crashsight version, for reports read by other versions."""
-    try:
-        return version("crashsight")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 class Report(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..diagnostics.analysis import AnalyzeResult
+from ..diagnostics.analysis_model import AnalyzeResult
 from .aggregate import Aggregate
 from .html import Panel, PanelRow, TimelineEntry
 from .markdown import verdict_label

@@ -44,12 +44,12 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..diagnostics.analysis import AnalyzeResult
+from ..diagnostics.analysis_model import AnalyzeResult
 from ..diagnostics.rules import Rule
+from ..redact import Redactor
 from ..report.aggregate import ShardReport, Unreadable, load_shard
 from ..report.html import render_panel
 from ..report.model import Report
-from ..report.redact import Redactor
 from .auth import BearerAuth, TokenSource, token_source
 from .bounds import Limits
 from .jobs import JOB_ID, JobFiles, JobStore

@@ -30,7 +30,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from ..diagnostics.analysis import ChainLink
+from ..diagnostics.analysis_model import ChainLink
 from ..protocol import ExceptionInfo
 
 __all__ = [

@@ -13,14 +13,14 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from ..cli.analyze import render_text
-from ..diagnostics.analysis import AnalyzeResult, chain_links
+from ..diagnostics.analysis_model import AnalyzeResult, chain_links
 from ..protocol import ExceptionInfo
+from ..redact import Redactor
 from ..report.aggregate import ShardReport, Unreadable
+from ..report.analysis_text import render_text
 from ..report.html import Panel
 from ..report.model import Report
 from ..report.panels import panel_from_analysis, panel_from_report
-from ..report.redact import Redactor
 from .bounds import Limits, bound
 from .models import ErrorEntry, JobAnalysis, JobErrors, JobSummary
 

@@ -19,56 +19,30 @@ from __future__ import annotations
 import math
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from ..diagnostics.oom import read_oom_counters
 from ..errors import RunnerStateError
 from ..protocol import Message
+from .config import RunnerConfig
 from .events import EventBuffer
-from .guardian import Guardian
-from .output import OutputSink
 from .spawn import ExitResult, SpawnedProcess, spawn, wait_for_exit
 from .status import ExitInfo, ProtocolIssue, RunnerStatus
-from .stop import StopPolicy, kill_tree, signal_group, wait_gone
+from .stop import kill_tree, signal_group, wait_gone
 from .streams import ChannelReader, pump_output
 from .verdict import AttemptFacts, build_status
 
 if TYPE_CHECKING:
-    from ..diagnostics.classify import Classifier
-    from ..diagnostics.models import Signature, TimeoutKind
+    from ..diagnostics.models import TimeoutKind
 
-__all__ = ["Attempt", "RunnerConfig"]
+__all__ = ["Attempt"]
 
 #: After the exit, how long the output may make no progress before the rest is dropped.
 _PASS_ON_STALL_S = 1.0
-
-
-@dataclass
-class RunnerConfig:
-    """Everything the supervisor needs to start and judge one runner; shared by its attempts."""
-
-    runner_id: str
-    name: str
-    argv: list[str]
-    env: Mapping[str, str] | None
-    cwd: str | None
-    stop_policy: StopPolicy
-    deadline: float | None
-    no_progress_timeout: float | None
-    drain_timeout: float
-    max_frame_bytes: int
-    stdout: OutputSink
-    stderr: OutputSink
-    inherit_stdin: bool
-    classifier: Classifier
-    signatures: Sequence[Signature]
-    user_events: Mapping[str, type[BaseModel]] = field(default_factory=dict)
-    guardian: Guardian | None = None
 
 
 class Attempt:

@@ -8,7 +8,8 @@ import anyio
 from pydantic import BaseModel
 
 from ..errors import RunnerStateError, SpawnError
-from .attempt import Attempt, RunnerConfig
+from .attempt import Attempt
+from .config import RunnerConfig
 from .events import EventBuffer
 from .restart import RestartPolicy
 from .status import RunnerFailed, RunnerStatus

@@ -34,7 +34,7 @@ from ..diagnostics.rules import Rule, load_rules
 from ..errors import ConfigurationError, RunnerStateError, SpawnError
 from ..framing import DEFAULT_MAX_FRAME_BYTES
 from ..runner.channel import BOOTSTRAP_ENV
-from .attempt import RunnerConfig
+from .config import RunnerConfig
 from .group import RunnerGroup
 from .guardian import Guardian
 from .output import OutputSink

@@ -20,7 +20,7 @@ from ..diagnostics.collector import StderrCollector
 from ..diagnostics.oom import OomCounters, oom_evidence, read_cgroup_oom_counters
 from ..diagnostics.tracebacks import TracebackCapture
 from ..protocol import RunnerTerminationError
-from ..report.redact import Redactor
+from ..redact import Redactor
 from .status import (
     ErrorChunk,
     ExitInfo,
@@ -36,7 +36,7 @@ from .status import (
 
 if TYPE_CHECKING:
     from ..diagnostics.models import TimeoutKind
-    from .attempt import RunnerConfig
+    from .config import RunnerConfig
 
 __all__ = ["AttemptFacts", "build_status"]
 

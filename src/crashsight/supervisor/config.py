@@ -1,0 +1,46 @@
+"""What the supervisor needs to start and judge one runner: the configuration its attempts share.
+
+Its own module so that the attempt (which runs the process) and the verdict (which judges it)
+both read it without importing each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from .guardian import Guardian
+from .output import OutputSink
+from .stop import StopPolicy
+
+if TYPE_CHECKING:
+    from ..diagnostics.classify import Classifier
+    from ..diagnostics.models import Signature
+
+__all__ = ["RunnerConfig"]
+
+
+@dataclass
+class RunnerConfig:
+    """Everything the supervisor needs to start and judge one runner; shared by its attempts."""
+
+    runner_id: str
+    name: str
+    argv: list[str]
+    env: Mapping[str, str] | None
+    cwd: str | None
+    stop_policy: StopPolicy
+    deadline: float | None
+    no_progress_timeout: float | None
+    drain_timeout: float
+    max_frame_bytes: int
+    stdout: OutputSink
+    stderr: OutputSink
+    inherit_stdin: bool
+    classifier: Classifier
+    signatures: Sequence[Signature]
+    user_events: Mapping[str, type[BaseModel]] = field(default_factory=dict)
+    guardian: Guardian | None = None
