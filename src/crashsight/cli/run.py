@@ -25,6 +25,7 @@ from pathlib import Path
 
 import anyio
 
+from ..diagnostics.launcher import LauncherSplitter, is_torch_launcher
 from ..errors import ConfigurationError, SpawnError
 from ..redact import Redactor
 from ..report.github import publish_to_github
@@ -169,10 +170,14 @@ async def _supervise(
     if sinks.context:
         described = " ".join(f"{key}={value}" for key, value in sinks.context.items())
         print(f"crashsight: context {redactor.text(described)}", file=sys.stderr)
+    launcher = LauncherSplitter() if is_torch_launcher(command) else None
     try:
         async with supervisor:
             runner = await supervisor.spawn_command(
-                command, name=name or shlex.join(command), inherit_stdin=True
+                command,
+                name=name or shlex.join(command),
+                inherit_stdin=True,
+                stderr_sinks=[launcher] if launcher else [],
             )
             status = await runner.wait()
     except SpawnError as exc:
@@ -182,6 +187,9 @@ async def _supervise(
     report = Report.from_status(
         status, attempts=len(runner.attempts), context=sinks.context, redactor=redactor
     )
+    job = launcher.job(supervisor.classifier) if launcher else None
+    if job is not None:
+        report = report.with_launcher_job(job, redactor)
     _publish(report, sinks)
     return exit_code_for(status, supervisor.received_signal)
 

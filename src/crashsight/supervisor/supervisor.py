@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Literal, Self, TypedDict, Unpack
@@ -62,6 +62,8 @@ class SpawnOptions(TypedDict, total=False):
         no_progress_timeout: Overrides the supervisor's default; None disables it.
         restart: Opt-in restarts of failed attempts.
         inherit_stdin: Give the runner this process's stdin instead of /dev/null.
+        stderr_sinks: Called with each line of the runner's stderr that they ask for (a
+            `TriggeredSink` only with the lines it wants), in order, like the collector's own.
     """
 
     name: str
@@ -71,6 +73,7 @@ class SpawnOptions(TypedDict, total=False):
     no_progress_timeout: float | None
     restart: RestartPolicy
     inherit_stdin: bool
+    stderr_sinks: Sequence[Callable[[str], None]]
 
 
 class Supervisor:
@@ -236,6 +239,7 @@ class Supervisor:
             signatures=self.signatures,
             user_events=self.user_events,
             guardian=self._guardian,
+            stderr_sinks=options.get("stderr_sinks", ()),
         )
         runner = Runner(config, options.get("restart") or RestartPolicy(), self.event_buffer)
         runner.start()

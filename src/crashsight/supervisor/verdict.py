@@ -74,7 +74,9 @@ class AttemptFacts:
 
     def __post_init__(self) -> None:
         self.collector = StderrCollector(
-            self.config.signatures, line_sinks=[self.capture], enrich=enrich_fields
+            self.config.signatures,
+            line_sinks=[self.capture, *self.config.stderr_sinks],
+            enrich=enrich_fields,
         )
 
     def start(self, pid: int, oom_before: OomCounters | None) -> None:
