@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from .diagnostics.classify import Facts as Facts
     from .diagnostics.classify import Verdict as Verdict
     from .diagnostics.collector import StderrCollector as StderrCollector
+    from .diagnostics.hangs import ProcessInfo as ProcessInfo
+    from .diagnostics.hangs import ThreadStack as ThreadStack
     from .diagnostics.jobverdict import JobVerdict as JobVerdict
     from .diagnostics.jobverdict import RankOutcome as RankOutcome
     from .diagnostics.jobverdict import RootCause as RootCause
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     from .supervisor.group import RunnerGroup as RunnerGroup
     from .supervisor.restart import RestartPolicy as RestartPolicy
     from .supervisor.runner import Runner as Runner
+    from .supervisor.snapshot import StackOptions as StackOptions
     from .supervisor.status import ErrorChunk as ErrorChunk
     from .supervisor.status import ExitInfo as ExitInfo
     from .supervisor.status import RunnerCancelled as RunnerCancelled
@@ -78,6 +81,8 @@ _EXPORTS: dict[str, str] = {
     "RankOutcome": "crashsight.diagnostics.jobverdict",
     "RootCause": "crashsight.diagnostics.jobverdict",
     "decide_root_cause": "crashsight.diagnostics.jobverdict",
+    "ProcessInfo": "crashsight.diagnostics.hangs",
+    "ThreadStack": "crashsight.diagnostics.hangs",
     "Diagnostic": "crashsight.diagnostics.models",
     "Signature": "crashsight.diagnostics.models",
     "Rule": "crashsight.diagnostics.rules",
@@ -110,6 +115,7 @@ _EXPORTS: dict[str, str] = {
     "RunnerGroup": "crashsight.supervisor.group",
     "RestartPolicy": "crashsight.supervisor.restart",
     "Runner": "crashsight.supervisor.runner",
+    "StackOptions": "crashsight.supervisor.snapshot",
     "ErrorChunk": "crashsight.supervisor.status",
     "ExitInfo": "crashsight.supervisor.status",
     "RunnerCancelled": "crashsight.supervisor.status",
@@ -140,6 +146,7 @@ __all__ = (
     "GroupRank",
     "Heartbeat",
     "JobVerdict",
+    "ProcessInfo",
     "Progress",
     "ProtocolError",
     "RankOutcome",
@@ -161,11 +168,13 @@ __all__ = (
     "Signature",
     "SpawnError",
     "SpawnOptions",
+    "StackOptions",
     "StderrCollector",
     "StopPolicy",
     "Supervisor",
     "TaskFinished",
     "TaskStarted",
+    "ThreadStack",
     "UserEvent",
     "Verdict",
     "decide_root_cause",

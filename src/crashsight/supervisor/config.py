@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from .guardian import Guardian
 from .output import OutputSink
+from .snapshot import StackOptions
 from .stop import StopPolicy
 
 if TYPE_CHECKING:
@@ -46,3 +47,5 @@ class RunnerConfig:
     guardian: Guardian | None = None
     #: Extra collector line sinks for the runner's stderr (the torchrun splitter, for one).
     stderr_sinks: Sequence[Callable[[str], None]] = ()
+    #: How stacks are taken before a stop; None takes none.
+    stacks: StackOptions | None = None

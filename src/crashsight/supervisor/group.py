@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..diagnostics.jobverdict import RankOutcome, Role, RootCause, decide_root_cause, role_of
 from ..errors import ConfigurationError
+from .groupstop import stop_with_stacks
 from .runner import Runner
 from .status import RunnerCancelled, RunnerFailed, RunnerStatus
 
@@ -179,11 +180,12 @@ class RunnerGroup:
         await self.stop(f"stopped by its group after rank {first} failed")
 
     async def stop(self, reason: str = "stopped on request") -> None:
-        """Stop every rank still running with the stop policy, concurrently, and wait for them."""
-        async with anyio.create_task_group() as tg:
-            for runner in self.runners:
-                if runner.status is None:
-                    tg.start_soon(runner.stop, reason)
+        """Stop every rank still running with the stop policy, and wait for them.
+
+        Every rank's stacks are taken at the same moment first, so a rank stuck before a
+        collective shows where (``blocked_in``) before the others' stops change anything.
+        """
+        await stop_with_stacks([r for r in self.runners if r.status is None], reason)
 
     async def wait(self) -> GroupOutcome:
         """Wait for every rank's final status and return the job's verdict."""
@@ -249,4 +251,5 @@ def _outcome(rank: int, world_size: int, status: RunnerStatus) -> RankOutcome:
         summary=summary,
         first_error_at=ended if status.status != "succeeded" else None,
         ended_at=ended,
+        blocked_in=status.blocked_in.describe() if status.blocked_in else None,
     )
