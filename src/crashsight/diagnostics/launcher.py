@@ -359,7 +359,11 @@ class LauncherSplitter:
         if failure is None and termination is None and not diagnostics:
             # Not in the summary and no error of its own: it ended well.
             status = "succeeded"
-        stopped = failure is not None and self._closed_by_launcher.get(failure.pid) == signal_name
+        stopped = (
+            failure is not None
+            and signal_name is not None
+            and self._closed_by_launcher.get(failure.pid) == signal_name
+        )
         category: str | None = None
         subcategory: str | None = None
         if status == "succeeded":

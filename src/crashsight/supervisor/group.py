@@ -219,7 +219,7 @@ class RunnerGroup:
         return GroupOutcome(
             status=status,
             world_size=self.world_size,
-            root_cause_rank=verdict.root_index,
+            root_cause_rank=None if verdict.root_cause is None else verdict.root_cause.rank,
             root_cause=verdict.root_cause,
             first_observed_rank=self._failures[0] if self._failures else None,
             ranks=ranks,
