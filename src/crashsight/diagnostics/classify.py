@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..protocol import ExceptionInfo
 from .catalogue import CATALOGUE, diagnose_line
-from .models import Diagnostic, TimeoutKind
+from .models import Diagnostic, Role, TimeoutKind
 from .rules import Rule, builtin_rules
 
 __all__ = ["Classifier", "Facts", "Verdict"]
@@ -69,6 +69,11 @@ class Verdict(BaseModel):
     category: str
     subcategory: str | None = None
     hint: str | None = None
+    role: Role = Field(
+        default="root_cause",
+        description="What this failure is in a job of many ranks: its own fault, a consequence "
+        "of a peer's failure, or collateral (stopped by a signal it did not cause).",
+    )
     rule: str = Field(description="Which rule decided, e.g. 'builtin rule[4]'.")
     evidence: str | None = Field(
         default=None,
@@ -217,10 +222,15 @@ def _verdict(rule: Rule, match: _Match) -> Verdict:
         evidence = match.exception.summary()
     else:
         evidence = match.line
+    if rule.role is not None:
+        role = render(rule.role)
+    else:
+        role = match.diagnostic.role if match.diagnostic is not None else "root_cause"
     return Verdict(
         category=render(rule.category),
         subcategory=None if rule.subcategory is None else render(rule.subcategory),
         hint=None if rule.hint is None else render(rule.hint),
+        role=role,
         rule=rule.origin,
         evidence=evidence,
     )

@@ -27,11 +27,15 @@ Nothing here reads files or clocks: the same outcomes always give the same verdi
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ..protocol import ExceptionInfo
+from .catalogue import CATALOGUE, match_line
+from .models import ROLES, Diagnostic, Role
 
 __all__ = [
     "ROLES",
@@ -40,14 +44,10 @@ __all__ = [
     "Role",
     "RootCause",
     "decide_root_cause",
+    "peers_named",
     "role_of",
     "who",
 ]
-
-Role = Literal["root_cause", "consequence", "collateral"]
-
-#: The roles, strongest claim to be the root cause first.
-ROLES: tuple[Role, ...] = ("root_cause", "consequence", "collateral")
 
 
 class _Model(BaseModel):
@@ -85,7 +85,10 @@ class RankOutcome(_Model):
 
 
 class RootCause(_Model):
-    """The rank the job failed because of, and why crashsight says so."""
+    """The rank the job failed because of, and why crashsight says so.
+
+    ``summary`` starts with ``category/subcategory: `` like every verdict crashsight writes.
+    """
 
     path: str | None = None
     name: str
@@ -120,6 +123,36 @@ class JobVerdict(_Model):
 
 #: Missing ranks are listed by number up to this many; a verdict over 4096 ranks stays small.
 MAX_MISSING_LISTED = 64
+
+#: Peers kept per rank: one rank of a large job may name many, the decision needs a few.
+MAX_PEERS = 16
+
+#: Consequence entries whose text names the peer (a ``peer`` group).
+_PEER_SIGNATURES = tuple(
+    s for s in CATALOGUE if s.role == "consequence" and "(?P<peer>" in s.pattern
+)
+
+
+def peers_named(
+    diagnostics: Iterable[Diagnostic], chain: Iterable[ExceptionInfo] = ()
+) -> list[str]:
+    """The peers a rank's consequence errors name, as printed (``[10.0.0.5]:29500``), first first.
+
+    Read from the ``peer`` field of its comm diagnostics (warnings included: a TCPStore warning
+    names the store's host even when the rank survives it), then from the messages of its
+    termination error's chain, which may never have reached stderr.
+    """
+    found: dict[str, None] = {}
+    for diagnostic in diagnostics:
+        if diagnostic.role == "consequence" and "peer" in diagnostic.fields:
+            found[diagnostic.fields["peer"]] = None
+    for info in chain:
+        for line in info.summary().splitlines():
+            for signature in _PEER_SIGNATURES:
+                fields = match_line(signature, line)
+                if fields is not None and "peer" in fields:
+                    found[fields["peer"]] = None
+    return list(found)[:MAX_PEERS]
 
 
 def role_of(outcome: RankOutcome) -> Role | None:
@@ -331,7 +364,8 @@ def _missing_cause(
     if blamed[rank]:
         basis.append(f"{blamed[rank]} consequence errors name rank {rank}")
     summary = (
-        f"rank {rank} wrote no report: its process, crashsight or its node died without a trace"
+        "missing/no_report: no report from this rank: its process, crashsight or its node "
+        "died without a trace"
     )
     return RootCause(
         name=f"rank {rank}",
@@ -394,8 +428,8 @@ def _hung(cause: RootCause, outcome: RankOutcome) -> RootCause:
         update={
             "category": "timeout",
             "subcategory": "hang",
-            "summary": f"timeout/hang: {who(outcome)} hung before the collective its peers "
-            f"failed in{where}{stopped}",
+            "summary": f"timeout/hang: hung before the collective its peers failed in{where}"
+            f"{stopped}",
         }
     )
 

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .catalogue import CATALOGUE, enrich_fields
 from .classify import Classifier, Facts
 from .collector import StderrCollector
-from .jobverdict import RankOutcome, Role, RootCause, decide_root_cause
+from .jobverdict import RankOutcome, Role, RootCause, decide_root_cause, peers_named
 from .models import Diagnostic, Signature
 from .tracebacks import TracebackCapture
 
@@ -366,6 +366,7 @@ class LauncherSplitter:
         )
         category: str | None = None
         subcategory: str | None = None
+        role: Role | None = None
         if status == "succeeded":
             summary = "succeeded: not among the launcher's failures"
         elif stopped and termination is None and not diagnostics:
@@ -382,7 +383,7 @@ class LauncherSplitter:
                     signal=signal_name,
                 )
             )
-            category, subcategory = verdict.category, verdict.subcategory
+            category, subcategory, role = verdict.category, verdict.subcategory, verdict.role
             label = category + (f"/{subcategory}" if subcategory else "")
             because = verdict.evidence or (termination.summary() if termination else None)
             because = because or (failure.traceback[0] if failure and failure.traceback else "")
@@ -397,9 +398,10 @@ class LauncherSplitter:
             category=category,
             subcategory=subcategory,
             summary=summary,
+            role=role,
             # A rank that died silently (a signal): when the launcher noticed, if it said so.
             first_error_at=first_error or self._noticed_at.get(failure.pid if failure else -1),
-            blamed_peers=[d.fields["peer"] for d in diagnostics if "peer" in d.fields],
+            blamed_peers=peers_named(diagnostics, termination.chain() if termination else []),
         )
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..diagnostics.launcher import LauncherJob, RankVerdict
-from ..diagnostics.models import Diagnostic, TimeoutKind
+from ..diagnostics.models import Diagnostic, Role, TimeoutKind
 from ..redact import Redactor
 from ..supervisor.status import (
     ExitInfo,
@@ -65,6 +65,19 @@ class Report(BaseModel):
     process_tree: list[ProcessInfo] = Field(default_factory=list)
     attempts: int = 1
     context: dict[str, str] = Field(default_factory=dict)
+    rank: int | None = None
+    local_rank: int | None = None
+    world_size: int | None = None
+    node_rank: int | None = None
+    host: str | None = None
+    role: Role | None = Field(
+        default=None,
+        description="For a failure: root_cause, consequence or collateral (see the rules' "
+        "taxonomy); None for a success.",
+    )
+    first_error_at: datetime | None = None
+    ended_at: datetime | None = None
+    blamed_peers: list[str] = Field(default_factory=list)
     ranks: list[RankVerdict] = Field(
         default_factory=list,
         description="For a launcher wrapped whole (torchrun): how each rank ended and its role.",
@@ -94,6 +107,9 @@ class Report(BaseModel):
                     "termination_error",
                     "timeout",
                     "oom_killed",
+                    "role",
+                    "first_error_at",
+                    "blamed_peers",
                 }
             )
         elif isinstance(status, RunnerCancelled):
@@ -118,6 +134,12 @@ class Report(BaseModel):
                 "protocol_issues",
                 "notes",
                 "leftovers_killed",
+                "rank",
+                "local_rank",
+                "world_size",
+                "node_rank",
+                "host",
+                "ended_at",
                 "stacks",
                 "blocked_in",
                 "process_tree",

@@ -316,7 +316,7 @@ class Attempt:
         elif message.kind == "task_finished":
             facts.task_finished(message.task_id, message.ok, message.error)
         elif message.kind == "termination_error":
-            facts.termination_error = message
+            facts.terminated_with(message)
         self._publish(message)
 
     def _finish(self) -> RunnerStatus:

@@ -231,12 +231,12 @@ class RunnerGroup:
 
 
 def _outcome(rank: int, world_size: int, status: RunnerStatus) -> RankOutcome:
-    """The decision's view of one rank's final status."""
-    ended = status.started_at + timedelta(seconds=status.duration_s)
-    category: str | None = None
-    subcategory: str | None = None
-    if isinstance(status, RunnerFailed):
-        category, subcategory, summary = status.category, status.subcategory, status.summary
+    """The decision's view of one rank's final status (its rank as the group numbered it)."""
+    ended = status.ended_at or status.started_at + timedelta(seconds=status.duration_s)
+    failed = status if isinstance(status, RunnerFailed) else None
+    first_error = (failed.first_error_at if failed else None) or ended
+    if failed is not None:
+        summary = failed.summary
     elif isinstance(status, RunnerCancelled):
         summary = f"cancelled: {status.reason}"
     else:
@@ -245,11 +245,15 @@ def _outcome(rank: int, world_size: int, status: RunnerStatus) -> RankOutcome:
         name=status.name,
         rank=rank,
         world_size=world_size,
+        host=status.host,
         status=status.status,
-        category=category,
-        subcategory=subcategory,
+        category=failed.category if failed else None,
+        subcategory=failed.subcategory if failed else None,
         summary=summary,
-        first_error_at=ended if status.status != "succeeded" else None,
+        role=failed.role if failed else None,
+        # A rank stopped by the group has no error of its own: its end is all there is.
+        first_error_at=None if status.status == "succeeded" else first_error,
         ended_at=ended,
+        blamed_peers=failed.blamed_peers if failed else [],
         blocked_in=status.blocked_in.describe() if status.blocked_in else None,
     )
