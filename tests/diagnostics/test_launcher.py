@@ -202,3 +202,26 @@ def test_output_without_ranks_gives_no_job() -> None:
     """A launcher that failed before any rank ran (bad arguments) keeps its own verdict."""
     _, job = _job("usage: torchrun [-h] ...\ntorchrun: error: unrecognized arguments: --bogus\n")
     assert job is None
+
+
+def test_a_wrapper_reporting_a_signal_as_128_plus_n_is_read_as_that_signal() -> None:
+    """A rank run through a wrapper (``--no-python bash -c``, ``crashsight run``) exits 139.
+
+    That is how a wrapper says its command died of SIGSEGV, so the rank's verdict is a crash.
+    """
+    text = (
+        "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
+        "=====\nRoot Cause (first observed failure):\n"
+        "[0]:\n  time      : 2026-11-29_20:38:52\n  host      : node-a\n"
+        "  rank      : 2 (local_rank: 2)\n  exitcode  : 139 (pid: 80) \n"
+        "  error_file: <N/A>\n"
+        "  traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html\n"
+        "=====\n"
+    )
+    _, job = _job(text)
+    assert job is not None
+    assert (job.root_cause_rank, job.ranks[0].category, job.ranks[0].subcategory) == (
+        2,
+        "crash",
+        "segfault",
+    )

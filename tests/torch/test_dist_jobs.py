@@ -36,9 +36,10 @@ def test_torchrun_job_per_rank_and_launcher_wrapped(scenario: str, tmp_path: Pat
     ``aggregate`` over ``rank{rank}.json`` and the launcher's own report agree on the rank
     and the verdict, whichever rank torchrun noticed first.
     """
-    per_rank, launcher = run_torchrun(scenario, tmp_path, per_rank=True, wrapped=True)
-    _check(per_rank)
-    _check(launcher)
+    results = run_torchrun(scenario, tmp_path, per_rank=True, wrapped=True)
+    said = {r.mode: (r.rank, r.category, r.subcategory) for r in results}
+    expected = (VICTIM, *EXPECTED[scenario])
+    assert said == {"per-rank": expected, "launcher": expected}, results
 
 
 @pytest.mark.parametrize(

@@ -406,12 +406,19 @@ class LauncherSplitter:
 
 
 def _exit_of(failure: SummaryFailure | None) -> tuple[int | None, str | None]:
-    """torchrun's exitcode: negative for a signal (``-11``), else the status."""
+    """torchrun's exitcode as (status, signal): negative for a signal (``-11``), else the status.
+
+    A status of 128+N (139) is how a wrapper such as a shell or ``crashsight run`` reports that
+    its command died of signal N, so the signal is given with it.
+    """
     if failure is None:
         return None, None
-    if failure.exitcode < 0:
-        try:
-            return None, signal.Signals(-failure.exitcode).name
-        except ValueError:
-            return None, f"SIG{-failure.exitcode}"
-    return failure.exitcode, None
+    code = failure.exitcode
+    number = -code if code < 0 else code - 128 if 128 < code < 128 + signal.NSIG else None
+    if number is None:
+        return code, None
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = f"SIG{number}"
+    return (None if code < 0 else code), name
