@@ -127,6 +127,7 @@ class LauncherJob(_Model):
     ranks: list[RankVerdict]
     root_cause_rank: int | None
     root_cause: RootCause | None
+    hint: str | None = Field(default=None, description="The root-cause rank's verdict's hint.")
     launcher_root_cause_rank: int | None = Field(
         description="The rank torchrun named under 'Root Cause (first observed failure)'."
     )
@@ -165,6 +166,7 @@ class LauncherSplitter:
     _entry_traceback: list[str] = field(default_factory=list)
     _noticed_at: dict[int, datetime] = field(default_factory=dict)  # by pid
     _dropped_ranks: int = 0
+    _hints: dict[int, str | None] = field(default_factory=dict)
 
     #: The collector feeds this sink only from lines holding one of these while it is inactive.
     triggers = ("]:", "closing signal", "failed (exitcode: ", _SUMMARY_START)
@@ -335,6 +337,7 @@ class LauncherSplitter:
             ranks=verdicts,
             root_cause_rank=None if root is None else root.rank,
             root_cause=root,
+            hint=None if root is None or root.rank is None else self._hints.get(root.rank),
             launcher_root_cause_rank=launcher_pick,
             notes=notes,
         )
@@ -384,6 +387,7 @@ class LauncherSplitter:
                 )
             )
             category, subcategory, role = verdict.category, verdict.subcategory, verdict.role
+            self._hints[rank] = verdict.hint
             label = category + (f"/{subcategory}" if subcategory else "")
             because = verdict.evidence or (termination.summary() if termination else None)
             because = because or (failure.traceback[0] if failure and failure.traceback else "")

@@ -169,7 +169,7 @@ class Report(BaseModel):
                 "category": root.category,
                 "subcategory": root.subcategory,
                 "summary": f"{where}: {root.summary}",
-                "hint": None if root.category != self.category else self.hint,
+                "hint": job.hint,
             }
         report = self.model_copy(update=update)
         redactor = redactor or Redactor()
