@@ -52,9 +52,9 @@ class Wait:
 
     def matches(self, frame: FrameInfo) -> bool:
         """Whether ``frame`` is one of these functions."""
-        return frame.function in self.functions and frame.file.replace("\\", "/").endswith(
-            self.path
-        )
+        # py-spy names methods by qualified name (Condition.wait); faulthandler by name (wait)
+        name = frame.function.rpartition(".")[2]
+        return name in self.functions and frame.file.replace("\\", "/").endswith(self.path)
 
 
 #: Blocking library calls, by what they wait for. A C function (``lock.acquire``, ``time.sleep``,

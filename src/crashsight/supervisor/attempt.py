@@ -324,7 +324,7 @@ class Attempt:
             self.config.guardian.forget(self.pid)
         self.facts.collector.close()
         if self._dumps is not None and self.pid is not None:
-            self.facts.snapshot = self.facts.snapshot or self._dumps.after_exit(self.pid)
+            self.facts.snapshot = self._dumps.after_exit(self.pid)
             self._dumps.close()
         self.facts.events_dropped = self._events.dropped
         status, chunks = build_status(self.facts)

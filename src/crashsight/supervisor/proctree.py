@@ -101,7 +101,10 @@ def signal_masks(pid: int) -> SignalMasks | None:
         return None
 
 
+_MASKS = frozenset({"SigBlk", "SigIgn", "SigCgt"})
+
+
 def _status_fields(path: str) -> dict[str, int]:
     with open(path) as handle:
-        fields = dict(line.split(":", 1) for line in handle if line.startswith("Sig"))
+        fields = dict(line.split(":", 1) for line in handle if line[:6] in _MASKS)
     return {name: int(value.strip(), 16) for name, value in fields.items()}

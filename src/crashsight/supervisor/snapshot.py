@@ -169,6 +169,8 @@ class StackDumps:
         self.folder = Path(tempfile.mkdtemp(prefix="crashsight-stacks-"))
         self.snapshot: Snapshot | None = None
         self._collected: anyio.Event | None = None
+        #: Registered processes that gave no stacks before the stop: their SIGTERM dump may.
+        self._silent: list[_Asked] = []
 
     def environment(self) -> dict[str, str]:
         """What the runner's environment needs so that every Python process in it registers."""
@@ -195,13 +197,15 @@ class StackDumps:
         return self.snapshot
 
     def after_exit(self, root_pid: int) -> Snapshot | None:
-        """The dumps written on a SIGTERM from someone else, once the runner is gone.
+        """The final snapshot, once the runner is gone; None when no process left stacks.
 
-        Returns:
-            None when crashsight collected before its own stop, or when no process dumped.
+        After crashsight's own stop, a process that did not answer the dump signal (a handler of
+        its own for it, a late answer) may have dumped on the SIGTERM that followed: its stacks
+        are added. Without a stop by crashsight, the dumps are those written on a SIGTERM from
+        someone else (a launcher stopping the surviving ranks, Kubernetes, a user).
         """
         if self._collected is not None:
-            return None
+            return self._complete(self.snapshot) if self.snapshot is not None else None
         files: list[tuple[float, StackFile]] = []
         for path in self.folder.glob(f"*{STACKS_SUFFIX}"):
             try:
@@ -213,17 +217,33 @@ class StackDumps:
                 files.append((0.0 if parsed.pid == root_pid else mtime, parsed))
         if not files:
             return None
-        stacks = [
-            stack for _, parsed in sorted(files, key=lambda f: f[0]) for stack in parsed.dumps[0]
-        ]
+        files.sort(key=lambda f: f[0])
+        stacks = [stack for _, parsed in files for stack in parsed.dumps[0]]
         with_source_lines(stacks)
         pids = ", ".join(str(parsed.pid) for _, parsed in files)
         return Snapshot(
             stacks=stacks,
             blocked_in=find_blocked_in(stacks, []),
-            notes=[f"stacks written on SIGTERM from outside crashsight by pid {pids}"],
+            notes=[f"stacks written on a SIGTERM from outside crashsight by pid {pids}"],
             before_stop=False,
         )
+
+    def _complete(self, snapshot: Snapshot) -> Snapshot:
+        """Add the SIGTERM dumps of the processes that were silent before the stop."""
+        late: list[ThreadStack] = []
+        for entry in self._silent:
+            dumps = parse_stack_file(_read_from(entry.path, entry.offset), entry.info.pid).dumps
+            if dumps:
+                late.extend(dumps[0])
+                snapshot.notes.append(
+                    f"pid {entry.info.pid} ({entry.info.name}) wrote its stacks on SIGTERM instead"
+                )
+        if late:
+            _name_main_threads(late, self._silent)
+            with_source_lines(late)
+            snapshot.stacks.extend(late)
+            _mark_dumped(snapshot)
+        return snapshot
 
     def close(self) -> None:
         """Remove the folder and whatever the processes left in it."""
@@ -240,16 +260,18 @@ class StackDumps:
         for info in tree:
             path = self.folder / f"{info.pid}{STACKS_SUFFIX}"
             why = self._cannot_ask(info, path, sig)
-            if why is not None:
-                if why:
-                    snapshot.notes.append(f"pid {info.pid} ({info.name}): {why}")
-                continue
-            offset = path.stat().st_size
-            try:
-                os.kill(info.pid, sig)
-            except OSError:
-                continue  # gone since the tree was read
-            asked.append(_Asked(info=info, path=path, offset=offset))
+            if why:
+                snapshot.notes.append(f"pid {info.pid} ({info.name}): {why}")
+            if why is None or path.exists():
+                entry = _Asked(info=info, path=path, offset=_size(path))
+                if why is not None:
+                    self._silent.append(entry)
+                    continue
+                try:
+                    os.kill(info.pid, sig)
+                except OSError:
+                    continue  # gone since the tree was read
+                asked.append(entry)
         return asked, snapshot
 
     def _cannot_ask(self, info: ProcessInfo, path: Path, sig: signal.Signals) -> str | None:
@@ -294,17 +316,11 @@ class StackDumps:
         """Parse what each process wrote since it was asked; explain the ones that did not."""
         sig = self.options.dump_signal
         for entry in asked:
-            try:
-                with entry.path.open("rb") as handle:
-                    handle.seek(entry.offset)
-                    text = handle.read().decode(errors="replace")
-            except OSError:
-                text = ""
-            dumps = parse_stack_file(text, entry.info.pid).dumps
+            dumps = parse_stack_file(_read_from(entry.path, entry.offset), entry.info.pid).dumps
             if dumps:
                 snapshot.stacks.extend(dumps[0])
-                entry.info.stacks = True
             else:
+                self._silent.append(entry)
                 why = _silence(entry.info.pid, sig)
                 snapshot.notes.append(
                     f"pid {entry.info.pid} ({entry.info.name}) did not dump its stacks within "
@@ -318,14 +334,22 @@ class StackDumps:
                     if note:
                         snapshot.notes.append(note)
         with_source_lines(snapshot.stacks)
+        _mark_dumped(snapshot)
         if not any(info.stacks for info in snapshot.process_tree) and not snapshot.notes:
             names = ", ".join(sorted({info.name for info in snapshot.process_tree})) or "none left"
             snapshot.notes.append(
                 f"no Python process in the tree to take stacks from ({names}); the process tree "
                 "is all there is"
             )
-        snapshot.blocked_in = find_blocked_in(snapshot.stacks, snapshot.process_tree)
         return snapshot
+
+
+def _mark_dumped(snapshot: Snapshot) -> None:
+    """Flag the processes whose threads are in the stacks, and find where the tree is stuck."""
+    dumped = {stack.pid for stack in snapshot.stacks}
+    for info in snapshot.process_tree:
+        info.stacks = info.pid in dumped
+    snapshot.blocked_in = find_blocked_in(snapshot.stacks, snapshot.process_tree)
 
 
 def _name_main_threads(stacks: list[ThreadStack], asked: list[_Asked]) -> None:
@@ -339,6 +363,23 @@ def _name_main_threads(stacks: list[ThreadStack], asked: list[_Asked]) -> None:
         for stack in stacks:
             if stack.pid == entry.info.pid and stack.thread_id == main and not stack.thread_name:
                 stack.thread_name = "MainThread"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> str:
+    """What a process wrote to its file after ``offset``; '' when the file cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _silence(pid: int, sig: signal.Signals) -> str:
