@@ -327,13 +327,14 @@ def _job_head(result: Aggregate) -> list[str]:
 
 
 def ranks_failed_line(result: Aggregate) -> str:
-    """``3 of 4 ranks failed. No report from rank(s) 3.``"""
+    """``3 of 4 ranks failed. No report from rank(s) 3.``, counting stopped ranks as failed."""
     missing = ""
     if result.missing_ranks:
         listed = ", ".join(map(str, result.missing_ranks[:20]))
         extra = len(result.missing_ranks) - 20
         missing = f" No report from rank(s) {listed}{f' and {extra} more' if extra > 0 else ''}."
-    return f"{result.failed_shards} of {result.total_shards} ranks failed.{missing}"
+    failed = sum(1 for shard in result.shards if shard.role is not None)
+    return f"{failed} of {result.total_shards} ranks failed.{missing}"
 
 
 def _shard_row(shard: ShardReport) -> str:
