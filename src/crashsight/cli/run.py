@@ -29,6 +29,7 @@ from pathlib import Path
 import anyio
 
 from ..diagnostics.jobverdict import peers_named
+from ..diagnostics.launcher import LauncherSplitter, is_torch_launcher
 from ..errors import ConfigurationError, SpawnError
 from ..redact import Redactor
 from ..report.github import publish_to_github
@@ -331,6 +332,7 @@ async def _supervise(
     if sinks.context:
         described = " ".join(f"{key}={value}" for key, value in sinks.context.items())
         print(f"crashsight: context {redactor.text(described)}", file=sys.stderr)
+    launcher = LauncherSplitter() if is_torch_launcher(command) else None
     try:
         async with supervisor:
             # From here the supervisor's own handlers listen; a signal before them was recorded.
@@ -341,6 +343,8 @@ async def _supervise(
             options: SpawnOptions = {"name": name, "inherit_stdin": True}
             if env is not None:
                 options["env"] = env
+            if launcher is not None:
+                options["stderr_sinks"] = [launcher]
             runner = await supervisor.spawn_command(command, **options)
             status = await runner.wait()
     except SpawnError as exc:
@@ -352,6 +356,9 @@ async def _supervise(
     )
     if status.status == "cancelled" and supervisor.received_signal is not None:
         report = _stopped_by_launcher(report)
+    job = launcher.job(supervisor.classifier) if launcher else None
+    if job is not None:
+        report = report.with_launcher_job(job, redactor)
     _publish(report, sinks)
     return exit_code_for(status, supervisor.received_signal)
 

@@ -87,7 +87,7 @@ class AttemptFacts:
     def __post_init__(self) -> None:
         self.collector = StderrCollector(
             self.config.signatures,
-            line_sinks=[self.capture, self.traceback_clock],
+            line_sinks=[self.capture, self.traceback_clock, *self.config.stderr_sinks],
             enrich=enrich_fields,
         )
 
