@@ -1,7 +1,7 @@
 """The signature catalogue: every failure text crashsight recognises, as one table of data.
 
 The rows live in `crashsight.diagnostics.signatures`, one module per family (GPU, comm, host,
-crash, HTTP, Ray); this module assembles them and answers questions about them.
+config, crash, HTTP, Ray); this module assembles them and answers questions about them.
 
 Each entry says how to find a line (``literals`` to grep for, then ``pattern``), what it means
 (``category``/``subcategory``, the same taxonomy the classifier's verdicts use) and what to do
@@ -38,13 +38,14 @@ __all__ = [
     "signature_by_id",
 ]
 
-from .signatures import comm, crash, gpu, host, http, ray
+from .signatures import comm, config, crash, gpu, host, http, ray
 
 #: Every signature, grouped by family.
 CATALOGUE: tuple[Signature, ...] = (
     *gpu.SIGNATURES,
     *comm.SIGNATURES,
     *host.SIGNATURES,
+    *config.SIGNATURES,
     *crash.SIGNATURES,
     *http.SIGNATURES,
     *ray.SIGNATURES,
