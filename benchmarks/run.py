@@ -28,6 +28,7 @@ from . import (
     bench_collector,
     bench_failure,
     bench_flood,
+    bench_ray,
     bench_scale,
     bench_spawn,
 )
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, Callable[[Settings], BenchResult]] = {
     "spawn": bench_spawn.run,
     "scale": bench_scale.run,
     "analyze": bench_analyze.run,
+    "ray": bench_ray.run,
 }
 
 
