@@ -67,8 +67,9 @@ def supervised(
         events: Called in the worker with a `RayEvent` for each runner event; pass a Ray queue's
             ``put_nowait`` to receive them on the driver. A sink that raises is reported once on
             stderr and then skipped.
-        report_dir: Write each call's JSON report into this directory (shared by all workers),
-            named ``NAME-RAYTASKID.json``, for `crashsight aggregate`.
+        report_dir: Write each call's JSON report into this directory (shared by all workers;
+            a relative path is taken from the directory where the decorator runs), named
+            ``NAME-RAYTASKID.json``, for `crashsight aggregate`.
         name: The runner's name in verdicts and reports; the function's qualified name by default.
         max_payload_bytes: Largest pickled arguments, and largest pickled return value, of a call.
 
@@ -82,7 +83,8 @@ def supervised(
         rules=load_rules(rules) if isinstance(rules, str | os.PathLike) else tuple(rules or ()),
         restart=_restart_policy(restarts),
         events=events,
-        report_dir=None if report_dir is None else os.fspath(report_dir),
+        # Resolved here, on the driver: a Ray worker's working directory is not the driver's.
+        report_dir=None if report_dir is None else os.path.abspath(report_dir),
         name=name,
         max_payload_bytes=_payload_limit(max_payload_bytes),
     )
@@ -119,6 +121,10 @@ def _run_to_completion(call: Callable[[], Coroutine[Any, Any, object]]) -> objec
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        in_a_loop = False  # anyio.run outside the handler: no "during handling" on every error
+    else:
+        in_a_loop = True
+    if not in_a_loop:
         return anyio.run(call)
     with ThreadPoolExecutor(1, thread_name_prefix="crashsight-ray") as pool:
         return pool.submit(anyio.run, call).result()
