@@ -11,6 +11,7 @@ The tests load this file by path, so it imports nothing from the test suite.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 
@@ -28,6 +29,15 @@ def grandchild_holds_stderr() -> None:
     injectors.leave_grandchild(hold_stderr=True)
     print("last words before the crash", file=sys.stderr)
     injectors.exit(7)
+
+
+def child_in_group_then_hang() -> None:
+    """Sends a Progress, starts ``sleep 600`` in its own process group, prints the child's pid,
+    then hangs (after one Heartbeat)."""
+    runner.progress("starting a child")
+    child = subprocess.Popen(["sleep", "600"])
+    print(child.pid, flush=True)
+    injectors.hang()
 
 
 def write_garbage_then_events() -> None:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from .diagnostics.classify import Facts as Facts
     from .diagnostics.classify import Verdict as Verdict
     from .diagnostics.collector import StderrCollector as StderrCollector
+    from .diagnostics.hangs import ProcessInfo as ProcessInfo
+    from .diagnostics.hangs import ThreadStack as ThreadStack
     from .diagnostics.models import Diagnostic as Diagnostic
     from .diagnostics.models import Signature as Signature
     from .diagnostics.rules import Rule as Rule
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
     from .report.write import write_report as write_report
     from .supervisor.restart import RestartPolicy as RestartPolicy
     from .supervisor.runner import Runner as Runner
+    from .supervisor.snapshot import StackOptions as StackOptions
     from .supervisor.status import ErrorChunk as ErrorChunk
     from .supervisor.status import ExitInfo as ExitInfo
     from .supervisor.status import RunnerCancelled as RunnerCancelled
@@ -67,6 +70,8 @@ _EXPORTS: dict[str, str] = {
     "Facts": "crashsight.diagnostics.classify",
     "Verdict": "crashsight.diagnostics.classify",
     "StderrCollector": "crashsight.diagnostics.collector",
+    "ProcessInfo": "crashsight.diagnostics.hangs",
+    "ThreadStack": "crashsight.diagnostics.hangs",
     "Diagnostic": "crashsight.diagnostics.models",
     "Signature": "crashsight.diagnostics.models",
     "Rule": "crashsight.diagnostics.rules",
@@ -96,6 +101,7 @@ _EXPORTS: dict[str, str] = {
     "write_report": "crashsight.report.write",
     "RestartPolicy": "crashsight.supervisor.restart",
     "Runner": "crashsight.supervisor.runner",
+    "StackOptions": "crashsight.supervisor.snapshot",
     "ErrorChunk": "crashsight.supervisor.status",
     "ExitInfo": "crashsight.supervisor.status",
     "RunnerCancelled": "crashsight.supervisor.status",
@@ -123,6 +129,7 @@ __all__ = (
     "FrameInfo",
     "FrameTooLargeError",
     "Heartbeat",
+    "ProcessInfo",
     "Progress",
     "ProtocolError",
     "Ready",
@@ -141,11 +148,13 @@ __all__ = (
     "Signature",
     "SpawnError",
     "SpawnOptions",
+    "StackOptions",
     "StderrCollector",
     "StopPolicy",
     "Supervisor",
     "TaskFinished",
     "TaskStarted",
+    "ThreadStack",
     "UserEvent",
     "Verdict",
     "load_rules",

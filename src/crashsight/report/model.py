@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..diagnostics.models import Diagnostic, TimeoutKind
 from ..redact import Redactor
 from ..supervisor.status import (
@@ -58,6 +59,9 @@ class Report(BaseModel):
     protocol_issues: list[ProtocolIssue] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     leftovers_killed: int = 0
+    stacks: list[ThreadStack] = Field(default_factory=list)
+    blocked_in: BlockedIn | None = None
+    process_tree: list[ProcessInfo] = Field(default_factory=list)
     attempts: int = 1
     context: dict[str, str] = Field(default_factory=dict)
 
@@ -85,7 +89,8 @@ class Report(BaseModel):
                 }
             )
         elif isinstance(status, RunnerCancelled):
-            outcome = {"summary": f"cancelled: {status.reason}"}
+            where = f"; stopped in {status.blocked_in.describe()}" if status.blocked_in else ""
+            outcome = {"summary": f"cancelled: {status.reason}{where}"}
         else:
             outcome = {"summary": f"succeeded: {status.exit.description}"}
         common = status.model_dump(
@@ -105,6 +110,9 @@ class Report(BaseModel):
                 "protocol_issues",
                 "notes",
                 "leftovers_killed",
+                "stacks",
+                "blocked_in",
+                "process_tree",
             }
         )
         report = cls.model_validate(

@@ -98,7 +98,11 @@ def panel_from_analysis(result: AnalyzeResult, text: str) -> Panel:
     analysis = result.analysis
     rows = [
         PanelRow(
-            label=f"{row.phase or '-'} {row.level or ''}".strip(),
+            label=" ".join(
+                filter(
+                    None, (row.phase or "-", row.phase_kind and f"({row.phase_kind})", row.level)
+                )
+            ),
             verdict=row.category + (f"/{row.subcategory}" if row.subcategory else ""),
             count=row.count,
             example=row.message,
@@ -117,7 +121,12 @@ def panel_from_analysis(result: AnalyzeResult, text: str) -> Panel:
     ]
     facts = [("file", result.file), ("lines", str(result.stats.lines))]
     if analysis is not None:
-        facts += [("phase", analysis.phase or "unknown"), ("confidence", f"{analysis.confidence}")]
+        facts += [
+            ("phase", analysis.phase or "unknown"),
+            ("phase kind", analysis.phase_kind or "unknown"),
+            ("confidence", f"{analysis.confidence}"),
+        ]
+        facts += [("basis", basis) for basis in analysis.confidence_basis]
         facts += [("suggestion", suggestion) for suggestion in analysis.suggestions]
     traceback = result.traceback
     return Panel(

@@ -14,6 +14,7 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from ..diagnostics.analysis_model import AnalyzeResult, chain_links
+from ..diagnostics.phases import frames_kind
 from ..protocol import ExceptionInfo
 from ..redact import Redactor
 from ..report.aggregate import ShardReport, Unreadable
@@ -76,9 +77,11 @@ def errors_from_report(job_id: str, report: Report, limits: Limits) -> JobErrors
     )
     analysis = None
     if failed and report.category is not None:
+        found = frames_kind(exception)
         analysis = JobAnalysis(
             category=report.category,
             subcategory=report.subcategory,
+            phase_kind=found[0] if found else None,
             description=_describe(report, exception),
             confidence_basis=[_SUPERVISED],
             suggestions=[report.hint] if report.hint else [],

@@ -6,7 +6,8 @@
                   ──stderr (pipe)─────────► pump ──► pass-through sink + StderrCollector
                   ──stdout (pipe)─────────► pump ──► pass-through sink
                   ──exit (pidfd / wait4)──► reaper (shielded: always reaps)
-    watchdog ── deadline / no progress ──► stop policy (SIGTERM group, grace, SIGKILL tree)
+    watchdog ── deadline / no progress ──► stacks (snapshot.py) ──► stop policy (SIGTERM group,
+                                                                       grace, SIGKILL tree)
 
 After the exit, the attempt waits (bounded) for the channel, stdout and stderr to reach EOF so that
 no late line is lost; a grandchild that holds them open past the bound is killed and noted. Then it
@@ -17,6 +18,7 @@ status, in that order.
 from __future__ import annotations
 
 import math
+import os
 import signal
 import subprocess
 from collections.abc import Awaitable, Callable
@@ -30,6 +32,7 @@ from ..errors import RunnerStateError
 from ..protocol import Message
 from .config import RunnerConfig
 from .events import EventBuffer
+from .snapshot import Snapshot, StackDumps
 from .spawn import ExitResult, SpawnedProcess, spawn, wait_for_exit
 from .status import ExitInfo, ProtocolIssue, RunnerStatus
 from .stop import kill_tree, signal_group, wait_gone
@@ -68,6 +71,7 @@ class Attempt:
         self._open_streams = 3
         self._stopping = False
         self._last_activity = 0.0
+        self._dumps: StackDumps | None = None
         #: The final status, once built (also when the attempt was cancelled).
         self.status: RunnerStatus | None = None
 
@@ -78,14 +82,23 @@ class Attempt:
             SpawnError: The command could not be started.
         """
         config = self.config
-        self._proc = spawn(
-            config.argv,
-            runner_id=config.runner_id,
-            env=config.env,
-            cwd=config.cwd,
-            max_frame_bytes=config.max_frame_bytes,
-            inherit_stdin=config.inherit_stdin,
-        )
+        env = config.env
+        if config.stacks is not None:
+            self._dumps = StackDumps(config.stacks)
+            env = {**(os.environ if env is None else env), **self._dumps.environment()}
+        try:
+            self._proc = spawn(
+                config.argv,
+                runner_id=config.runner_id,
+                env=env,
+                cwd=config.cwd,
+                max_frame_bytes=config.max_frame_bytes,
+                inherit_stdin=config.inherit_stdin,
+            )
+        except BaseException:
+            if self._dumps is not None:
+                self._dumps.close()
+            raise
         self.pid = self._proc.pid
         if self.config.guardian is not None:
             self.config.guardian.watch(self.pid)
@@ -148,6 +161,8 @@ class Attempt:
             await self._exited.wait()
             return
         self._stopping = True
+        with anyio.CancelScope(shield=True):  # bounded; a stop once begun must send its signal
+            await self.collect_stacks()
         policy = self.config.stop_policy
         if signal_group(self.pid, policy.first_signal):
             facts.signals_sent.append(policy.first_signal.name)
@@ -161,6 +176,21 @@ class Attempt:
                 f"tree with SIGKILL ({len(killed)} processes)"
             )
         await self._exited.wait()
+
+    async def collect_stacks(self) -> Snapshot | None:
+        """Take every Python thread's stack and the process tree now, before a stop.
+
+        Called by `terminate` before the stop policy; a group stop calls it for all its runners
+        first, so that every rank is seen at the same moment. Once per attempt: later calls
+        return the first snapshot. None when stacks are off or the process has ended.
+        """
+        if self._dumps is None or self.pid is None or self._exited.is_set():
+            return None
+        snapshot = await self._dumps.collect(
+            self.pid, self.config.runner_id, self.facts.started_epoch
+        )
+        self.facts.snapshot = snapshot
+        return snapshot
 
     async def _reap(self, popen: subprocess.Popen[bytes]) -> None:
         assert self.pid is not None
@@ -293,6 +323,9 @@ class Attempt:
         if self.config.guardian is not None and self.pid is not None:
             self.config.guardian.forget(self.pid)
         self.facts.collector.close()
+        if self._dumps is not None and self.pid is not None:
+            self.facts.snapshot = self._dumps.after_exit(self.pid)
+            self._dumps.close()
         self.facts.events_dropped = self._events.dropped
         status, chunks = build_status(self.facts)
         for chunk in chunks:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from .guardian import Guardian
 from .output import OutputSink
+from .snapshot import StackOptions
 from .stop import StopPolicy
 
 if TYPE_CHECKING:
@@ -44,3 +45,5 @@ class RunnerConfig:
     signatures: Sequence[Signature]
     user_events: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     guardian: Guardian | None = None
+    #: How stacks are taken before a stop; None takes none.
+    stacks: StackOptions | None = None

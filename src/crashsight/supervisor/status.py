@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..diagnostics.models import Diagnostic, TimeoutKind
 from ..protocol import ExceptionInfo
 
@@ -145,6 +146,17 @@ class _StatusBase(_Model):
         "supervisor killed after the runner itself had exited.",
     )
     events_dropped: int = 0
+    stacks: list[ThreadStack] = Field(
+        default_factory=list,
+        description="Every Python thread's stack at a stop (crashsight's own, or a SIGTERM from "
+        "someone else), from each process of the tree that answered.",
+    )
+    blocked_in: BlockedIn | None = Field(
+        default=None, description="The user's innermost frame in the stuck thread at the stop."
+    )
+    process_tree: list[ProcessInfo] = Field(
+        default_factory=list, description="The runner and its descendants at a stop."
+    )
 
 
 class RunnerSucceeded(_StatusBase):

@@ -37,6 +37,7 @@ from .status import (
 if TYPE_CHECKING:
     from ..diagnostics.models import TimeoutKind
     from .config import RunnerConfig
+    from .snapshot import Snapshot
 
 __all__ = ["AttemptFacts", "build_status"]
 
@@ -70,6 +71,7 @@ class AttemptFacts:
     issues_dropped: int = 0
     events_dropped: int = 0
     capture: TracebackCapture = field(default_factory=TracebackCapture)
+    snapshot: Snapshot | None = None
     collector: StderrCollector = field(init=False)
 
     def __post_init__(self) -> None:
@@ -138,6 +140,9 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         "events_dropped": facts.events_dropped,
     }
     redactor = Redactor(config.env if config.env is not None else os.environ)
+    if facts.snapshot is not None:
+        common |= facts.snapshot.status_fields(redactor.argv)
+        notes.extend(facts.snapshot.notes)
     chunks: list[ErrorChunk] = []
     status: RunnerStatus
     if facts.cancel_reason is not None:
@@ -217,10 +222,13 @@ def _summary(
     """One line for a human: ``gpu/oom: CUDA out of memory. Tried to allocate 2.00 GiB``."""
     label = verdict.category + (f"/{verdict.subcategory}" if verdict.subcategory else "")
     config = facts.config
+    stuck = facts.snapshot.blocked_in if facts.snapshot is not None else None
     if facts.timeout == "deadline":
-        because = f"still running after the {config.deadline:g} s deadline; stopped"
+        where = f"stopped in {stuck.describe()}" if stuck else "stopped"
+        because = f"still running after the {config.deadline:g} s deadline; {where}"
     elif facts.timeout == "no_progress":
-        because = f"no event or output for {config.no_progress_timeout:g} s; stopped"
+        where = f"blocked in {stuck.describe()}" if stuck else "stopped"
+        because = f"no event or output for {config.no_progress_timeout:g} s; {where}"
     elif verdict.evidence:
         because = verdict.evidence
     elif termination is not None:
@@ -230,5 +238,12 @@ def _summary(
     first_line = because.strip().splitlines()[0] if because.strip() else exit_info.description
     # "python/KeyError: KeyError: 'x'" says the type twice; keep it once.
     first_line = first_line.removeprefix(f"{verdict.subcategory}: ")
+    if (
+        stuck
+        and facts.snapshot
+        and not facts.snapshot.before_stop
+        and exit_info.signal == "SIGTERM"
+    ):
+        first_line += f"; stopped in {stuck.describe()}"  # by someone else: a launcher, a pod
     # Redact before cutting: half a secret no longer has a shape the redactor recognises.
     return f"{label}: {redactor.text(first_line)[:300]}"
