@@ -57,7 +57,11 @@ def allocate_over_rlimit_as() -> None:
     bytearray(512 << 20)
 
 
-@supervised(deadline=5)
+#: Long enough for the runner to be inside the body on a loaded machine when the deadline fires.
+HANG_DEADLINE_S = 8
+
+
+@supervised(deadline=HANG_DEADLINE_S)
 def hang() -> None:
     threading.Event().wait()
 
@@ -66,7 +70,6 @@ CRASH_CASES = [
     pytest.param(segfault, (), "crash", "segfault", id="segfault"),
     pytest.param(raise_value_error, ("7",), "python", "ValueError", id="raise"),
     pytest.param(allocate_over_rlimit_as, (), "memory", "memory_error", id="rlimit-as"),
-    pytest.param(hang, (), "timeout", "deadline", id="deadline"),
 ]
 
 
@@ -107,6 +110,19 @@ def test_the_segfault_verdict_names_the_native_crash(ray_cluster: ModuleType) ->
     assert status.termination_error is not None
     assert status.termination_error.frames[-2].function == "segfault"
     assert status.termination_error.frames[-2].file == __file__
+
+
+def test_a_hang_past_the_deadline_names_where_it_was_stuck(ray_cluster: ModuleType) -> None:
+    """The deadline's verdict carries the runner's stacks and the line it was blocked in."""
+    task = ray_cluster.remote(max_retries=0)(hang)
+    with pytest.raises(RunnerFailedError) as caught:
+        ray_cluster.get(task.remote(), timeout=GET_TIMEOUT_S)
+    error = caught.value
+    assert (error.category, error.subcategory) == ("timeout", "deadline")
+    assert error.blocked_in is not None
+    assert (error.blocked_in.file, error.blocked_in.function) == (__file__, "hang")
+    assert error.stacks
+    assert f"stopped in {error.blocked_in.describe()}" in error.summary
 
 
 @supervised()

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from pydantic import TypeAdapter
 
+from ..diagnostics.hangs import BlockedIn, ThreadStack
 from ..diagnostics.models import Diagnostic
 from ..errors import CrashsightError
 from ..report.model import Report
@@ -43,7 +44,9 @@ class RunnerFailedError(CrashsightError):
         context: Where it ran: Ray task id, worker pid and node, as strings.
 
     Attributes:
-        status: The whole `RunnerFailed` (or `RunnerCancelled` when the Ray task was cancelled).
+        status: The whole `RunnerFailed` (or `RunnerCancelled` when the Ray task was cancelled):
+            category, summary, diagnostics, exit, termination error, stacks and ``blocked_in``
+            after a watchdog's stop, tasks in flight.
         context: Where it ran.
     """
 
@@ -79,6 +82,16 @@ class RunnerFailedError(CrashsightError):
     def diagnostics(self) -> list[Diagnostic]:
         """The deduplicated catalogue matches from the runner's stderr."""
         return self.status.diagnostics
+
+    @property
+    def stacks(self) -> list[ThreadStack]:
+        """Every Python thread's stack at a stop crashsight made (a deadline, no progress)."""
+        return self.status.stacks
+
+    @property
+    def blocked_in(self) -> BlockedIn | None:
+        """The user's innermost frame in the stuck thread when a watchdog stopped the runner."""
+        return self.status.blocked_in
 
     @property
     def in_flight(self) -> list[str]:
