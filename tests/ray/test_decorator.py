@@ -54,8 +54,13 @@ def test_user_rules_decide_the_verdict(tmp_path: Path) -> None:
 
     with pytest.raises(RunnerFailedError) as caught:
         encode()
-    assert (caught.value.category, caught.value.subcategory) == ("toktx", "encode")
-    assert caught.value.status.hint == "check the texture"
+    status = caught.value.status
+    assert isinstance(status, RunnerFailed)
+    assert (status.category, status.subcategory, status.hint) == (
+        "toktx",
+        "encode",
+        "check the texture",
+    )
 
 
 def test_the_error_pickles_with_its_whole_status() -> None:
