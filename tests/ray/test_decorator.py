@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,10 @@ import pytest
 from crashsight import ConfigurationError, RulesError
 from crashsight.ray import RayEvent, RunnerFailedError, supervised
 from crashsight.supervisor.status import RunnerFailed, RunnerSucceeded
+
+pytest.importorskip(
+    "cloudpickle", reason="cloudpickle is not installed: pip install 'crashsight[ray]'"
+)
 
 
 @pytest.mark.parametrize(
@@ -137,3 +142,15 @@ def test_restarts_retry_a_failed_call(tmp_path: Path) -> None:
     assert flaky() == "second time lucky"
     statuses = [e.event for e in events if isinstance(e.event, RunnerFailed | RunnerSucceeded)]
     assert [s.status for s in statuses] == ["failed", "succeeded"]
+
+
+def test_a_missing_cloudpickle_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the ray extra's cloudpickle, a call fails with a clear ConfigurationError."""
+    monkeypatch.setitem(sys.modules, "cloudpickle", None)  # makes `import cloudpickle` fail
+
+    @supervised()
+    def answer() -> int:
+        return 42
+
+    with pytest.raises(ConfigurationError, match=r"pip install 'crashsight\[ray\]'"):
+        answer()

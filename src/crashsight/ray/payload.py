@@ -65,8 +65,17 @@ def write_call(
 
     Raises:
         PayloadTooLargeError: The pickled call is larger than ``limit`` bytes.
+        ConfigurationError: cloudpickle (the ``ray`` extra) is not installed.
     """
-    import cloudpickle
+    try:
+        import cloudpickle
+    except ImportError as exc:
+        from ..errors import ConfigurationError
+
+        raise ConfigurationError(
+            "crashsight.ray pickles calls with cloudpickle, which is not installed: "
+            "pip install 'crashsight[ray]'"
+        ) from exc
 
     body = cloudpickle.dumps((fn, tuple(args), dict(kwargs)), protocol=pickle.HIGHEST_PROTOCOL)
     _check_size("the arguments", getattr(fn, "__qualname__", repr(fn)), len(body), limit)
