@@ -36,7 +36,7 @@ from ..supervisor.status import RunnerStatus, RunnerSucceeded
 from ..supervisor.supervisor import Supervisor
 from .errors import RunnerFailedError
 from .events import RayEvent
-from .payload import read_result, scratch_directory, write_call
+from .payload import DEFAULT_MAX_PAYLOAD_BYTES, read_result, scratch_directory, write_call
 
 __all__ = ["CallOptions", "call_in_runner"]
 
@@ -55,7 +55,7 @@ class CallOptions:
     events: Callable[[RayEvent], object] | None = None
     report_dir: str | None = None
     name: str | None = None
-    max_payload_bytes: int = 0
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
 
 
 async def call_in_runner(
