@@ -1,7 +1,7 @@
 """Benchmark 8: what ``@supervised`` costs a Ray task, and how that cost amortises.
 
 A plain Ray task and the same task under ``crashsight.ray.supervised`` run alternately on one
-local cluster (2 CPUs), one at a time, for bodies that sleep 0 s, 0.1 s and 1 s. Each figure is
+local cluster (2 CPUs), one at a time, for bodies that sleep 0 s, 0.1 s, 1 s and 5 s. Each figure is
 the median per-round ratio of ``ray.get`` wall times, supervised over plain: the fixed cost of a
 supervised call (a runner process, pickling the call and its result through files) shows as a
 large ratio for an empty body and fades as the body gets longer. Sleeping bodies keep the
@@ -25,9 +25,11 @@ from .common import BenchResult, Figure, Settings, interleave, median_ratio
 
 __all__ = ["run"]
 
-#: Task bodies: seconds each sleeps. The 1 s row is the one with a target.
-_LENGTHS_S = (0.0, 0.1, 1.0)
-_TARGET_AT_1S = 1.5
+#: Task bodies: seconds each sleeps. The longest has a target: a supervised task of a few
+#: seconds should cost at most a fifth more than a plain one.
+_LENGTHS_S = (0.0, 0.1, 1.0, 5.0)
+_TARGET_LENGTH_S = 5.0
+_TARGET_RATIO = 1.2
 #: A supervised call is refused past this (the bench never comes near it).
 _GET_TIMEOUT_S = 300
 
@@ -67,7 +69,7 @@ def run(settings: Settings) -> BenchResult:
         result.available = False
         result.notes.append("Ray is not installed: pip install 'crashsight[ray]'")
         return result
-    rounds = settings.rounds(full=10)
+    rounds = settings.rounds(full=6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
@@ -91,14 +93,14 @@ def run(settings: Settings) -> BenchResult:
                 **{f"median_ms_{name}": round(v * 1e3, 1) for name, v in medians.items()},
                 "overhead_ms": round((medians["supervised"] - medians["plain"]) * 1e3, 1),
             }
-            target = f"<= {_TARGET_AT_1S}" if seconds == 1.0 else None
+            target = f"<= {_TARGET_RATIO}" if seconds == _TARGET_LENGTH_S else None
             result.figures.append(
                 Figure(
                     f"supervised vs plain task wall time ({seconds:g} s body)",
                     ratio,
                     "x the time",
                     target,
-                    None if target is None else ratio <= _TARGET_AT_1S,
+                    None if target is None else ratio <= _TARGET_RATIO,
                     detail,
                 )
             )

@@ -1,17 +1,21 @@
-"""One real local Ray cluster for the whole test session, and a check that none of it outlives it.
+"""One real local Ray cluster for the Ray tests, and a check that none of it outlives them.
 
 Ray starts a GCS server, a raylet, a log monitor and worker processes. They cost seconds to start
-on a loaded 2-core machine, so every Ray test shares one cluster (2 CPUs), started on first use
-and shut down when the session ends; the teardown then waits, bounded, until no process this
-session's cluster started is left, and fails the session if one is.
+on a loaded 2-core machine, so the Ray tests share one cluster (2 CPUs), started by the first test
+that needs it. It is shut down as soon as the last test of this directory is done, rather than at
+the end of the session, so that its daemons and the driver's threads do not run beside the rest
+of the suite; the shutdown then waits, bounded, until no process of the cluster is left, and
+fails the test run if one is.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import psutil
@@ -19,9 +23,8 @@ import pytest
 
 #: Set by the suite's conftest on every process the session starts (Ray's daemons inherit it).
 _SESSION_ENV = "CRASHSIGHT_TEST_SESSION"
-
-#: Long enough for Ray to start its daemons on a loaded 2-core machine.
-CLUSTER_TIMEOUT_S = 300
+_HERE = Path(__file__).parent
+_SHUTDOWN_WAIT_S = 60
 
 
 def import_ray() -> ModuleType:
@@ -49,23 +52,43 @@ def _cluster_processes() -> list[psutil.Process]:
     return found
 
 
-@pytest.fixture(scope="session")
-def ray_cluster() -> Iterator[ModuleType]:
-    """A local Ray cluster with 2 CPUs, shared by the session's Ray tests."""
-    ray = import_ray()
-    with warnings.catch_warnings():
-        # Ray's start-up warns about things of its own (token auth, deprecated options).
-        warnings.simplefilter("ignore")
-        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-    try:
-        yield ray
-    finally:
-        ray.shutdown()
-        deadline = time.monotonic() + 60
+def _shut_down(ray: ModuleType) -> None:
+    """Stop the cluster and fail if any of its processes is still alive after a bounded wait."""
+    if not ray.is_initialized():
+        return
+    ray.shutdown()
+    deadline = time.monotonic() + _SHUTDOWN_WAIT_S
+    left = _cluster_processes()
+    while left and time.monotonic() < deadline:
+        psutil.wait_procs(left, timeout=1)
         left = _cluster_processes()
-        while left and time.monotonic() < deadline:
-            psutil.wait_procs(left, timeout=1)
-            left = _cluster_processes()
-        for proc in left:
-            proc.kill()
-        assert not left, f"Ray processes outlived ray.shutdown(): {[p.cmdline() for p in left]}"
+    for proc in left:
+        proc.kill()
+    assert not left, f"Ray processes outlived ray.shutdown(): {[p.cmdline() for p in left]}"
+
+
+@pytest.fixture(scope="session")
+def _ray_module() -> Iterator[ModuleType]:
+    ray = import_ray()
+    yield ray
+    _shut_down(ray)
+
+
+@pytest.fixture
+def ray_cluster(_ray_module: ModuleType) -> ModuleType:
+    """Ray, connected to the shared local cluster with 2 CPUs (started on first use)."""
+    if not _ray_module.is_initialized():
+        with warnings.catch_warnings():
+            # Ray's start-up warns about things of its own (token auth, deprecated options).
+            warnings.simplefilter("ignore")
+            _ray_module.init(num_cpus=2, include_dashboard=False, configure_logging=False)
+    return _ray_module
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the last test of this directory, shut the cluster down (if one was started)."""
+    if nextitem is not None and nextitem.path.is_relative_to(_HERE):
+        return
+    ray = sys.modules.get("ray")
+    if ray is not None:
+        _shut_down(ray)
