@@ -98,20 +98,6 @@ def test_the_driver_gets_the_verdict(
     assert psutil.pid_exists(int(error.context["ray_worker_pid"]))
 
 
-def test_the_segfault_verdict_names_the_native_crash(ray_cluster: ModuleType) -> None:
-    """A native crash's status carries faulthandler's evidence and the failing frame."""
-    task = ray_cluster.remote(max_retries=0)(segfault)
-    with pytest.raises(RunnerFailedError) as caught:
-        ray_cluster.get(task.remote(), timeout=GET_TIMEOUT_S)
-    status = caught.value.status
-    assert isinstance(status, RunnerFailed)
-    assert status.exit.signal == "SIGSEGV"
-    assert [d.id for d in status.diagnostics] == ["faulthandler.segfault"]
-    assert status.termination_error is not None
-    assert status.termination_error.frames[-2].function == "segfault"
-    assert status.termination_error.frames[-2].file == __file__
-
-
 def test_a_hang_past_the_deadline_names_where_it_was_stuck(ray_cluster: ModuleType) -> None:
     """The deadline's verdict carries the runner's stacks and the line it was blocked in."""
     task = ray_cluster.remote(max_retries=0)(hang)
@@ -157,12 +143,22 @@ class Shard:
 
 
 def test_an_actor_survives_a_method_that_crashes(ray_cluster: ModuleType) -> None:
-    """The method's verdict reaches the driver, and the same actor process serves the next call."""
+    """The method's verdict and stack reach the driver; the same actor process serves the next call."""
     actor = ray_cluster.remote(Shard).remote()
     pid = ray_cluster.get(actor.pid.remote(), timeout=GET_TIMEOUT_S)
     with pytest.raises(RunnerFailedError) as caught:
         ray_cluster.get(actor.crash.remote(), timeout=GET_TIMEOUT_S)
-    assert (caught.value.category, caught.value.subcategory) == ("crash", "segfault")
+    status = caught.value.status
+    assert isinstance(status, RunnerFailed)
+    assert (status.category, status.subcategory) == ("crash", "segfault")
+    assert status.exit.signal == "SIGSEGV"
+    assert [d.id for d in status.diagnostics] == ["faulthandler.segfault"]
+    # faulthandler's stack names the method, in this file, under the native call.
+    assert status.termination_error is not None
+    assert (
+        status.termination_error.frames[-2].file,
+        status.termination_error.frames[-2].function,
+    ) == (__file__, "crash")
     assert caught.value.context["ray_worker_pid"] == str(pid)
     assert caught.value.context["ray_actor_id"]
     assert ray_cluster.get(actor.encode.remote(5), timeout=GET_TIMEOUT_S) == 5
