@@ -96,7 +96,7 @@ def run(settings: Settings) -> BenchResult:
             target = f"<= {_TARGET_RATIO}" if seconds == _TARGET_LENGTH_S else None
             result.figures.append(
                 Figure(
-                    f"supervised vs plain task wall time ({seconds:g} s body)",
+                    f"supervised vs plain Ray task wall time ({seconds:g} s body)",
                     ratio,
                     "x the time",
                     target,
