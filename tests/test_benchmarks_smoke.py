@@ -14,7 +14,17 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EXPECTED = ("channel", "failure", "collector", "flood", "spawn", "scale", "analyze", "ray")
+EXPECTED = (
+    "channel",
+    "failure",
+    "collector",
+    "flood",
+    "spawn",
+    "scale",
+    "analyze",
+    "stacks",
+    "ray",
+)
 #: Benchmarks that may report "not available" in a smoke run, with a note saying why.
 MAY_BE_MISSING = {"analyze", "ray"}
 
