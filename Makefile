@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 
 .PHONY: demo test lint bench clean
 
-$(BIN)/crashsight: pyproject.toml
+$(BIN)/crashsight: pyproject.toml src/crashsight_hook.pth
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -12,14 +12,22 @@ first use instead. Type checkers read the explicit imports under ``TYPE_CHECKING
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
+#: Not ``typing.TYPE_CHECKING``: every Python process of a runner's tree imports this package for
+#: its stack dumps, and importing typing would cost each of them more than the dumps do.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .diagnostics.catalogue import CATALOGUE as CATALOGUE
     from .diagnostics.classify import Classifier as Classifier
     from .diagnostics.classify import Facts as Facts
     from .diagnostics.classify import Verdict as Verdict
     from .diagnostics.collector import StderrCollector as StderrCollector
+    from .diagnostics.hangs import ProcessInfo as ProcessInfo
+    from .diagnostics.hangs import ThreadStack as ThreadStack
+    from .diagnostics.jobverdict import JobVerdict as JobVerdict
+    from .diagnostics.jobverdict import RankOutcome as RankOutcome
+    from .diagnostics.jobverdict import RootCause as RootCause
+    from .diagnostics.jobverdict import decide_root_cause as decide_root_cause
     from .diagnostics.models import Diagnostic as Diagnostic
     from .diagnostics.models import Signature as Signature
     from .diagnostics.rules import Rule as Rule
@@ -44,11 +52,15 @@ if TYPE_CHECKING:
     from .protocol import TaskFinished as TaskFinished
     from .protocol import TaskStarted as TaskStarted
     from .protocol import UserEvent as UserEvent
+    from .redact import Redactor as Redactor
     from .report.model import Report as Report
-    from .report.redact import Redactor as Redactor
     from .report.write import write_report as write_report
+    from .supervisor.group import GroupOutcome as GroupOutcome
+    from .supervisor.group import GroupRank as GroupRank
+    from .supervisor.group import RunnerGroup as RunnerGroup
     from .supervisor.restart import RestartPolicy as RestartPolicy
     from .supervisor.runner import Runner as Runner
+    from .supervisor.snapshot import StackOptions as StackOptions
     from .supervisor.status import ErrorChunk as ErrorChunk
     from .supervisor.status import ExitInfo as ExitInfo
     from .supervisor.status import RunnerCancelled as RunnerCancelled
@@ -67,6 +79,12 @@ _EXPORTS: dict[str, str] = {
     "Facts": "crashsight.diagnostics.classify",
     "Verdict": "crashsight.diagnostics.classify",
     "StderrCollector": "crashsight.diagnostics.collector",
+    "JobVerdict": "crashsight.diagnostics.jobverdict",
+    "RankOutcome": "crashsight.diagnostics.jobverdict",
+    "RootCause": "crashsight.diagnostics.jobverdict",
+    "decide_root_cause": "crashsight.diagnostics.jobverdict",
+    "ProcessInfo": "crashsight.diagnostics.hangs",
+    "ThreadStack": "crashsight.diagnostics.hangs",
     "Diagnostic": "crashsight.diagnostics.models",
     "Signature": "crashsight.diagnostics.models",
     "Rule": "crashsight.diagnostics.rules",
@@ -92,10 +110,14 @@ _EXPORTS: dict[str, str] = {
     "TaskStarted": "crashsight.protocol",
     "UserEvent": "crashsight.protocol",
     "Report": "crashsight.report.model",
-    "Redactor": "crashsight.report.redact",
+    "Redactor": "crashsight.redact",
     "write_report": "crashsight.report.write",
+    "GroupOutcome": "crashsight.supervisor.group",
+    "GroupRank": "crashsight.supervisor.group",
+    "RunnerGroup": "crashsight.supervisor.group",
     "RestartPolicy": "crashsight.supervisor.restart",
     "Runner": "crashsight.supervisor.runner",
+    "StackOptions": "crashsight.supervisor.snapshot",
     "ErrorChunk": "crashsight.supervisor.status",
     "ExitInfo": "crashsight.supervisor.status",
     "RunnerCancelled": "crashsight.supervisor.status",
@@ -122,18 +144,25 @@ __all__ = (
     "Facts",
     "FrameInfo",
     "FrameTooLargeError",
+    "GroupOutcome",
+    "GroupRank",
     "Heartbeat",
+    "JobVerdict",
+    "ProcessInfo",
     "Progress",
     "ProtocolError",
+    "RankOutcome",
     "Ready",
     "Redactor",
     "Report",
     "RestartPolicy",
+    "RootCause",
     "Rule",
     "RulesError",
     "Runner",
     "RunnerCancelled",
     "RunnerFailed",
+    "RunnerGroup",
     "RunnerStateError",
     "RunnerStatus",
     "RunnerSucceeded",
@@ -141,13 +170,16 @@ __all__ = (
     "Signature",
     "SpawnError",
     "SpawnOptions",
+    "StackOptions",
     "StderrCollector",
     "StopPolicy",
     "Supervisor",
     "TaskFinished",
     "TaskStarted",
+    "ThreadStack",
     "UserEvent",
     "Verdict",
+    "decide_root_cause",
     "load_rules",
     "parse_traceback",
     "write_report",

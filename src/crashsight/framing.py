@@ -30,7 +30,6 @@ __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
     "HEADER_SIZE",
     "MAGIC",
-    "PROTOCOL_VERSION",
     "Decoded",
     "FrameDecoder",
     "UserModelEvent",
@@ -38,11 +37,6 @@ __all__ = [
     "encode_json_frame",
     "frame_payload",
 ]
-
-#: Bumped whenever a change to the wire models would make an older supervisor misread a newer
-#: runner. It lives here, with the frame format, because the runner announces it before it has
-#: loaded the models.
-PROTOCOL_VERSION = 1
 
 MAGIC = b"\xffCS\x01"
 _HEADER = struct.Struct(">4sI")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crashsight.report.redact import Redactor
+from crashsight.redact import Redactor
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crashsight.report.redact import JsonLike
+from crashsight.redact import JsonLike
 from crashsight.server import JobErrors, Limits, crashsight_app
 from crashsight.server.bounds import bound
 

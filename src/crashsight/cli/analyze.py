@@ -23,16 +23,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..diagnostics.analysis import AnalyzeResult, analyze_file
+from ..diagnostics.analysis import analyze_file
+from ..diagnostics.analysis_model import AnalyzeResult
 from ..diagnostics.rules import load_rules
 from ..errors import ConfigurationError
+from ..report.analysis_text import render_text
 from ..report.html import render_panel
 from ..report.panels import panel_from_analysis
 from ..report.write import check_report_path, write_text_atomically
 
-__all__ = ["add_analyze_parser", "analyze_command", "exit_status", "render_text"]
-
-_MAX_ROWS_SHOWN = 20
+__all__ = ["add_analyze_parser", "analyze_command", "exit_status", "positive_int"]
 
 
 def add_analyze_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,7 +55,7 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     parser.add_argument("--rules", metavar="FILE", help="TOML classification rules tried first")
     parser.add_argument(
         "--max-errors",
-        type=_positive,
+        type=positive_int,
         default=500,
         metavar="N",
         help="distinct errors listed; more are only counted (default 500)",
@@ -63,7 +63,8 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     parser.set_defaults(handler=analyze_command)
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:
@@ -98,61 +99,3 @@ def analyze_command(args: argparse.Namespace) -> int:
         print(f"crashsight analyze: {result.message}", file=sys.stderr)
     sys.stdout.write(text if args.format == "json" else render_text(result) + "\n")
     return exit_status(result)
-
-
-def render_text(result: AnalyzeResult) -> str:
-    """Render a result as a few plain lines an operator can read at a glance.
-
-    Example::
-
-        crashsight analyze: train.log: 48 errors (2 distinct) in 120000 lines; gpu/oom ...
-          verdict:     gpu/oom during phase 'EVAL' (eval), confidence 0.9
-          description: PyTorch's CUDA caching allocator could not satisfy an allocation. ...
-          suggestion:  Lower the evaluation batch size ...
-          errors:
-            x47  PreTokenize  ERROR  Failed to tokenize <path> at line <n>
-                 lines 12-3400, 2025-12-10T03:58:22 .. 2025-12-10T04:01:10
-    """
-    lines = [f"crashsight analyze: {result.message}"]
-    if not result.message.startswith(result.file):
-        lines[0] = f"crashsight analyze: {result.file}: {result.message}"
-    analysis = result.analysis
-    if analysis is not None:
-        verdict = "/".join(filter(None, (analysis.category, analysis.subcategory)))
-        where = f" during phase {analysis.phase!r}" if analysis.phase else ""
-        kind = (
-            f" ({analysis.phase_kind})"
-            if analysis.phase_kind and analysis.phase_kind != analysis.phase
-            else ""
-        )
-        lines.append(f"  verdict:     {verdict}{where}{kind}, confidence {analysis.confidence}")
-        lines.append(f"  description: {_first_line(analysis.description)}")
-        lines.append(f"  confidence:  {'; '.join(analysis.confidence_basis)}")
-        lines += [f"  suggestion:  {suggestion}" for suggestion in analysis.suggestions]
-    traceback = result.traceback
-    if traceback is not None and traceback.exception is not None:
-        chain = " <- ".join(
-            f"{link.type}: {_first_line(link.message)}"[:120] for link in traceback.chain
-        )
-        lines.append(f"  traceback:   line {traceback.lineno}: {chain}")
-        if traceback.exception.frames:
-            frame = traceback.exception.frames[-1]
-            lines.append(f"  failed in:   {frame.file}:{frame.line} in {frame.function}")
-    if result.errors:
-        lines.append("  errors:")
-    for row in result.errors[:_MAX_ROWS_SHOWN]:
-        fields = [f"x{row.count}", row.phase or "-", row.level or "-", row.template[:140]]
-        lines.append("    " + "  ".join(fields))
-        when = f", {row.first_time} .. {row.last_time}" if row.first_time else ""
-        lines.append(f"         lines {row.first_lineno}-{row.last_lineno}{when}")
-    if len(result.errors) > _MAX_ROWS_SHOWN:
-        more = len(result.errors) - _MAX_ROWS_SHOWN
-        lines.append(f"    ... {more} more distinct errors (--format json lists them)")
-    lines += [f"  note:        {note}" for note in result.notes]
-    return "\n".join(lines)
-
-
-def _first_line(text: str) -> str:
-    """A multi-line message (an XLA memory report, a torchrun banner) shown as its first line."""
-    lines = text.strip().splitlines()
-    return lines[0] + (" ..." if len(lines) > 1 else "") if lines else ""

@@ -5,20 +5,7 @@
 that ``crashsight run`` uses. The result is one `AnalyzeResult`; every string in it has passed the
 `Redactor`. It is self-contained, so a renderer (terminal, HTML) needs nothing else.
 
-Schema (``schema_version`` 1; fields may be added, never renamed)::
-
-    AnalyzeResult
-    ├── status       errors | clean | empty | binary | missing | unreadable
-    ├── message      one line for a human
-    ├── stats        bytes, lines, nul_bytes, seconds
-    ├── truncated    the file ends mid-line or inside a traceback
-    ├── errors[]     ErrorRow: one per (phase, message template), in order of first appearance,
-    │                with count, first/last line and time, samples, signatures, verdict, and the
-    │                first occurrence's traceback (TracebackInfo)
-    ├── more_distinct_errors, more_distinct_errors_is_lower_bound, more_error_occurrences
-    ├── traceback    TracebackInfo of the last traceback: exception (frames, cause, context) + chain
-    ├── analysis     Analysis: verdict, phase, description, confidence and its basis, suggestions
-    └── notes[]
+The result's schema is in `crashsight.diagnostics.analysis_model`.
 
 Confidence is the product of two tabled factors, each listed in ``confidence_basis``: how the
 verdict is known (`EVIDENCE_CONFIDENCE`: a catalogue signature matched the exact text, a traceback
@@ -31,70 +18,47 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import re
 import time
 from collections.abc import Sequence
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from ..protocol import ExceptionInfo
-from ..report.model import crashsight_version
-from ..report.redact import Redactor
+from ..redact import Redactor
+from .analysis_model import (
+    Analysis,
+    AnalyzeResult,
+    ErrorRow,
+    Evidence,
+    LogStats,
+    Status,
+    TracebackInfo,
+    chain_links,
+)
 from .catalogue import CATALOGUE, diagnose_line
 from .classify import Classifier, Facts, Verdict
-from .logfile import ERROR_LEVELS, ErrorGroup, ErrorTable, LogRecord, LogScanner, PhaseSource
+from .logfile import ERROR_LEVELS, RANK_PREFIX, LogScanner
+from .logtable import ErrorGroup, ErrorTable, LogRecord
 from .models import Diagnostic
+from .phases import KindBasis, during, resolve_phase_kind
 from .rules import Rule
+from .summary import summary_line
 from .tracebacks import parse_traceback
 
 __all__ = [
-    "ANALYZE_SCHEMA_VERSION",
     "EVIDENCE_CONFIDENCE",
     "PHASE_ADVICE",
     "PHASE_CONFIDENCE",
-    "PHASE_KINDS",
-    "Analysis",
-    "AnalyzeResult",
-    "ErrorRow",
-    "LogStats",
-    "TracebackInfo",
     "analyze_file",
-    "chain_links",
-    "phase_kind",
 ]
-
-ANALYZE_SCHEMA_VERSION = 1
-Status = Literal["errors", "clean", "empty", "binary", "missing", "unreadable"]
-Evidence = Literal["signature", "traceback", "level", "text"]
-Relation = Literal["raised", "cause", "context"]
-_RAISED: Relation = "raised"
-_CAUSE: Relation = "cause"
-_CONTEXT: Relation = "context"
-
-#: Canonical phase kinds and the phase names (lower case, letters and digits only) that mean them.
-PHASE_KINDS: dict[str, tuple[str, ...]] = {
-    "eval": ("eval", "evaluation", "evaluate", "evaluating", "validation", "validate", "val",
-             "valid", "test", "testing", "benchmark"),
-    "train": ("train", "training", "sft", "pretrain", "pretraining", "finetune", "finetuning",
-              "dpo", "ppo", "grpo", "rlhf", "epoch"),
-    "data": ("pretokenize", "pretokenizing", "tokenize", "tokenizing", "tokenization",
-             "preprocess", "preprocessing", "data", "dataset", "dataloader"),
-    "checkpoint": ("save", "saving", "checkpoint", "checkpointing", "export", "upload"),
-    "setup": ("setup", "init", "initialize", "load", "loading", "download"),
-    "inference": ("inference", "generate", "generation", "predict", "prediction", "sampling"),
-}  # fmt: skip
 
 #: Advice by verdict (``category/subcategory`` glob) and phase kind, added after the verdict's hint.
 PHASE_ADVICE: tuple[tuple[str, str, str], ...] = (
-    ("gpu/oom", "eval", "Lower the evaluation batch size (per_device_eval_batch_size or "
+    ("gpu/oom", "evaluation", "Lower the evaluation batch size (per_device_eval_batch_size or "
      "eval_batch_size): evaluation often runs a larger batch than training and keeps all logits."),
-    ("gpu/oom", "eval", "Move predictions to the CPU as they come (eval_accumulation_steps) and "
+    ("gpu/oom", "evaluation", "Move predictions to the CPU as they come (eval_accumulation_steps) and "
      "evaluate under torch.inference_mode() so no activations are kept for a backward pass."),
-    ("gpu/oom", "train", "Lower the per-device train batch size and raise gradient accumulation "
+    ("gpu/oom", "training", "Lower the per-device train batch size and raise gradient accumulation "
      "to keep the effective batch; gradient checkpointing trades compute for memory."),
-    ("gpu/oom", "inference", "Lower the generation batch size or max_new_tokens: the KV cache "
-     "grows with both."),
+    ("gpu/oom", "evaluation", "If it was generating, lower the generation batch size or "
+     "max_new_tokens: the KV cache grows with both."),
     ("memory/*", "data", "Preprocess in streaming mode or with fewer worker processes (num_proc), "
      "writing shards to disk instead of holding them in memory."),
     ("*", "data", "It failed while preparing data: the input the message names is the first "
@@ -103,9 +67,11 @@ PHASE_ADVICE: tuple[tuple[str, str, str], ...] = (
      "to a larger volume."),
     ("*", "checkpoint", "It failed while saving: check the output directory's free space and "
      "permissions before training again."),
-    ("comm/*", "eval", "Ranks that run different numbers of evaluation batches hang in "
+    ("comm/*", "evaluation", "Ranks that run different numbers of evaluation batches hang in "
      "collectives: shard the evaluation set evenly (pad it or drop the last batch)."),
-    ("http/*", "setup", "A download failed: fetch the model and data into the cache beforehand "
+    ("config/*", "data", "The configuration of data preparation is wrong (a chat template, a "
+     "tokenizer setting): it fails the same way on every record, so fix it before rerunning."),
+    ("http/*", "initialization", "A download failed: fetch the model and data into the cache beforehand "
      "and run with HF_HUB_OFFLINE=1."),
 )  # fmt: skip
 
@@ -116,125 +82,21 @@ EVIDENCE_CONFIDENCE: dict[Evidence, tuple[float, str]] = {
     "level": (0.5, "only a structured record at level {detail}; no known signature"),
     "text": (0.3, "only a text heuristic: an unstructured line that looks like an error"),
 }
-#: How sure the phase is, by where it came from.
-PHASE_CONFIDENCE: dict[PhaseSource | None, tuple[float, str]] = {
-    "field": (1.0, "phase from the record's own [PHASE] field"),
-    "marker": (0.9, "phase inferred from a marker line earlier in the log"),
-    None: (0.8, "phase unknown: no [PHASE] field or marker before the error"),
+#: How sure the phase kind is, by where it came from (see `crashsight.diagnostics.phases`).
+PHASE_CONFIDENCE: dict[KindBasis | None, float] = {
+    "field": 1.0,
+    "traceback": 0.95,
+    "marker": 0.9,
+    "message": 0.85,
+    None: 0.8,
 }
+_NO_PHASE = "phase unknown: no phase field, traceback frame, marker or words name a kind of work"
 _TRUNCATED_FACTOR = 0.9
 _MAX_ROW_LINES = 40  # raw lines of an error's first occurrence kept in the result
 _MAX_FACT_LINES = 1000  # error messages offered to rules with a ``stderr`` matcher
 _BINARY_SAMPLE = 64 * 1024
 _BINARY_RATIO = 0.1  # control bytes and invalid UTF-8 above this share of the sample: not text
 _TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r\x0b\x0c\x08\x1b" + bytes(range(0x80, 0x100))
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ChainLink(_Model):
-    """One exception of a traceback's chain, outermost first."""
-
-    relation: Relation = Field(
-        description="'raised': the outermost exception; 'cause' / 'context': this one was the "
-        "__cause__ / __context__ of the link before it."
-    )
-    type: str
-    message: str
-    frames: int = Field(description="Number of frames in its traceback.")
-
-
-class TracebackInfo(_Model):
-    """A Python traceback found in the log."""
-
-    lineno: int = Field(description="Line of the record that holds it.")
-    phase: str | None = None
-    complete: bool = Field(description="False when the log ends inside it.")
-    exception: ExceptionInfo | None = Field(
-        default=None, description="Outermost exception, with frames, cause and context."
-    )
-    chain: list[ChainLink] = Field(default_factory=list)
-
-
-class ErrorRow(_Model):
-    """One distinct error: every record with the same phase and message template."""
-
-    phase: str | None = Field(description="As the log names it, e.g. 'PreTokenize'.")
-    phase_kind: str | None = Field(description="Canonical kind: eval, train, data, ...")
-    phase_source: PhaseSource | None = None
-    level: str | None = Field(description="Log level; None for an unstructured line.")
-    logger: str | None = None
-    message: str = Field(description="First occurrence's message.")
-    template: str = Field(description="Message with numbers, hex, paths, URLs, UUIDs masked.")
-    count: int = Field(ge=1)
-    first_lineno: int
-    last_lineno: int
-    first_time: str | None = Field(description="Timestamp as ISO 8601, when the log has one.")
-    last_time: str | None
-    samples: list[str] = Field(description="Up to 3 distinct raw messages.")
-    lines: list[str] = Field(description="The first occurrence's lines (bounded).")
-    signatures: list[str] = Field(description="Catalogue ids matched by the first occurrence.")
-    traceback: TracebackInfo | None = None
-    category: str
-    subcategory: str | None = None
-    hint: str | None = None
-
-
-class Analysis(_Model):
-    """Why the run failed: the verdict on the whole log, in the phase where it happened."""
-
-    category: str
-    subcategory: str | None = None
-    phase: str | None = None
-    phase_kind: str | None = None
-    summary: str = Field(description="One line: verdict, phase, evidence.")
-    description: str
-    confidence: float = Field(ge=0, le=1)
-    confidence_basis: list[str]
-    suggestions: list[str]
-    evidence: str | None = None
-    error_index: int | None = Field(default=None, description="Index of the row in errors.")
-    rule: str = Field(description="Which classification rule decided.")
-
-
-class LogStats(_Model):
-    """How much was read."""
-
-    bytes: int
-    lines: int
-    nul_bytes: int
-    seconds: float
-
-
-class AnalyzeResult(_Model):
-    """Everything ``crashsight analyze`` found in one log file."""
-
-    schema_version: int = ANALYZE_SCHEMA_VERSION
-    crashsight_version: str = Field(default_factory=crashsight_version)
-    file: str
-    status: Status
-    message: str
-    stats: LogStats
-    truncated: bool = False
-    errors: list[ErrorRow] = Field(default_factory=list)
-    more_distinct_errors: int = 0
-    more_distinct_errors_is_lower_bound: bool = False
-    more_error_occurrences: int = 0
-    traceback: TracebackInfo | None = None
-    analysis: Analysis | None = None
-    notes: list[str] = Field(default_factory=list)
-
-
-def phase_kind(phase: str | None) -> str | None:
-    """The canonical kind of a phase name (``EVAL`` and ``Validation`` are both ``eval``)."""
-    words = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", phase or "")
-    for name in ("".join(words).lower(), *(w.lower() for w in words)):
-        for kind, names in PHASE_KINDS.items():
-            if name in names:
-                return kind
-    return None
 
 
 def analyze_file(
@@ -397,6 +259,13 @@ def _row(group: ErrorGroup, classifier: Classifier) -> tuple[ErrorRow, list[Diag
                         update={"count": group.count, "last_lineno": group.last_lineno}
                     )
     traceback = _traceback_info(record) if record.traceback_complete is not None else None
+    kind = resolve_phase_kind(
+        phase=group.phase,
+        phase_source=record.phase_source,
+        exception=traceback.exception if traceback else None,
+        work_phase=record.work_phase,
+        messages=record.lines[:_MAX_ROW_LINES],
+    )
     verdict = classifier.classify(
         Facts(
             termination_error=traceback.exception if traceback else None,
@@ -406,8 +275,12 @@ def _row(group: ErrorGroup, classifier: Classifier) -> tuple[ErrorRow, list[Diag
     )
     row = ErrorRow(
         phase=group.phase,
-        phase_kind=phase_kind(group.phase),
+        phase_kind=kind.kind if kind else None,
+        phase_kind_basis=kind.describe() if kind else None,
+        phase_kind_confidence=PHASE_CONFIDENCE[kind.basis if kind else None],
         phase_source=record.phase_source,
+        rank=record.rank,
+        ranks=sorted(group.ranks),
         level=record.level,
         logger=record.logger,
         message=record.message,
@@ -426,21 +299,6 @@ def _row(group: ErrorGroup, classifier: Classifier) -> tuple[ErrorRow, list[Diag
         hint=verdict.hint if verdict.rule != "none" else None,
     )
     return row, list(diagnostics.values())
-
-
-def chain_links(exception: ExceptionInfo | None) -> list[ChainLink]:
-    """The exceptions linked by ``raise ... from`` (or implicitly), outermost first."""
-    chain: list[ChainLink] = []
-    link, relation = exception, _RAISED
-    while link is not None:
-        chain.append(
-            ChainLink(
-                relation=relation, type=link.type, message=link.message, frames=len(link.frames)
-            )
-        )
-        relation = _CAUSE if link.cause else _CONTEXT
-        link = link.cause or link.context
-    return chain
 
 
 def _traceback_info(record: LogRecord) -> TracebackInfo:
@@ -476,9 +334,8 @@ def _analysis(
         detail = rows[index].level or ""
     row = rows[index]
     weight, why = EVIDENCE_CONFIDENCE[evidence]
-    phase_weight, phase_why = PHASE_CONFIDENCE[row.phase_source if row.phase else None]
-    basis = [why.format(detail=detail), phase_why]
-    confidence = weight * phase_weight
+    basis = [why.format(detail=detail), row.phase_kind_basis or _NO_PHASE]
+    confidence = weight * row.phase_kind_confidence
     if truncated:
         confidence *= _TRUNCATED_FACTOR
         basis.append("the log is truncated, so a later error may be missing")
@@ -489,15 +346,13 @@ def _analysis(
         for pattern, kind, advice in PHASE_ADVICE
         if kind == row.phase_kind and fnmatch.fnmatchcase(verdict_name, pattern)
     ]
-    where = f" during phase {row.phase!r}" if row.phase else ""
-    if row.phase_kind and row.phase_kind != row.phase:
-        where += f" ({row.phase_kind})"
+    where = during(row.phase_kind, row.phase)
     signature = next((s for s in CATALOGUE if s.id in row.signatures), None)
     exception = row.traceback.exception if row.traceback else None
     if signature is not None:
         what = signature.description
     elif exception is not None:
-        what = f"Python raised {exception.summary()}."
+        what = f"Python raised {summary_line(exception.summary()) or exception.type}."
     else:
         what = f"The log records an error: {row.message}"
     times = "time" if row.count == 1 else "times"
@@ -506,7 +361,10 @@ def _analysis(
         + (f" ({row.first_time})" if row.first_time else "")
         + f", {row.count} {times} in all."
     )
-    shown = (verdict.evidence or row.message).strip().splitlines()[0][:200]
+    # Colour codes and a message that starts with a newline or a ruler (torch's
+    # ProcessRaisedException, ChildFailedError) must not leave the summary empty.
+    shown = summary_line(verdict.evidence or row.message) or summary_line(row.message)
+    shown = RANK_PREFIX.sub("", shown or (exception.type if exception else "error"))[:200]
     # "python/ValueError: ValueError: bad shape" says the type twice; keep it once.
     shown = shown.removeprefix(f"{verdict.subcategory}: ")
     return Analysis(
@@ -514,6 +372,7 @@ def _analysis(
         subcategory=verdict.subcategory,
         phase=row.phase,
         phase_kind=row.phase_kind,
+        rank=row.rank,
         summary=f"{verdict_name}{where}: {shown}",
         description=description,
         confidence=round(confidence, 2),

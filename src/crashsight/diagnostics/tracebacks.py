@@ -20,11 +20,11 @@ import re
 from collections import deque
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from crashsight.protocol import ExceptionInfo, FrameInfo
 
-__all__ = ["FaultDump", "TracebackCapture", "parse_faulthandler", "parse_traceback"]
+from .faultdump import FATAL_LINE, FaultDump, continues_dump, parse_faulthandler, strip_prefix
+
+__all__ = ["TracebackCapture", "parse_traceback"]
 
 _HEADER = re.compile(
     r"(?:  \+ Exception Group |Exception Group )?Traceback \(most recent call last\):\s*$"
@@ -46,47 +46,8 @@ _GROUP_END = re.compile(r"^  \+-+$")
 _LOG_LINE = re.compile(
     r"^(?:\d{4}-\d\d-\d\d|\[\w|(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\b|  (?:\| |\+-))"
 )
-_FATAL = re.compile(r"Fatal Python error: (?P<error>.*)$")
-_THREAD = re.compile(
-    r"^(?:(?P<current>Current thread 0x|Stack)|Thread 0x)[^()]*\(most recent call first\):\s*$"
-)
-_FAULT_FRAME = re.compile(
-    r'^  File (?:"(?P<file>.*)"|\?\?\?), line (?P<line>\d+|\?\?\?) in (?P<function>.*)$'
-)
-_FAULT_EXTRA = re.compile(
-    r"^(?:Extension modules: |Python runtime state: |\.\.\.$|Current thread's C )"
-)
-# faulthandler's names of the fatal signals it handles (Modules/faulthandler.c).
-_SIGNALS = {"Segmentation fault": "SIGSEGV", "Aborted": "SIGABRT", "Bus error": "SIGBUS"}
-_SIGNALS |= {"Illegal instruction": "SIGILL", "Floating point exception": "SIGFPE"}
 _MAX_REPEAT = 10_000  # "[Previous line repeated N more times]" is expanded, but not without bound
 _MAX_DEPTH = 32  # nested exception groups parsed recursively; deeper ones are left out
-
-
-class FaultDump(BaseModel):
-    """What CPython's faulthandler printed when the process received a fatal signal.
-
-    Frames are innermost last, like a traceback's, although faulthandler prints them the other way.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    fatal_error: str = Field(
-        description="Text after 'Fatal Python error: ', e.g. 'Segmentation fault'."
-    )
-    current_thread: list[FrameInfo] = Field(default_factory=list)
-    other_threads: list[list[FrameInfo]] = Field(default_factory=list)
-
-    def to_exception_info(self) -> ExceptionInfo:
-        """Describe the fault as an exception typed by its signal (``SIGSEGV``), for the rules."""
-        kind = _SIGNALS.get(self.fatal_error, "FatalError")
-        return ExceptionInfo(
-            type=kind,
-            module="faulthandler",
-            mro_names=[kind],
-            message=self.fatal_error,
-            frames=list(self.current_thread),
-        )
 
 
 def parse_traceback(lines: Sequence[str]) -> ExceptionInfo | None:
@@ -115,20 +76,6 @@ def parse_traceback(lines: Sequence[str]) -> ExceptionInfo | None:
             body = list(lines)
         body[index] = match.group()
         return _parse_chain(body, index, 0)
-    return None
-
-
-def parse_faulthandler(lines: Sequence[str]) -> FaultDump | None:
-    """Parse the last faulthandler dump (``Fatal Python error: ...``) in ``lines``.
-
-    Returns:
-        The dump, or None when there is none.
-    """
-    for index in range(len(lines) - 1, -1, -1):
-        match = _FATAL.search(lines[index])
-        if match is not None:
-            prefix = lines[index][: match.start()]
-            return _parse_fault([_strip(line, prefix) for line in lines[index + 1 :]], match)
     return None
 
 
@@ -172,8 +119,8 @@ class TracebackCapture:
                 self._fault.add(line)
             else:
                 self._fault_open = False
-        if "Fatal Python error: " in line and _FATAL.search(line):
-            self._fault = _Block(self._max_lines, self._max_bytes, _FATAL.split(line, 1)[0])
+        if "Fatal Python error: " in line and FATAL_LINE.search(line):
+            self._fault = _Block(self._max_lines, self._max_bytes, FATAL_LINE.split(line, 1)[0])
             self._fault.add(line)
             self._fault_open, self._order = True, 2
         self._feed_traceback(line)
@@ -212,7 +159,7 @@ class TracebackCapture:
                 return
             block.prefix = ""  # only the header line carried it (e.g. a logging timestamp)
         block.confirmed, self._ignored = True, 0
-        text = _strip(line, block.prefix)
+        text = strip_prefix(line, block.prefix)
         blank = not text.strip()
         if self._state == "frames" and (text.startswith(" ") or blank):
             self._open.add(line)
@@ -262,13 +209,7 @@ class _Block:
 
     def belongs(self, line: str) -> bool:
         """Whether ``line`` can continue a faulthandler dump."""
-        text = _strip(line, self.prefix)
-        extra = _THREAD.match(text) or _FAULT_EXTRA.match(text)
-        return not text.strip() or text.startswith(" ") or extra is not None
-
-
-def _strip(line: str, prefix: str) -> str:
-    return line[len(prefix) :] if prefix and line.startswith(prefix) else line
+        return continues_dump(strip_prefix(line, self.prefix))
 
 
 def _prefix_is_consistent(prefix: str, following: Sequence[str]) -> bool | None:
@@ -479,27 +420,3 @@ def _group_members(lines: list[str], depth: int) -> list[ExceptionInfo]:
         else:
             current.append(line)
     return members
-
-
-def _parse_fault(lines: list[str], fatal: re.Match[str]) -> FaultDump:
-    """Collect the per-thread frame lists that follow a ``Fatal Python error`` line."""
-    current: list[FrameInfo] = []
-    others: list[list[FrameInfo]] = []
-    frames: list[FrameInfo] | None = None
-    for line in lines:
-        thread = _THREAD.match(line)
-        frame = _FAULT_FRAME.match(line)
-        if thread:
-            frames = []
-            if thread["current"]:
-                current = frames
-            else:
-                others.append(frames)
-        elif frame and frames is not None:
-            number = int(frame["line"]) if frame["line"].isdigit() else None
-            frames.insert(0, FrameInfo(file=frame["file"] or "???", line=number, function=frame[3]))
-        elif line.strip() and not line.startswith(" ") and not _FAULT_EXTRA.match(line):
-            break
-    return FaultDump(
-        fatal_error=fatal["error"].strip(), current_thread=current, other_threads=others
-    )

@@ -18,7 +18,7 @@ from functools import cache
 from typing import TYPE_CHECKING, TypeVar, cast
 
 from ..errors import ChannelBrokenError
-from ..framing import PROTOCOL_VERSION
+from ..version import PROTOCOL_VERSION
 from .channel import Channel, open_from_environment
 
 if TYPE_CHECKING:

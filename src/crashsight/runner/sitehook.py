@@ -2,9 +2,11 @@
 
 ``crashsight run -- python train.py`` does not go through the bootstrap, yet its uncaught exception
 should still arrive structured. Installing crashsight puts ``crashsight_hook.pth`` in site-packages
-(the way coverage.py measures subprocesses); at interpreter start-up it imports this module only when
+(the way coverage.py measures subprocesses). At interpreter start-up it registers the stack dumps
+of every Python process of a runner's tree (``CRASHSIGHT_STACKS_DIR`` set: only
+`crashsight.runner.stackdump` is imported), and imports this module only when
 ``CRASHSIGHT_CHANNEL_FD`` is set and the bootstrap is not the one starting (which reports itself).
-The cost for every other interpreter is one dictionary lookup.
+The cost for every other interpreter is two dictionary lookups.
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ from .api import connect, current_channel, send_fields
 from .channel import BOOTSTRAP_ENV
 from .describe import termination_fields
 from .orphan import watch_for_supervisor_death
+from .stackdump import install as install_stack_dumps
 
 __all__ = ["install"]
 
 
 def install() -> None:
-    """Open the channel, enable faulthandler, and chain a reporting ``sys.excepthook``."""
-    if os.environ.get(BOOTSTRAP_ENV):
-        return
+    """Register stack dumps; in the runner, open the channel and chain a reporting excepthook."""
+    install_stack_dumps()
+    if os.environ.get(BOOTSTRAP_ENV) or current_channel() is not None:
+        return  # some interpreters run a .pth twice (a venv over pyenv): install once
     channel = connect()
     if channel is None:
         return

@@ -39,8 +39,9 @@ from .channel import CHANNEL_FD_ENV
 __all__ = ["main", "unsafe_state"]
 
 _PR_SET_PDEATHSIG = 1
-#: Descriptors a request carries, in this order.
-_REQUEST_FDS = ("channel", "stdout", "stderr", "stdin")
+#: The most descriptors a request carries: channel, stdout, stderr, and optionally stdin and gate;
+#: the request's ``fds`` names them in order.
+_MAX_FDS = 5
 
 
 def main(argv: list[str]) -> NoReturn:
@@ -137,7 +138,7 @@ def _serve(control: socket.socket, status: socket.socket) -> dict[str, object]:
             control.close()
             status.close()
             _die_with_parent(zygote)
-            request["fds"] = fds
+            request["fds"] = dict(zip(request["fds"], fds, strict=True))  # type: ignore[call-overload]
             return request
         for fd in fds:
             os.close(fd)
@@ -158,7 +159,7 @@ def _reap(status: socket.socket) -> None:
 
 def _read_request(control: socket.socket) -> tuple[dict[str, object] | None, list[int]]:
     """One JSON line with its descriptors, or (None, []) at end-of-file."""
-    data, fds, _, _ = socket.recv_fds(control, 1 << 20, len(_REQUEST_FDS))
+    data, fds, _, _ = socket.recv_fds(control, 1 << 20, _MAX_FDS)
     while data and not data.endswith(b"\n"):
         more = control.recv(1 << 20)
         if not more:
@@ -177,7 +178,14 @@ def _send_line(sock: socket.socket, message: dict[str, object]) -> None:
 def _become_runner(request: dict[str, object]) -> None:
     """Turn this forked child into what a cold spawn would have started."""
     os.setsid()
-    fds = dict(zip(_REQUEST_FDS, request["fds"], strict=False))  # type: ignore[call-overload]
+    fds: dict[str, int] = request["fds"]  # type: ignore[assignment]
+    gate = fds.get("gate")
+    if gate is not None:
+        # The supervisor moves this process into the runner's cgroup, then closes the gate:
+        # no worker code runs outside it.
+        while os.read(gate, 1):
+            pass
+        os.close(gate)
     stdin = fds.get("stdin")
     if stdin is None:
         stdin = os.open(os.devnull, os.O_RDONLY)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..report.redact import JsonLike
+from ..redact import JsonLike
 
 __all__ = ["Limits", "bound"]
 

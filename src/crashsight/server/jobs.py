@@ -37,11 +37,12 @@ from pathlib import Path
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from ..diagnostics.analysis import AnalyzeResult, analyze_file
+from ..diagnostics.analysis import analyze_file
+from ..diagnostics.analysis_model import AnalyzeResult
 from ..diagnostics.rules import Rule
 from ..errors import ConfigurationError
+from ..redact import Redactor
 from ..report.model import Report
-from ..report.redact import Redactor
 from .bounds import Limits
 
 __all__ = ["JOB_ID", "JobFiles", "JobStore"]

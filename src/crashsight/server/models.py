@@ -13,6 +13,8 @@ Shapes::
     ├── chain[]                      ChainLink: the exceptions of that error, outermost first
     ├── analysis                     JobAnalysis: category, subcategory, phase, description,
     │                                confidence (+ basis), suggestions
+    ├── blocked_in                   BlockedIn: where a stopped job was stuck (user's frame)
+    ├── stacks[], process_tree[]     ThreadStack, ProcessInfo: every thread and process at a stop
     ├── notes[]
     └── truncated, truncation[]      what the size limits cut, one line per cut
 
@@ -30,7 +32,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from ..diagnostics.analysis import ChainLink
+from ..diagnostics.analysis_model import ChainLink
+from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..protocol import ExceptionInfo
 
 __all__ = [
@@ -79,7 +82,9 @@ class ErrorEntry(_Model):
     category: str
     subcategory: str | None = None
     phase: str | None = Field(default=None, description="As the log names it, e.g. 'PreTokenize'.")
-    phase_kind: str | None = Field(default=None, description="eval, train, data, ...")
+    phase_kind: str | None = Field(
+        default=None, description="data, initialization, training, evaluation, checkpoint, ..."
+    )
     level: str | None = None
     message: str = Field(description="The first occurrence.")
     template: str | None = Field(
@@ -128,6 +133,15 @@ class JobErrors(_Model):
     )
     chain: list[ChainLink] = Field(default_factory=list)
     analysis: JobAnalysis | None = None
+    blocked_in: BlockedIn | None = Field(
+        default=None, description="Where a job crashsight stopped was stuck: the user's frame."
+    )
+    stacks: list[ThreadStack] = Field(
+        default_factory=list, description="Every Python thread's stack at the stop."
+    )
+    process_tree: list[ProcessInfo] = Field(
+        default_factory=list, description="The job's processes at the stop."
+    )
     notes: list[str] = Field(default_factory=list)
     truncated: bool = Field(default=False, description="A size limit cut something.")
     truncation: list[str] = Field(default_factory=list, description="What was cut, one per line.")

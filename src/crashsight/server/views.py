@@ -13,14 +13,14 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from ..cli.analyze import render_text
-from ..diagnostics.analysis import AnalyzeResult, chain_links
+from ..diagnostics.analysis_model import AnalyzeResult, chain_links
 from ..protocol import ExceptionInfo
+from ..redact import Redactor
 from ..report.aggregate import ShardReport, Unreadable
+from ..report.analysis_text import render_text
 from ..report.html import Panel
 from ..report.model import Report
 from ..report.panels import panel_from_analysis, panel_from_report
-from ..report.redact import Redactor
 from .bounds import Limits, bound
 from .models import ErrorEntry, JobAnalysis, JobErrors, JobSummary
 
@@ -79,6 +79,7 @@ def errors_from_report(job_id: str, report: Report, limits: Limits) -> JobErrors
         analysis = JobAnalysis(
             category=report.category,
             subcategory=report.subcategory,
+            phase_kind=report.phase_kind,
             description=_describe(report, exception),
             confidence_basis=[_SUPERVISED],
             suggestions=[report.hint] if report.hint else [],
@@ -93,6 +94,9 @@ def errors_from_report(job_id: str, report: Report, limits: Limits) -> JobErrors
         termination_error=exception,
         chain=chain_links(exception),
         analysis=analysis,
+        blocked_in=report.blocked_in,
+        stacks=report.stacks,
+        process_tree=report.process_tree,
         notes=report.notes,
     )
 

@@ -6,7 +6,8 @@
                   ──stderr (pipe)─────────► pump ──► pass-through sink + StderrCollector
                   ──stdout (pipe)─────────► pump ──► pass-through sink
                   ──exit (pidfd / wait4)──► reaper (shielded: always reaps)
-    watchdog ── deadline / no progress ──► stop policy (SIGTERM group, grace, SIGKILL tree)
+    watchdog ── deadline / no progress ──► stacks (snapshot.py) ──► stop policy (SIGTERM group,
+                                                                       grace, SIGKILL tree)
 
 After the exit, the attempt waits (bounded) for the channel, stdout and stderr to reach EOF so that
 no late line is lost; a grandchild that holds them open past the bound is killed and noted. Then it
@@ -17,60 +18,36 @@ status, in that order.
 from __future__ import annotations
 
 import math
+import os
 import signal
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from ..diagnostics.oom import read_oom_counters
-from ..errors import RunnerStateError
+from ..errors import RunnerStateError, SpawnError
 from ..protocol import Message
+from . import cgroupfs
+from .cgroup import RunnerCgroup
+from .config import RunnerConfig
 from .events import EventBuffer
-from .forkserver import ForkedProcess, ForkServer
-from .guardian import Guardian
-from .output import OutputSink
+from .forkserver import ForkedProcess
+from .snapshot import Snapshot, StackDumps
 from .spawn import ExitResult, SpawnedProcess, spawn, wait_for_exit
-from .status import ExitInfo, ProtocolIssue, RunnerStatus
-from .stop import StopPolicy, kill_tree, signal_group, wait_gone
+from .status import Containment, ExitInfo, ProtocolIssue, RunnerStatus
+from .stop import kill_tree, signal_group, wait_gone
 from .streams import ChannelReader, pump_output
 from .verdict import AttemptFacts, build_status
 
 if TYPE_CHECKING:
-    from ..diagnostics.classify import Classifier
-    from ..diagnostics.models import Signature, TimeoutKind
+    from ..diagnostics.models import TimeoutKind
 
-__all__ = ["Attempt", "RunnerConfig"]
+__all__ = ["Attempt"]
 
 #: After the exit, how long the output may make no progress before the rest is dropped.
 _PASS_ON_STALL_S = 1.0
-
-
-@dataclass
-class RunnerConfig:
-    """Everything the supervisor needs to start and judge one runner; shared by its attempts."""
-
-    runner_id: str
-    name: str
-    argv: list[str]
-    env: Mapping[str, str] | None
-    cwd: str | None
-    stop_policy: StopPolicy
-    deadline: float | None
-    no_progress_timeout: float | None
-    drain_timeout: float
-    max_frame_bytes: int
-    stdout: OutputSink
-    stderr: OutputSink
-    inherit_stdin: bool
-    classifier: Classifier
-    signatures: Sequence[Signature]
-    user_events: Mapping[str, type[BaseModel]] = field(default_factory=dict)
-    guardian: Guardian | None = None
-    #: Fork the runner from this fork server with these bootstrap arguments, instead of ``argv``.
-    fork: tuple[ForkServer, list[str]] | None = None
 
 
 class Attempt:
@@ -90,12 +67,14 @@ class Attempt:
         self.facts = AttemptFacts(config=config, attempt=number)
         self.pid: int | None = None
         self._proc: SpawnedProcess | ForkedProcess | None = None
+        self._cgroup: RunnerCgroup | None = None
         self.exit: ExitInfo | None = None
         self._exited = anyio.Event()
         self._streams_done = anyio.Event()
         self._open_streams = 3
         self._stopping = False
         self._last_activity = 0.0
+        self._dumps: StackDumps | None = None
         #: The final status, once built (also when the attempt was cancelled).
         self.status: RunnerStatus | None = None
 
@@ -106,21 +85,62 @@ class Attempt:
             SpawnError: The command could not be started.
         """
         config = self.config
-        start: Callable[..., SpawnedProcess | ForkedProcess] = spawn
-        argv = config.argv
-        if config.fork is not None:
-            start, argv = config.fork[0].spawn, config.fork[1]
-        self._proc = start(
-            argv,
-            runner_id=config.runner_id,
-            env=config.env,
-            cwd=config.cwd,
-            max_frame_bytes=config.max_frame_bytes,
-            inherit_stdin=config.inherit_stdin,
-        )
+        env = config.env
+        if config.stacks is not None:
+            self._dumps = StackDumps(config.stacks)
+            env = {**(os.environ if env is None else env), **self._dumps.environment()}
+        self._cgroup = self._make_cgroup()
+        try:
+            if config.fork is not None:
+                server, args = config.fork
+                self._proc = server.spawn(
+                    args,
+                    runner_id=config.runner_id,
+                    env=env,
+                    cwd=config.cwd,
+                    max_frame_bytes=config.max_frame_bytes,
+                    inherit_stdin=config.inherit_stdin,
+                    cgroup=self._cgroup,
+                )
+            else:
+                self._proc = spawn(
+                    config.argv,
+                    runner_id=config.runner_id,
+                    env=env,
+                    cwd=config.cwd,
+                    max_frame_bytes=config.max_frame_bytes,
+                    inherit_stdin=config.inherit_stdin,
+                    cgroup=self._cgroup,
+                )
+        except BaseException:
+            if self._dumps is not None:
+                self._dumps.close()
+            if self._cgroup is not None:
+                cgroupfs.remove_all(self._cgroup.folders)
+            raise
         self.pid = self._proc.pid
-        if self.config.guardian is not None:
-            self.config.guardian.watch(self.pid)
+        if config.guardian is not None:
+            config.guardian.watch(self.pid)
+            if self._cgroup is not None:
+                config.guardian.watch_cgroup(self._cgroup)
+
+    def _make_cgroup(self) -> RunnerCgroup | None:
+        """This attempt's cgroups; without them, the containment it falls back to, and why."""
+        host = self.config.cgroups
+        if host is None:
+            self.facts.containment = Containment(method="process_group", reason="cgroups are off")
+            return None
+        try:
+            made = host.create(f"crashsight-{self.config.runner_id}-{self.number}")
+        except OSError as exc:
+            reason = f"could not create the runner's cgroup: {exc.strerror}"
+            if host.required:
+                raise SpawnError(f"cannot start the runner: {reason}") from exc
+            self.facts.containment = Containment(method="process_group", reason=reason)
+            return None
+        if made is None:
+            self.facts.containment = Containment(method="process_group", reason=host.reason)
+        return made
 
     async def run(self) -> RunnerStatus:
         """Supervise the started process until it is reaped; return its final status."""
@@ -129,7 +149,8 @@ class Attempt:
             raise RunnerStateError("Attempt.run() needs Attempt.start() first")
         config = self.config
         facts = self.facts
-        facts.start(proc.pid, read_oom_counters(proc.pid))
+        own_memory = self._cgroup is not None and self._cgroup.has_memory
+        facts.start(proc.pid, None if own_memory else read_oom_counters(proc.pid))
         self._last_activity = anyio.current_time()
         reader = ChannelReader(
             proc.channel,
@@ -149,12 +170,14 @@ class Attempt:
             try:
                 await self._exited.wait()
                 await self._drain()
+                await self._close_cgroup()
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
                     if self._exited.is_set():
                         facts.notes.append("the supervisor was cancelled while reading its output")
                     await self.terminate(reason="the supervisor was cancelled")
                     await self._kill_leftovers()
+                    await self._close_cgroup()
                     self._finish()
                 raise
             finally:
@@ -186,19 +209,37 @@ class Attempt:
             await self._exited.wait()
             return
         self._stopping = True
+        with anyio.CancelScope(shield=True):  # bounded; a stop once begun must send its signal
+            await self.collect_stacks()
         policy = self.config.stop_policy
         if signal_group(self.pid, policy.first_signal):
             facts.signals_sent.append(policy.first_signal.name)
         with anyio.move_on_after(policy.grace):
             await self._exited.wait()
         if not self._exited.is_set():
-            killed = kill_tree(self.pid, self.config.runner_id, facts.started_epoch)
+            contained = await self._kill_contained()
+            killed = contained | {*kill_tree(self.pid, self.config.runner_id, facts.started_epoch)}
             facts.signals_sent.append("SIGKILL")
             facts.notes.append(
                 f"did not stop within the {policy.grace:g} s grace period; killed its process "
                 f"tree with SIGKILL ({len(killed)} processes)"
             )
         await self._exited.wait()
+
+    async def collect_stacks(self) -> Snapshot | None:
+        """Take every Python thread's stack and the process tree now, before a stop.
+
+        Called by `terminate` before the stop policy; a group stop calls it for all its runners
+        first, so that every rank is seen at the same moment. Once per attempt: later calls
+        return the first snapshot. None when stacks are off or the process has ended.
+        """
+        if self._dumps is None or self.pid is None or self._exited.is_set():
+            return None
+        snapshot = await self._dumps.collect(
+            self.pid, self.config.runner_id, self.facts.started_epoch
+        )
+        self.facts.snapshot = snapshot
+        return snapshot
 
     async def _reap(self, proc: SpawnedProcess | ForkedProcess) -> None:
         assert self.pid is not None
@@ -268,13 +309,28 @@ class Attempt:
 
     async def _kill_leftovers(self) -> list[int]:
         pid = None if self._exited.is_set() else self.pid
+        contained = await self._kill_contained()
         killed = kill_tree(pid, self.config.runner_id, self.facts.started_epoch)
         if pid is None and self.pid is not None:
             signal_group(self.pid, signal.SIGKILL)  # kill_tree signalled the group if it had a pid
         stragglers = await wait_gone(killed)
         if stragglers:
             self.facts.notes.append(f"processes {stragglers} were sent SIGKILL but still exist")
-        return killed
+        return sorted(contained | set(killed))
+
+    async def _kill_contained(self) -> set[int]:
+        """Kill everything in the runner's cgroup (nothing escapes it); no-op without one."""
+        return await self._cgroup.kill() if self._cgroup is not None else set()
+
+    async def _close_cgroup(self) -> None:
+        """Read the runner's own cgroup counters into the facts and remove its cgroups."""
+        cgroup, self._cgroup = self._cgroup, None
+        if cgroup is None:
+            return
+        self.facts.containment, problems = await cgroup.close()
+        self.facts.notes.extend(problems)
+        if self.config.guardian is not None:
+            self.config.guardian.forget_cgroup(cgroup)
 
     async def _watchdog(self) -> None:
         config = self.config
@@ -333,15 +389,23 @@ class Attempt:
         elif message.kind == "task_finished":
             facts.task_finished(message.task_id, message.ok, message.error)
         elif message.kind == "termination_error":
-            facts.termination_error = message
+            facts.terminated_with(message)
         self._publish(message)
 
     def _finish(self) -> RunnerStatus:
         if self.config.guardian is not None and self.pid is not None:
             self.config.guardian.forget(self.pid)
         self.facts.collector.close()
+        if self._dumps is not None and self.pid is not None:
+            self.facts.snapshot = self._dumps.after_exit(self.pid)
+            self._dumps.close()
         self.facts.events_dropped = self._events.dropped
         status, chunks = build_status(self.facts)
+        # The chunks and the status are put last, and may push old events out of a full buffer:
+        # the status counts those too, so events_dropped is exact.
+        dropped = self._events.dropped + self._events.overflow_of(len(chunks) + 1)
+        if dropped != status.events_dropped:
+            status = status.model_copy(update={"events_dropped": dropped})
         for chunk in chunks:
             self._publish(chunk)
         self._publish(status)

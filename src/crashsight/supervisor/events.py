@@ -44,6 +44,10 @@ class EventBuffer:
             self._waiting = False  # the consumer busy, absent, or already woken
             self._ready.set()
 
+    def overflow_of(self, count: int) -> int:
+        """How many held events putting ``count`` more would drop."""
+        return max(0, len(self._items) + count - self._capacity)
+
     def close(self) -> None:
         """No more events will come; the iterator ends once the buffer is empty."""
         self._closed = True

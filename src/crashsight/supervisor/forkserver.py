@@ -35,6 +35,7 @@ import psutil
 
 from ..errors import SpawnError
 from ..runner.channel import MAX_FRAME_ENV, RUNNER_ID_ENV
+from .cgroup import RunnerCgroup
 from .spawn import ExitResult
 
 __all__ = ["ForkServer", "ForkedProcess"]
@@ -183,11 +184,16 @@ class ForkServer:
         cwd: str | os.PathLike[str] | None,
         max_frame_bytes: int,
         inherit_stdin: bool,
+        cgroup: RunnerCgroup | None = None,
     ) -> ForkedProcess:
         """Fork a bootstrap runner of ``args`` (target and its arguments), wired like a cold one.
 
+        With a ``cgroup``, the child waits at a gate until it has been moved into it, as a cold
+        spawn does.
+
         Raises:
-            SpawnError: ``cwd`` is unusable, or the zygote could not be (re)started.
+            SpawnError: ``cwd`` is unusable, the zygote could not be (re)started, or the child
+                could not be moved into a required cgroup (it is killed).
         """
         if cwd is not None and not os.path.isdir(cwd):
             raise SpawnError(
@@ -199,10 +205,22 @@ class ForkServer:
         parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        fds = [child_sock.fileno(), out_w, err_w, *([0] if inherit_stdin else [])]
-        request = {"args": list(args), "env": child_env, "cwd": None if cwd is None else str(cwd)}
+        fds = {"channel": child_sock.fileno(), "stdout": out_w, "stderr": err_w}
+        if inherit_stdin:
+            fds["stdin"] = 0
+        gate_r, gate_w = os.pipe() if cgroup is not None else (-1, -1)
+        if cgroup is not None:
+            fds["gate"] = gate_r
+        request = {
+            "args": list(args),
+            "env": child_env,
+            "cwd": None if cwd is None else str(cwd),
+            "fds": list(fds),
+        }
         try:
-            pid = self._fork(request, fds)
+            pid = self._fork(request, list(fds.values()))
+            if cgroup is not None:
+                _join(cgroup, pid)
         except (OSError, SpawnError) as exc:
             for fd in (out_r, err_r):
                 os.close(fd)
@@ -212,6 +230,9 @@ class ForkServer:
             child_sock.close()
             os.close(out_w)
             os.close(err_w)
+            if cgroup is not None:
+                os.close(gate_r)
+                os.close(gate_w)  # opens the gate (or lets a refused child end)
         parent_sock.setblocking(False)
         os.set_blocking(out_r, False)
         os.set_blocking(err_r, False)
@@ -296,6 +317,17 @@ async def _wait_gone(pid: int) -> None:
         await anyio.wait_readable(pidfd)
     finally:
         os.close(pidfd)
+
+
+def _join(cgroup: RunnerCgroup, pid: int) -> None:
+    """Move the gated child into its cgroup; a required cgroup it cannot join kills it."""
+    try:
+        cgroup.join(pid)
+    except OSError as exc:
+        cgroup.join_error = f"could not move the runner into its cgroup: {exc.strerror}"
+        if cgroup.host.required:
+            os.kill(pid, signal.SIGKILL)
+            raise SpawnError(f"cannot start the runner: {cgroup.join_error}") from exc
 
 
 def _describe(code: int) -> str:

@@ -8,9 +8,11 @@ import anyio
 from pydantic import BaseModel
 
 from ..errors import RunnerStateError, SpawnError
-from .attempt import Attempt, RunnerConfig
+from .attempt import Attempt
+from .config import RunnerConfig
 from .events import EventBuffer
 from .restart import RestartPolicy
+from .snapshot import Snapshot
 from .status import RunnerFailed, RunnerStatus
 
 __all__ = ["Runner"]
@@ -82,6 +84,14 @@ class Runner:
         if self._attempt is not None:
             await self._attempt.terminate(reason=reason)
         return await self.wait()
+
+    async def collect_stacks(self) -> Snapshot | None:
+        """Take the stacks and the process tree of the running attempt now, before a stop.
+
+        `stop` does this itself; a group stop calls it on every runner first (see
+        `crashsight.supervisor.groupstop`). None when stacks are off or nothing runs.
+        """
+        return None if self._attempt is None else await self._attempt.collect_stacks()
 
     def start(self) -> None:
         """Start the first attempt's process.

@@ -14,10 +14,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..diagnostics.models import Diagnostic, TimeoutKind
+from ..diagnostics.children import ChildProcess
+from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
+from ..diagnostics.models import Diagnostic, Role, TimeoutKind
+from ..diagnostics.oom import MemoryPressure
 from ..protocol import ExceptionInfo
 
 __all__ = [
+    "Containment",
     "ErrorChunk",
     "ExitInfo",
     "ProtocolIssue",
@@ -120,6 +124,43 @@ class TerminationInfo(ExceptionInfo):
     source: Literal["channel", "stderr"] = "channel"
 
 
+class Containment(_Model):
+    """How a runner's processes were held together, and what its own cgroup counted.
+
+    ``cgroup``: the runner had a cgroup v2 of its own; stopping it killed the whole cgroup, so no
+    descendant escaped (setsid, double fork, a scrubbed environment). ``process_group``: cgroups
+    were off or not writable (``reason`` says which); descendants are found through the process
+    group, the process tree and an environment marker, which a daemon can escape.
+    """
+
+    method: Literal["cgroup", "process_group"]
+    reason: str
+    cgroup: str | None = Field(default=None, description="The runner's cgroup v2 folder.")
+    memory_cgroup: str | None = Field(
+        default=None,
+        description="The runner's own memory cgroup folder (v2, or v1 where memory is bound to v1).",
+    )
+    memory_max_bytes: int | None = None
+    pids_max: int | None = None
+    oom_kills: int | None = Field(
+        default=None,
+        description="OOM kills inside this runner's own memory cgroup (any process of its tree); "
+        "None without one.",
+    )
+    memory_limit_hits: int | None = Field(
+        default=None, description="Times the tree's memory use reached the limit."
+    )
+    peak_memory_bytes: int | None = Field(
+        default=None, description="Peak memory of the runner's whole process tree."
+    )
+    pids_limit_hits: int | None = Field(
+        default=None, description="Forks refused because the tree reached its pids limit."
+    )
+    memory_pressure: MemoryPressure | None = Field(
+        default=None, description="Memory stall time (PSI) of the tree over its life."
+    )
+
+
 class _StatusBase(_Model):
     runner_id: str
     name: str
@@ -145,6 +186,28 @@ class _StatusBase(_Model):
         "supervisor killed after the runner itself had exited.",
     )
     events_dropped: int = 0
+    rank: int | None = Field(
+        default=None, description="Rank in a distributed job (RANK, OMPI_COMM_WORLD_RANK, ...)."
+    )
+    local_rank: int | None = None
+    world_size: int | None = None
+    node_rank: int | None = Field(default=None, description="torchrun's GROUP_RANK, Slurm's node.")
+    host: str | None = Field(default=None, description="The machine the runner ran on.")
+    ended_at: datetime | None = Field(default=None, description="When the runner was reaped (UTC).")
+    containment: Containment | None = Field(
+        default=None, description="None when the runner never started."
+    )
+    stacks: list[ThreadStack] = Field(
+        default_factory=list,
+        description="Every Python thread's stack at a stop (crashsight's own, or a SIGTERM from "
+        "someone else), from each process of the tree that answered.",
+    )
+    blocked_in: BlockedIn | None = Field(
+        default=None, description="The user's innermost frame in the stuck thread at the stop."
+    )
+    process_tree: list[ProcessInfo] = Field(
+        default_factory=list, description="The runner and its descendants at a stop."
+    )
 
 
 class RunnerSucceeded(_StatusBase):
@@ -165,6 +228,25 @@ class RunnerFailed(_StatusBase):
     termination_error: TerminationInfo | None = None
     timeout: TimeoutKind | None = None
     oom_killed: bool | None = Field(default=None, description="None when it could not be told.")
+    role: Role = Field(
+        default="root_cause",
+        description="In a job of many ranks: its own fault (root_cause), a peer's failure that "
+        "reached it (consequence), or stopped by a signal it did not cause (collateral).",
+    )
+    first_error_at: datetime | None = Field(
+        default=None,
+        description="UTC time of the first failure evidence: the first diagnostic line, the "
+        "exception, or the death, whichever came first.",
+    )
+    blamed_peers: list[str] = Field(
+        default_factory=list,
+        description="Peers its comm errors name (host:port as printed), for the job verdict.",
+    )
+    in_child: ChildProcess | None = Field(
+        default=None,
+        description="The worker's child whose death explains the failure (pool, DataLoader or "
+        "subprocess), when the worker reported one; the wrapper stays in termination_error.",
+    )
 
 
 class RunnerCancelled(_StatusBase):
