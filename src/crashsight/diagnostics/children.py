@@ -69,6 +69,13 @@ class ChildProcess(BaseModel):
             return f"child {self.name or pid}"
         return "a child process"
 
+    def describe(self) -> str:
+        """``toktx (pid 4242) killed by signal SIGSEGV (11): toktx --t2 out.ktx2 in.png``."""
+        who = self.label().removeprefix("child ")
+        exit_text = f" {self.exit}" if self.exit else ""
+        command = f": {shlex.join(self.cmdline)}" if self.cmdline else ""
+        return f"{who}{exit_text}{command}"
+
 
 def signal_name_of(text: str) -> str | None:
     """``SIGSEGV``, ``Segmentation fault``, ``11`` or ``-11`` → ``'SIGSEGV'``; else None."""
