@@ -77,6 +77,19 @@ def mp_pool() -> None:
         pool.apply(_FAILURES[_args()[0]])
 
 
+def mp_process() -> None:
+    """``mp_process FAILURE``: a multiprocessing.Process that fails; the worker checks its exit.
+
+    The child's traceback reaches stderr under ``Process Process-1:``; the worker only learns
+    an exit code, and raises as a careful caller does.
+    """
+    child = multiprocessing.Process(target=_FAILURES[_args()[0]])
+    child.start()
+    child.join()
+    if child.exitcode:
+        raise RuntimeError(f"shard writer exited with code {child.exitcode}")
+
+
 def run_command() -> None:
     """``run_command PROGRAM ARGS...``: subprocess.run(check=True), as a derive shard runs toktx."""
     subprocess.run(_args(), check=True)

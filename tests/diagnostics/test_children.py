@@ -83,6 +83,10 @@ CASES = [
         id="multiprocessing-pool-dev-full",
     ),
     pytest.param(
+        ChildCase("disk/enospc", ("mp_process", "enospc"), child_signal=None, child_name="Process-1", wrapper="RuntimeError"),
+        id="multiprocessing-process-dev-full",
+    ),
+    pytest.param(
         ChildCase("crash/segfault", ("python_child_segfault",), child_name="python", wrapper="CalledProcessError"),
         id="subprocess-python-child-faulthandler",
     ),
