@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..protocol import ExceptionInfo
 from .catalogue import CATALOGUE, SIGNATURE_IDS, diagnose_line, signature_by_id
 from .children import ChildProcess, child_exceptions
-from .models import Diagnostic, TimeoutKind
+from .models import Diagnostic, Role, TimeoutKind
 from .rules import Rule, builtin_rules
 from .summary import message_line
 
@@ -79,6 +79,11 @@ class Verdict(BaseModel):
     category: str
     subcategory: str | None = None
     hint: str | None = None
+    role: Role = Field(
+        default="root_cause",
+        description="What this failure is in a job of many ranks: its own fault, a consequence "
+        "of a peer's failure, or collateral (stopped by a signal it did not cause).",
+    )
     rule: str = Field(description="Which rule decided, e.g. 'builtin rule[4]'.")
     evidence: str | None = Field(
         default=None,
@@ -240,10 +245,15 @@ def _verdict(rule: Rule, match: _Match, lines: Sequence[str]) -> Verdict:
         evidence = match.exception.summary()
     else:
         evidence = match.line
+    if rule.role is not None:
+        role = render(rule.role)
+    else:
+        role = match.diagnostic.role if match.diagnostic is not None else "root_cause"
     return Verdict(
         category=render(rule.category),
         subcategory=None if rule.subcategory is None else render(rule.subcategory),
         hint=None if rule.hint is None else render(rule.hint),
+        role=role,
         rule=rule.origin,
         evidence=evidence,
     )

@@ -18,11 +18,13 @@ from ..diagnostics.catalogue import enrich_fields
 from ..diagnostics.children import ChildProcess, find_child
 from ..diagnostics.classify import Facts, Verdict
 from ..diagnostics.collector import StderrCollector
+from ..diagnostics.jobverdict import peers_named
 from ..diagnostics.oom import OomCounters, oom_evidence, read_cgroup_oom_counters
 from ..diagnostics.summary import summary_line
 from ..diagnostics.tracebacks import TracebackCapture
 from ..protocol import RunnerTerminationError
 from ..redact import Redactor
+from .identity import identity_from_env
 from .status import (
     ErrorChunk,
     ExitInfo,
@@ -35,6 +37,7 @@ from .status import (
     TaskSummary,
     TerminationInfo,
 )
+from .timeline import TracebackClock, first_error_at
 
 if TYPE_CHECKING:
     from ..diagnostics.models import TimeoutKind
@@ -61,9 +64,11 @@ class AttemptFacts:
     exit: ExitInfo | None = None
     peak_rss_bytes: int | None = None
     ended_mono: float | None = None
+    ended_at: datetime | None = None
     in_flight: dict[str, None] = field(default_factory=dict)
     failed_tasks: list[TaskError] = field(default_factory=list)
     termination_error: RunnerTerminationError | None = None
+    termination_at: datetime | None = None
     cancel_reason: str | None = None
     timeout: TimeoutKind | None = None
     signals_sent: list[str] = field(default_factory=list)
@@ -73,12 +78,15 @@ class AttemptFacts:
     issues_dropped: int = 0
     events_dropped: int = 0
     capture: TracebackCapture = field(default_factory=TracebackCapture)
+    traceback_clock: TracebackClock = field(default_factory=TracebackClock)
     snapshot: Snapshot | None = None
     collector: StderrCollector = field(init=False)
 
     def __post_init__(self) -> None:
         self.collector = StderrCollector(
-            self.config.signatures, line_sinks=[self.capture], enrich=enrich_fields
+            self.config.signatures,
+            line_sinks=[self.capture, self.traceback_clock],
+            enrich=enrich_fields,
         )
 
     def start(self, pid: int, oom_before: OomCounters | None) -> None:
@@ -94,6 +102,12 @@ class AttemptFacts:
         self.exit = exit_info
         self.peak_rss_bytes = peak_rss_bytes
         self.ended_mono = time.monotonic()
+        self.ended_at = datetime.now(UTC)
+
+    def terminated_with(self, error: RunnerTerminationError) -> None:
+        """The runner sent the exception that ends it; its arrival is failure evidence."""
+        self.termination_error = error
+        self.termination_at = datetime.now(UTC)
 
     def task_started(self, task_id: str) -> None:
         """A task began."""
@@ -122,6 +136,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
     if facts.issues_dropped:
         notes.append(f"{facts.issues_dropped} more protocol issues were not kept")
     tail, diagnostics = facts.collector.tail, facts.collector.diagnostics  # both computed
+    identity = identity_from_env(config.env if config.env is not None else os.environ)
     common = {
         "runner_id": config.runner_id,
         "name": config.name,
@@ -140,6 +155,8 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         "notes": notes,
         "leftovers_killed": facts.leftovers_killed,
         "events_dropped": facts.events_dropped,
+        **identity.model_dump(),
+        "ended_at": facts.ended_at,
     }
     redactor = Redactor(config.env if config.env is not None else os.environ)
     if facts.snapshot is not None:
@@ -178,6 +195,16 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
             termination_error=termination,
             timeout=facts.timeout,
             oom_killed=oom,
+            role=verdict.role,
+            first_error_at=first_error_at(
+                diagnostics,
+                facts.traceback_clock.first,
+                facts.termination_at,
+                facts.ended_at,
+            ),
+            blamed_peers=peers_named(
+                diagnostics, termination.chain() if termination is not None else []
+            ),
             **common,
         )
         chunks = [
