@@ -41,6 +41,8 @@ INTENDED_OVERLAPS = {
     # The terminate handlers are evidence only; std::bad_alloc says what they terminated on.
     ("cxx.bad_alloc", "cxx.terminate"),
     ("cxx.bad_alloc", "cxx.libcxxabi_terminate"),
+    # cxx.what is evidence only: the what() of a C++ exception may quote another library's error.
+    ("nccl.watchdog_timeout", "cxx.what"),
 }
 
 
