@@ -31,9 +31,15 @@ from crashsight.supervisor.supervisor import SpawnOptions, Supervisor
 WORKERS = Path(__file__).resolve().parent.parent / "child_workers.py"
 _HAS_TORCH = importlib.util.find_spec("torch") is not None
 _HAS_LOKY = importlib.util.find_spec("loky") is not None
-needs_torch = pytest.mark.skipif(
-    not _HAS_TORCH, reason="torch is not installed (.venv/bin/pip install torch==2.13.0)"
-)
+#: torch rows: marked, skipped without torch, and given time to import torch twice (worker and
+#: child) on a loaded machine.
+TORCH = [
+    pytest.mark.torch,
+    pytest.mark.skipif(
+        not _HAS_TORCH, reason="torch is not installed (.venv/bin/pip install torch==2.13.0)"
+    ),
+    pytest.mark.timeout(240),
+]
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,7 @@ CASES = [
     ),
     pytest.param(
         # A Pool never fails the task its dead worker held: the worker hangs until the watchdog.
-        ChildCase("crash/segfault", ("mp_pool", "segfault"), options=SpawnOptions(no_progress_timeout=5.0)),
+        ChildCase("crash/segfault", ("mp_pool", "segfault"), options=SpawnOptions(no_progress_timeout=8.0)),
         id="multiprocessing-pool-segfault-then-hang",
     ),
     pytest.param(
@@ -101,15 +107,15 @@ CASES = [
     ),
     pytest.param(
         ChildCase("crash/segfault", ("dataloader_segfault",), child_name="DataLoader worker", wrapper="RuntimeError", pid_known=True),
-        id="torch-dataloader-worker-segfault", marks=[pytest.mark.torch, needs_torch],
+        id="torch-dataloader-worker-segfault", marks=TORCH,
     ),
     pytest.param(
-        ChildCase("crash/segfault", ("mp_spawn", "segfault"), child_name="process 1", wrapper="ProcessExitedException", pid_known=True),
-        id="torch-mp-spawn-segfault", marks=[pytest.mark.torch, needs_torch],
+        ChildCase("crash/segfault", ("mp_spawn", "segfault"), child_name="process 0", wrapper="ProcessExitedException", pid_known=True),
+        id="torch-mp-spawn-segfault", marks=TORCH,
     ),
     pytest.param(
-        ChildCase("disk/enospc", ("mp_spawn", "enospc"), child_signal=None, child_name="Process 1", wrapper="ProcessRaisedException", pid_known=True),
-        id="torch-mp-spawn-raises-enospc", marks=[pytest.mark.torch, needs_torch],
+        ChildCase("disk/enospc", ("mp_spawn", "enospc"), child_signal=None, child_name="Process 0", wrapper="ProcessRaisedException", pid_known=True),
+        id="torch-mp-spawn-raises-enospc", marks=TORCH,
     ),
     pytest.param(
         ChildCase("crash/segfault", ("loky_segfault",), wrapper="TerminatedWorkerError"),
