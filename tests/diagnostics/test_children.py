@@ -357,3 +357,14 @@ def test_analyze_summary_is_never_empty(last_line: str, tmp_path: Path) -> None:
     shown = analysis.summary.split(": ", 1)[1]
     assert shown.strip()
     assert "\x1b" not in shown
+
+
+def test_classifier_finds_the_child_itself() -> None:
+    """Without a supervisor (a log analysed later), a wrapper's signal still decides the verdict."""
+    wrapper = ExceptionInfo(
+        type="RuntimeError",
+        module="builtins",
+        message="DataLoader worker (pid 3151) is killed by signal: Segmentation fault. ",
+    )
+    verdict = Classifier().classify(Facts(termination_error=wrapper, exit_code=1))
+    assert (verdict.category, verdict.subcategory) == ("crash", "segfault")
