@@ -20,6 +20,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psutil
+
 from crashsight import runner
 
 FOREVER = 3600.0
@@ -137,6 +139,8 @@ def launcher() -> None:
     rank = subprocess.Popen([sys.executable, __file__, "nap"], stdout=subprocess.PIPE)
     assert rank.stdout is not None
     rank.stdout.readline()  # the rank is ready: it registered its dumps at start-up
+    while psutil.Process(rank.pid).status() != psutil.STATUS_SLEEPING:
+        time.sleep(0.01)  # until it is in its sleep, not still saying it is ready
     rank.terminate()
     rank.wait()
     raise SystemExit(1)

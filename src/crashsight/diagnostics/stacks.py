@@ -4,6 +4,7 @@ A file is one header line, crashsight's ``#`` notes, then every dump faulthandle
 CPython's format (``Modules/faulthandler.c``, ``Python/traceback.c``)::
 
     # crashsight stacks pid=4242 main=0x7f109ee99b80 signal=SIGUSR2
+    # crashsight thread 0x7f109e9d76c0 crashsight-supervisor-watch
     Thread 0x00007f109e1d66c0 (most recent call first):
       File "/app/writer.py", line 12 in upload
       File "/usr/lib/python3.11/threading.py", line 982 in run
@@ -27,10 +28,11 @@ from dataclasses import dataclass, field
 from ..protocol import FrameInfo
 from .hangs import ThreadStack
 
-__all__ = ["StackFile", "parse_stack_file", "with_source_lines"]
+__all__ = ["StackFile", "name_threads", "parse_stack_file", "with_source_lines"]
 
 _HEADER = re.compile(r"^# crashsight stacks pid=(?P<pid>\d+) main=(?P<main>0x[0-9a-f]+) ")
 _NOTE = "# crashsight note: "
+_NAMED = re.compile(r"^# crashsight thread (?P<id>0x[0-9a-f]+) (?P<name>.+)$")
 _THREAD = re.compile(
     r"^(?P<current>Current thread|Thread) (?P<id>0x[0-9a-fA-F]+) \(most recent call first\):$"
 )
@@ -47,6 +49,8 @@ class StackFile:
 
     pid: int
     main_thread: int | None = None
+    #: Names crashsight knows: the main thread's, and those of its own threads.
+    thread_names: dict[int, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     dumps: list[list[ThreadStack]] = field(default_factory=list)
 
@@ -68,6 +72,11 @@ def parse_stack_file(text: str, pid: int) -> StackFile:
         header = _HEADER.match(line)
         if header is not None:
             result.main_thread = int(header["main"], 16)
+            result.thread_names[result.main_thread] = "MainThread"
+            continue
+        named = _NAMED.match(line)
+        if named is not None:
+            result.thread_names[int(named["id"], 16)] = named["name"]
             continue
         if line.startswith(_NOTE):
             result.notes.append(line.removeprefix(_NOTE))
@@ -99,10 +108,15 @@ def parse_stack_file(text: str, pid: int) -> StackFile:
     if dump:
         result.dumps.append(dump)
     for threads in result.dumps:
-        for stack in threads:
-            if stack.thread_id == result.main_thread:
-                stack.thread_name = "MainThread"
+        name_threads(threads, result.thread_names)
     return result
+
+
+def name_threads(stacks: Iterable[ThreadStack], names: dict[int, str]) -> None:
+    """Give each unnamed thread the name its process recorded for it, if any."""
+    for stack in stacks:
+        if stack.thread_name is None:
+            stack.thread_name = names.get(stack.thread_id)
 
 
 def with_source_lines(stacks: Iterable[ThreadStack]) -> None:

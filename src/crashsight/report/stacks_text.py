@@ -93,12 +93,17 @@ def blocked_rows(
         )
     if stacks:
         processes = len({stack.pid for stack in stacks})
-        rows.append(("stacks", f"{len(stacks)} threads of {processes} processes, in the report"))
+        counted = f"{_count(len(stacks), 'thread')} of {_count(processes, 'process')}"
+        rows.append(("stacks", f"{counted}, in the report"))
     if tree:
         chain = ", ".join(f"{info.name} {info.pid}" for info in tree[:_CHAIN])
         more = f" and {len(tree) - _CHAIN} more" if len(tree) > _CHAIN else ""
         rows.append(("processes", chain + more))
     return rows
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
 
 
 def _frame_lines(frames: Sequence[FrameInfo]) -> list[str]:

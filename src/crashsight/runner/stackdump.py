@@ -52,6 +52,7 @@ __all__ = [
     "STACKS_DIR_ENV",
     "STACKS_SUFFIX",
     "install",
+    "name_thread",
 ]
 
 #: The folder where every process of the runner's tree writes ``<pid>.stacks``.
@@ -67,6 +68,8 @@ STACKS_SUFFIX = ".stacks"
 HEADER_PREFIX = "# crashsight stacks "
 #: A line that explains something about this process's stacks; faulthandler lines never start so.
 NOTE_PREFIX = "# crashsight note: "
+#: A thread crashsight started, by name: ``# crashsight thread 0x7f... crashsight-supervisor-watch``.
+THREAD_PREFIX = "# crashsight thread "
 #: The note that means "do not send me the dump signal": it would reach the program's handler.
 OWN_HANDLER_NOTE = "own handler for "
 
@@ -159,6 +162,12 @@ def install() -> None:
     registration.open_and_register()
     os.register_at_fork(after_in_child=registration.after_fork)
     _signal.signal = _watching(_signal.signal, registration)
+
+
+def name_thread(ident: int | None, name: str) -> None:
+    """Record the name of a thread of crashsight's own: faulthandler prints only its id."""
+    if _registration is not None and ident is not None:
+        _registration.write(f"{THREAD_PREFIX}{ident:#x} {name}")
 
 
 def _watching(original: Any, registration: _Registration) -> Any:

@@ -36,7 +36,7 @@ import anyio.to_thread
 
 from ..diagnostics.blocked import find_blocked_in
 from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
-from ..diagnostics.stacks import StackFile, parse_stack_file, with_source_lines
+from ..diagnostics.stacks import StackFile, name_threads, parse_stack_file, with_source_lines
 from ..errors import ConfigurationError
 from ..runner.stackdump import (
     DEFAULT_DUMP_SIGNAL,
@@ -239,7 +239,7 @@ class StackDumps:
                     f"pid {entry.info.pid} ({entry.info.name}) wrote its stacks on SIGTERM instead"
                 )
         if late:
-            _name_main_threads(late, self._silent)
+            _name_threads(late, self._silent)
             with_source_lines(late)
             snapshot.stacks.extend(late)
             _mark_dumped(snapshot)
@@ -326,7 +326,7 @@ class StackDumps:
                     f"pid {entry.info.pid} ({entry.info.name}) did not dump its stacks within "
                     f"{self.options.wait:g} s of {sig.name}{why}; stopped anyway"
                 )
-        _name_main_threads(snapshot.stacks, asked)
+        _name_threads(snapshot.stacks, asked)
         if self.options.native:
             for info in snapshot.process_tree:
                 if looks_like_python(info):
@@ -352,17 +352,11 @@ def _mark_dumped(snapshot: Snapshot) -> None:
     snapshot.blocked_in = find_blocked_in(snapshot.stacks, snapshot.process_tree)
 
 
-def _name_main_threads(stacks: list[ThreadStack], asked: list[_Asked]) -> None:
-    """The header of each file names its main thread; dumps read from an offset lack it."""
-    for entry in asked:
-        try:
-            with entry.path.open(errors="replace") as handle:
-                main = parse_stack_file(handle.readline(), entry.info.pid).main_thread
-        except OSError:
-            continue
-        for stack in stacks:
-            if stack.pid == entry.info.pid and stack.thread_id == main and not stack.thread_name:
-                stack.thread_name = "MainThread"
+def _name_threads(stacks: list[ThreadStack], entries: list[_Asked]) -> None:
+    """Names recorded at the top of each file: dumps read from an offset do not hold them."""
+    for entry in entries:
+        names = parse_stack_file(_read_from(entry.path, 0), entry.info.pid).thread_names
+        name_threads([stack for stack in stacks if stack.pid == entry.info.pid], names)
 
 
 def _size(path: Path) -> int:
