@@ -218,7 +218,11 @@ class StackDumps:
         if not files:
             return None
         files.sort(key=lambda f: f[0])
-        stacks = [stack for _, parsed in files for stack in parsed.dumps[0]]
+        stacks = [
+            stack
+            for _, parsed in files
+            for stack in sorted(parsed.dumps[0], key=lambda s: s.thread_name != "MainThread")
+        ]
         with_source_lines(stacks)
         pids = ", ".join(str(parsed.pid) for _, parsed in files)
         return Snapshot(
@@ -346,6 +350,10 @@ class StackDumps:
 
 def _mark_dumped(snapshot: Snapshot) -> None:
     """Flag the processes whose threads are in the stacks, and find where the tree is stuck."""
+    order = {info.pid: index for index, info in enumerate(snapshot.process_tree)}
+    snapshot.stacks.sort(
+        key=lambda s: (order.get(s.pid, len(order)), s.thread_name != "MainThread")
+    )
     dumped = {stack.pid for stack in snapshot.stacks}
     for info in snapshot.process_tree:
         info.stacks = info.pid in dumped
