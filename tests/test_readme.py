@@ -94,7 +94,17 @@ def test_hang_example_says_where_it_is_stuck(tmp_path: Path) -> None:
     section = _section("Hangs: every thread's stack at the stop")
     (tmp_path / "writer.py").write_text(_python_blocks(section)["writer.py"])
     result = subprocess.run(
-        [sys.executable, "-m", "crashsight", "run", "--no-progress-timeout", "3", "--", sys.executable, "writer.py"],
+        [
+            sys.executable,
+            "-m",
+            "crashsight",
+            "run",
+            "--no-progress-timeout",
+            "3",
+            "--",
+            sys.executable,
+            "writer.py",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -46,6 +46,7 @@ COMMANDS: dict[str, list[str]] = {
     "own-handler": [PYTHON, str(HANG), "nap_with_own_handler"],
     "blocked-signals": [PYTHON, str(HANG), "blocked_signals"],
     "sh": ["sh", "-c", f"'{PYTHON}' '{HANG}' flush_shard; echo unreachable"],
+    "not-python": ["sh", "-c", 'echo "$CRASHSIGHT_STACKS_DIR" >&2; exec sleep 3600'],
 }
 BOOTSTRAP = f"{HANG}:flush_shard"
 #: The no-progress timeout: also the time a worker has from spawn to its first line, so it is
@@ -62,6 +63,9 @@ async def _hang_all() -> dict[str, RunnerStatus]:
             name: await supervisor.spawn_command(argv, name=name) for name, argv in COMMANDS.items()
         }
         runners["bootstrap"] = await supervisor.spawn(BOOTSTRAP)
+        runners["deadline"] = await supervisor.spawn_command(
+            [PYTHON, str(HANG), "nap"], deadline=QUIET_S, no_progress_timeout=None
+        )
     return {name: await runner.wait() for name, runner in runners.items()}
 
 
@@ -100,6 +104,36 @@ def test_blocked_in_names_the_stuck_function(
     assert f"; blocked in {function} (hang_workers.py:{status.blocked_in.line})" in status.summary
     assert status.summary.startswith(f"timeout/no_progress: no event or output for {QUIET_S:g} s; ")
     assert status.signals_sent[0] == "SIGTERM"
+
+
+def test_a_deadline_stop_says_where_it_stopped(hung: dict[str, RunnerStatus]) -> None:
+    """Past its deadline, a worker is stopped with its stacks too: "stopped in", not "blocked"."""
+    status = hung["deadline"]
+    assert isinstance(status, RunnerFailed)
+    assert status.timeout == "deadline"
+    assert status.blocked_in is not None
+    assert status.blocked_in.function == "nap"
+    assert status.summary == (
+        f"timeout/deadline: still running after the {QUIET_S:g} s deadline; "
+        f"stopped in nap (hang_workers.py:{status.blocked_in.line})"
+    )
+
+
+def test_a_worker_that_is_not_python_gets_its_tree_and_a_note(
+    hung: dict[str, RunnerStatus],
+) -> None:
+    """No Python process, no stacks: the tree and a note; the dump folder is gone afterwards."""
+    status = hung["not-python"]
+    assert isinstance(status, RunnerFailed)
+    assert status.stacks == []
+    assert status.blocked_in is None
+    assert [(p.pid, p.name, p.cmdline) for p in status.process_tree] == [
+        (status.pid, "sleep", ["sleep", "3600"])
+    ]
+    assert any("no Python process in the tree" in note for note in status.notes), status.notes
+    folder = Path(status.stderr_tail[0])
+    assert folder.name.startswith("crashsight-stacks-")
+    assert not folder.exists()
 
 
 def test_stacks_hold_every_thread_with_source_lines(hung: dict[str, RunnerStatus]) -> None:
