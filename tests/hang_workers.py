@@ -20,8 +20,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import psutil
-
 from crashsight import runner
 
 FOREVER = 3600.0
@@ -139,11 +137,22 @@ def launcher() -> None:
     rank = subprocess.Popen([sys.executable, __file__, "nap"], stdout=subprocess.PIPE)
     assert rank.stdout is not None
     rank.stdout.readline()  # the rank is ready: it registered its dumps at start-up
-    while psutil.Process(rank.pid).status() != psutil.STATUS_SLEEPING:
-        time.sleep(0.01)  # until it is in its sleep, not still saying it is ready
+    _wait_until_asleep(rank.pid)
     rank.terminate()
     rank.wait()
     raise SystemExit(1)
+
+
+def _wait_until_asleep(pid: int, timeout: float = 60.0) -> None:
+    """Wait until ``pid`` sleeps in the kernel (Linux's wchan), not still between ready() and
+    its sleep: a SIGTERM in between would find it in ``ready``."""
+    deadline = time.monotonic() + timeout
+    wchan = f"/proc/{pid}/wchan"
+    while os.path.exists(wchan) and time.monotonic() < deadline:
+        with open(wchan) as handle:
+            if "sleep" in handle.read():
+                return
+        time.sleep(0.01)
 
 
 if __name__ == "__main__":

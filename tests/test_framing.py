@@ -6,7 +6,6 @@ import itertools
 import random
 import struct
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -134,7 +133,7 @@ _garbage = (
     .map(b"".join)
     .filter(lambda garbage: MAGIC not in garbage)
 )
-_PROPERTY = settings(max_examples=150, deadline=timedelta(seconds=2))
+_PROPERTY = settings(max_examples=150)
 
 
 def _decode(chunks: Iterable[bytes], decoder: FrameDecoder | None = None) -> list[Outcome]:
@@ -382,7 +381,7 @@ def test_property_garbage_never_swallows_the_next_frame(
     assert _decode(_split(stream, cuts)) == expected
 
 
-@settings(max_examples=150, deadline=timedelta(seconds=1))
+@settings(max_examples=150)
 @given(
     chunks=st.lists(
         st.binary(max_size=2048) | _messages.map(encode_frame) | st.just(MAGIC), max_size=12

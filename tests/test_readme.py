@@ -86,7 +86,7 @@ def test_embedding_snippet_serves_a_jobs_errors(
     assert anyio.run(ask, {}).status_code == 401
     response = anyio.run(ask, {"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
-    assert response.json()["analysis"]["phase_kind"] == "eval"
+    assert response.json()["analysis"]["phase_kind"] == "evaluation"
 
 
 def test_hang_example_says_where_it_is_stuck(tmp_path: Path) -> None:

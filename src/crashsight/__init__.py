@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from .diagnostics.collector import StderrCollector as StderrCollector
     from .diagnostics.hangs import ProcessInfo as ProcessInfo
     from .diagnostics.hangs import ThreadStack as ThreadStack
+    from .diagnostics.jobverdict import JobVerdict as JobVerdict
+    from .diagnostics.jobverdict import RankOutcome as RankOutcome
+    from .diagnostics.jobverdict import RootCause as RootCause
+    from .diagnostics.jobverdict import decide_root_cause as decide_root_cause
     from .diagnostics.models import Diagnostic as Diagnostic
     from .diagnostics.models import Signature as Signature
     from .diagnostics.rules import Rule as Rule
@@ -72,6 +76,10 @@ _EXPORTS: dict[str, str] = {
     "Facts": "crashsight.diagnostics.classify",
     "Verdict": "crashsight.diagnostics.classify",
     "StderrCollector": "crashsight.diagnostics.collector",
+    "JobVerdict": "crashsight.diagnostics.jobverdict",
+    "RankOutcome": "crashsight.diagnostics.jobverdict",
+    "RootCause": "crashsight.diagnostics.jobverdict",
+    "decide_root_cause": "crashsight.diagnostics.jobverdict",
     "ProcessInfo": "crashsight.diagnostics.hangs",
     "ThreadStack": "crashsight.diagnostics.hangs",
     "Diagnostic": "crashsight.diagnostics.models",
@@ -131,13 +139,16 @@ __all__ = (
     "FrameInfo",
     "FrameTooLargeError",
     "Heartbeat",
+    "JobVerdict",
     "ProcessInfo",
     "Progress",
     "ProtocolError",
+    "RankOutcome",
     "Ready",
     "Redactor",
     "Report",
     "RestartPolicy",
+    "RootCause",
     "Rule",
     "RulesError",
     "Runner",
@@ -159,6 +170,7 @@ __all__ = (
     "ThreadStack",
     "UserEvent",
     "Verdict",
+    "decide_root_cause",
     "load_rules",
     "parse_traceback",
     "write_report",

@@ -38,7 +38,7 @@ def test_text_summary_and_exit_status_1_on_errors(tmp_path: Path) -> None:
     log.write_text(LOG)
     result = analyze(str(log))
     assert result.returncode == 1, result.stderr
-    assert "gpu/oom during phase 'EVAL' (eval)" in result.stdout
+    assert "gpu/oom during evaluation (phase 'EVAL')" in result.stdout
     assert "evaluation batch size" in result.stdout
     assert "hunter22" not in result.stdout
     assert TOKEN not in result.stdout
@@ -52,7 +52,7 @@ def test_json_output_validates_and_holds_no_secrets(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     parsed = AnalyzeResult.model_validate_json(result.stdout)
     assert parsed.analysis is not None
-    assert parsed.analysis.phase_kind == "eval"
+    assert parsed.analysis.phase_kind == "evaluation"
     assert "hunter22" not in result.stdout
     assert TOKEN not in result.stdout
     assert "https://***@hub.io" in parsed.errors[0].message

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import array
+import fcntl
 import json
+import os
 import signal
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +18,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from crashsight.supervisor import guardian as guardian_module
+
 WORKER = "import time, sys; print('ready', flush=True); time.sleep(60)"
+HARNESS = Path(__file__).with_name("orphan_harness.py")
 
 
 @contextmanager
@@ -29,12 +36,33 @@ def crashsight_run(*args: str) -> Iterator[tuple[subprocess.Popen[str], psutil.P
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "ready\n", "the worker's output passes through"
-        worker = psutil.Process(proc.pid).children()[0]
-        yield proc, worker
+        yield proc, _worker_of(proc.pid)
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=10)
+
+
+def _worker_of(pid: int) -> psutil.Process:
+    """The `WORKER` process under crashsight ``pid``, told from the guardian by its command line.
+
+    crashsight's children are its guardian (``python -S .../guardian.py``) and the worker; which
+    one has the lower pid says nothing about which is which.
+    """
+    [worker] = [
+        p
+        for p in psutil.Process(pid).children(recursive=True)
+        if p.cmdline()[-2:] == ["-c", WORKER]
+    ]
+    return worker
+
+
+def _guardian_of(pid: int) -> psutil.Process:
+    """crashsight ``pid``'s guardian process, by the file it runs."""
+    [guardian] = [
+        p for p in psutil.Process(pid).children() if p.cmdline()[-1:] == [guardian_module.__file__]
+    ]
+    return guardian
 
 
 def _wait_for_children(parent: psutil.Process, names: set[str]) -> list[psutil.Process]:
@@ -84,11 +112,56 @@ def test_signal_stops_worker_and_reports_cancelled(
 
 
 def test_sigkill_of_crashsight_takes_the_worker_down(tmp_path: Path) -> None:
-    """If crashsight itself is SIGKILLed, its worker does not live on as an orphan."""
+    """If crashsight itself is SIGKILLed, its worker does not live on as an orphan, and its
+    guardian, its job done, exits too."""
     with crashsight_run() as (proc, worker):
+        guardian = _guardian_of(proc.pid)
+        assert worker.pid != guardian.pid
         proc.kill()
         proc.wait(timeout=10)
-        assert _gone(worker, within=2)
+        assert _gone(worker, within=10)
+        assert _gone(guardian, within=10)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG and subreapers are Linux's")
+@pytest.mark.parametrize(
+    ("mechanism", "death"),
+    [
+        # The exec shim's PR_SET_PDEATHSIG: the kernel's SIGKILL, for a program that is not Python.
+        pytest.param("pdeathsig", "SIGKILL", id="pr-set-pdeathsig"),
+        # The bootstrap's channel watch: SIGTERM to its own group, the worker's child included.
+        pytest.param("channel-eof", "SIGTERM", id="channel-eof-watch"),
+        # The same watch when the supervisor died with events unread (the kernel's ECONNRESET).
+        pytest.param("channel-reset", "SIGTERM", id="channel-reset-watch"),
+        # The guardian: SIGKILL to every group still listed when its pipe reaches end-of-file.
+        pytest.param("guardian", "SIGKILL", id="guardian"),
+    ],
+)
+def test_each_orphan_protection_works_alone(mechanism: str, death: str) -> None:
+    """Each mechanism alone ends the worker of a SIGKILLed supervisor, with its own signal.
+
+    A stand-in supervisor built from crashsight's spawn() and Guardian has only ``mechanism``
+    (see tests/cli/orphan_harness.py); the harness above it reaps the orphans and reports how they
+    died, which tells the mechanisms apart.
+    """
+    harness = subprocess.Popen(
+        [sys.executable, str(HARNESS), mechanism], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert harness.stdout is not None
+        started = json.loads(harness.stdout.readline())
+        os.kill(started["supervisor"], signal.SIGKILL)
+        out, _ = harness.communicate(timeout=60)
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.communicate()
+    deaths = {record["pid"]: record.get("signal", record.get("code")) for record in map(
+        json.loads, out.splitlines()
+    )}  # fmt: skip
+    assert deaths[started["supervisor"]] == "SIGKILL"
+    assert deaths[started["worker"]] == death
+    assert all(deaths[pid] == death for pid in started["group"])
 
 
 def test_signal_after_the_worker_ended_keeps_its_real_outcome(tmp_path: Path) -> None:
@@ -127,7 +200,46 @@ def test_a_stalled_reader_does_not_stall_the_deadline(tmp_path: Path) -> None:
         proc.communicate()
     data = json.loads(report.read_text())
     assert data["timeout"] == "deadline"
-    assert data["duration_s"] < 5
+    # `yes` never ends by itself: any duration short of the 30 s wait means the deadline fired
+    # while nobody read; the margin is for a loaded machine, not a measurement.
+    assert data["duration_s"] < 20
+
+
+def test_a_stalled_reader_does_not_stall_sigterm_handling(tmp_path: Path) -> None:
+    """With crashsight's stdout full and never read, SIGTERM still stops the worker gracefully:
+    exit 143, status cancelled, the worker not blamed."""
+    report = tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "crashsight", "run", "--grace", "1", "--report", str(report),
+         "--", "yes"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        _wait_until_full(proc.stdout.fileno())  # crashsight now blocks on its writes
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 143  # still nobody reads proc.stdout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    data = json.loads(report.read_text())
+    assert data["status"] == "cancelled"
+    assert data["category"] is None
+    assert data["signals_sent"] == ["SIGTERM"]
+
+
+def _wait_until_full(read_fd: int) -> None:
+    """Wait (bounded) until the pipe behind ``read_fd`` holds as much as it can."""
+    capacity = fcntl.fcntl(read_fd, fcntl.F_GETPIPE_SZ) if sys.platform == "linux" else 65536
+    buffered = array.array("i", [0])
+    deadline = time.monotonic() + 30
+    while True:
+        fcntl.ioctl(read_fd, termios.FIONREAD, buffered)
+        if buffered[0] >= capacity:
+            return
+        assert time.monotonic() < deadline, f"the pipe holds only {buffered[0]} bytes"
+        time.sleep(0.02)
 
 
 def test_sigkill_of_crashsight_takes_a_shell_workers_children_down() -> None:

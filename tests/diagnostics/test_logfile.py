@@ -4,8 +4,9 @@ from datetime import datetime
 
 import pytest
 
-from crashsight.diagnostics.logfile import ErrorTable, LogRecord, LogScanner
+from crashsight.diagnostics.logfile import LogScanner
 from crashsight.diagnostics.logformats import LINE_FORMATS, LineFormat, normalize_message
+from crashsight.diagnostics.logtable import ErrorTable, LogRecord
 
 INFO = "[2025-12-10 03:58:{s:02d}] [trainer] [INFO] [SFT] step {i} loss 0.{i:03d}\n"
 PRETOKENIZE = (

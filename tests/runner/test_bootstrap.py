@@ -60,9 +60,7 @@ async def test_async_target_is_awaited(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_faulthandler_dump_reaches_stderr_tail(tmp_path: Path) -> None:
     """faulthandler is on for all threads, so a segfault leaves a parsed Python stack."""
-    source = (
-        "import faulthandler\ndef crash():\n    faulthandler._sigsegv()\ndef main():\n    crash()\n"
-    )
+    source = "import ctypes\ndef crash():\n    ctypes.memset(0, 0, 1)\ndef main():\n    crash()\n"
     status, _ = await _run_source(tmp_path, source)
     assert isinstance(status, RunnerFailed)
     assert "Fatal Python error: Segmentation fault" in status.stderr_tail
@@ -74,7 +72,7 @@ async def test_faulthandler_dump_reaches_stderr_tail(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_pythonfaulthandler_empty_disables_it(tmp_path: Path) -> None:
     """PYTHONFAULTHANDLER set but empty is the user's 'off', and the bootstrap respects it."""
-    source = "import faulthandler\ndef main():\n    faulthandler._sigsegv()\n"
+    source = "import ctypes\ndef main():\n    ctypes.memset(0, 0, 1)\n"
     status, _ = await _run_source(tmp_path, source, PYTHONFAULTHANDLER="")
     assert status.exit.signal == "SIGSEGV"
     assert "Fatal Python error: Segmentation fault" not in status.stderr_tail

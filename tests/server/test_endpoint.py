@@ -119,13 +119,13 @@ def test_failed_job_with_only_a_log(site: Site, client: httpx.Client) -> None:
     analysis = answer.analysis
     assert analysis is not None
     assert (analysis.category, analysis.subcategory) == ("gpu", "oom")
-    assert (analysis.phase, analysis.phase_kind) == ("EVAL", "eval")
+    assert (analysis.phase, analysis.phase_kind) == ("EVAL", "evaluation")
     assert analysis.confidence == pytest.approx(0.9)
     assert any("eval_batch_size" in s for s in analysis.suggestions)
     assert answer.termination_error is not None
     assert answer.termination_error.frames[-1].function == "evaluate"
     assert [link.type for link in answer.chain] == ["OutOfMemoryError"]
-    assert "gpu/oom during phase 'EVAL'" in answer.summary
+    assert "gpu/oom during evaluation (phase 'EVAL')" in answer.summary
     assert TOKEN not in response.text
     assert str(site.logs) not in response.text, "no server path leaks"
 

@@ -6,6 +6,8 @@ The runs go through the plugin's own ``run_crash`` and ``supervisor`` fixtures a
 
 from __future__ import annotations
 
+import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -13,11 +15,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import anyio
 import psutil
 import pytest
 
 from crashsight import testing
-from crashsight.protocol import Progress
+from crashsight.protocol import Heartbeat, Progress
 from crashsight.supervisor.status import RunnerFailed
 from crashsight.supervisor.stop import StopPolicy
 from crashsight.supervisor.supervisor import SpawnOptions, Supervisor
@@ -106,12 +109,82 @@ async def test_injector_gets_its_documented_verdict(run_crash: RunCrash, promise
 
 @pytest.mark.asyncio
 @pytest.mark.crashsight(stop_policy=StopPolicy(grace=0.3))
-async def test_ignore_sigterm_needs_sigkill(run_crash: RunCrash) -> None:
-    """A worker ignoring SIGTERM is SIGKILLed after the grace period, and the report says so."""
-    status = await run_crash("ignore_sigterm", deadline=0.3)
-    assert_verdict(status, "timeout/deadline")
+async def test_ignore_sigterm_needs_sigkill(supervisor: Supervisor) -> None:
+    """A worker ignoring SIGTERM is SIGKILLed after the grace period, and the report says so.
+
+    It is stopped once its heartbeat says it has started ignoring SIGTERM, never before.
+    """
+    async with supervisor:
+        runner = await supervisor.spawn("crashsight.testing.targets:ignore_sigterm")
+        with anyio.fail_after(60):
+            async for event in runner.events():
+                if isinstance(event, Heartbeat):
+                    break
+        status = await runner.stop("enough")
+    assert_verdict(status, "cancelled")
     assert status.exit.signal == "SIGKILL"
     assert status.signals_sent == ["SIGTERM", "SIGKILL"]
+
+
+#: A child that records how its SIGSEGV was sent: a SA_SIGINFO handler installed through ctypes
+#: prints the kernel's ``si_code`` and ``si_addr``, then exits, before the signal can kill it.
+_SIGINFO_PROBE = """
+import ctypes, os, signal, sys
+
+class SigInfo(ctypes.Structure):
+    _fields_ = [("signo", ctypes.c_int), ("errno", ctypes.c_int), ("code", ctypes.c_int),
+                ("pad", ctypes.c_int), ("addr", ctypes.c_void_p), ("rest", ctypes.c_byte * 112)]
+
+Handler = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.POINTER(SigInfo), ctypes.c_void_p)
+
+class SigAction(ctypes.Structure):  # glibc's struct sigaction
+    _fields_ = [("handler", Handler), ("mask", ctypes.c_byte * 128), ("flags", ctypes.c_int),
+                ("restorer", ctypes.c_void_p)]
+
+def report(signo, info, context):
+    os.write(1, f"{signo} {info.contents.code} {info.contents.addr or 0}".encode())
+    os._exit(0)
+
+handler = Handler(report)
+action = SigAction(handler=handler, flags=4)  # SA_SIGINFO
+assert ctypes.CDLL(None).sigaction(signal.SIGSEGV, ctypes.byref(action), None) == 0
+if sys.argv[1] == "injector":
+    from crashsight.testing import injectors
+    injectors.segfault()
+else:
+    import faulthandler
+    faulthandler._sigsegv()
+"""
+_SEGV_MAPERR = 1
+_SI_TKILL = -6
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.machine() not in {"x86_64", "aarch64"},
+    reason="the probe's struct sigaction layout is glibc's on x86_64 and aarch64",
+)
+@pytest.mark.parametrize(
+    ("how", "si_code"),
+    [
+        pytest.param("injector", _SEGV_MAPERR, id="injector-is-a-memory-fault"),
+        pytest.param("self-sent", _SI_TKILL, id="faulthandler-sigsegv-is-a-self-sent-signal"),
+    ],
+)
+def test_segfault_is_a_fault_of_the_mmu(how: str, si_code: int) -> None:
+    """The segfault injector's SIGSEGV comes from the kernel for an unmapped address (SEGV_MAPERR
+    at address 0), unlike ``faulthandler._sigsegv()``, which is ``raise(SIGSEGV)`` (SI_TKILL)."""
+    probe = subprocess.run(
+        [sys.executable, "-c", _SIGINFO_PROBE, how],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert probe.returncode == 0, probe.stderr
+    signo, code, address = map(int, probe.stdout.split())
+    assert (signo, code) == (signal.SIGSEGV, si_code)
+    if how == "injector":
+        assert address == 0
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import re
 import time
 from collections.abc import Sequence
 
@@ -35,43 +34,31 @@ from .analysis_model import (
 )
 from .catalogue import CATALOGUE, diagnose_line
 from .classify import Classifier, Facts, Verdict
-from .logfile import ERROR_LEVELS, ErrorGroup, ErrorTable, LogRecord, LogScanner, PhaseSource
+from .logfile import ERROR_LEVELS, RANK_PREFIX, LogScanner
+from .logtable import ErrorGroup, ErrorTable, LogRecord
 from .models import Diagnostic
+from .phases import KindBasis, during, resolve_phase_kind
 from .rules import Rule
+from .summary import summary_line
 from .tracebacks import parse_traceback
 
 __all__ = [
     "EVIDENCE_CONFIDENCE",
     "PHASE_ADVICE",
     "PHASE_CONFIDENCE",
-    "PHASE_KINDS",
     "analyze_file",
-    "phase_kind",
 ]
-
-#: Canonical phase kinds and the phase names (lower case, letters and digits only) that mean them.
-PHASE_KINDS: dict[str, tuple[str, ...]] = {
-    "eval": ("eval", "evaluation", "evaluate", "evaluating", "validation", "validate", "val",
-             "valid", "test", "testing", "benchmark"),
-    "train": ("train", "training", "sft", "pretrain", "pretraining", "finetune", "finetuning",
-              "dpo", "ppo", "grpo", "rlhf", "epoch"),
-    "data": ("pretokenize", "pretokenizing", "tokenize", "tokenizing", "tokenization",
-             "preprocess", "preprocessing", "data", "dataset", "dataloader"),
-    "checkpoint": ("save", "saving", "checkpoint", "checkpointing", "export", "upload"),
-    "setup": ("setup", "init", "initialize", "load", "loading", "download"),
-    "inference": ("inference", "generate", "generation", "predict", "prediction", "sampling"),
-}  # fmt: skip
 
 #: Advice by verdict (``category/subcategory`` glob) and phase kind, added after the verdict's hint.
 PHASE_ADVICE: tuple[tuple[str, str, str], ...] = (
-    ("gpu/oom", "eval", "Lower the evaluation batch size (per_device_eval_batch_size or "
+    ("gpu/oom", "evaluation", "Lower the evaluation batch size (per_device_eval_batch_size or "
      "eval_batch_size): evaluation often runs a larger batch than training and keeps all logits."),
-    ("gpu/oom", "eval", "Move predictions to the CPU as they come (eval_accumulation_steps) and "
+    ("gpu/oom", "evaluation", "Move predictions to the CPU as they come (eval_accumulation_steps) and "
      "evaluate under torch.inference_mode() so no activations are kept for a backward pass."),
-    ("gpu/oom", "train", "Lower the per-device train batch size and raise gradient accumulation "
+    ("gpu/oom", "training", "Lower the per-device train batch size and raise gradient accumulation "
      "to keep the effective batch; gradient checkpointing trades compute for memory."),
-    ("gpu/oom", "inference", "Lower the generation batch size or max_new_tokens: the KV cache "
-     "grows with both."),
+    ("gpu/oom", "evaluation", "If it was generating, lower the generation batch size or "
+     "max_new_tokens: the KV cache grows with both."),
     ("memory/*", "data", "Preprocess in streaming mode or with fewer worker processes (num_proc), "
      "writing shards to disk instead of holding them in memory."),
     ("*", "data", "It failed while preparing data: the input the message names is the first "
@@ -80,9 +67,11 @@ PHASE_ADVICE: tuple[tuple[str, str, str], ...] = (
      "to a larger volume."),
     ("*", "checkpoint", "It failed while saving: check the output directory's free space and "
      "permissions before training again."),
-    ("comm/*", "eval", "Ranks that run different numbers of evaluation batches hang in "
+    ("comm/*", "evaluation", "Ranks that run different numbers of evaluation batches hang in "
      "collectives: shard the evaluation set evenly (pad it or drop the last batch)."),
-    ("http/*", "setup", "A download failed: fetch the model and data into the cache beforehand "
+    ("config/*", "data", "The configuration of data preparation is wrong (a chat template, a "
+     "tokenizer setting): it fails the same way on every record, so fix it before rerunning."),
+    ("http/*", "initialization", "A download failed: fetch the model and data into the cache beforehand "
      "and run with HF_HUB_OFFLINE=1."),
 )  # fmt: skip
 
@@ -93,28 +82,21 @@ EVIDENCE_CONFIDENCE: dict[Evidence, tuple[float, str]] = {
     "level": (0.5, "only a structured record at level {detail}; no known signature"),
     "text": (0.3, "only a text heuristic: an unstructured line that looks like an error"),
 }
-#: How sure the phase is, by where it came from.
-PHASE_CONFIDENCE: dict[PhaseSource | None, tuple[float, str]] = {
-    "field": (1.0, "phase from the record's own [PHASE] field"),
-    "marker": (0.9, "phase inferred from a marker line earlier in the log"),
-    None: (0.8, "phase unknown: no [PHASE] field or marker before the error"),
+#: How sure the phase kind is, by where it came from (see `crashsight.diagnostics.phases`).
+PHASE_CONFIDENCE: dict[KindBasis | None, float] = {
+    "field": 1.0,
+    "traceback": 0.95,
+    "marker": 0.9,
+    "message": 0.85,
+    None: 0.8,
 }
+_NO_PHASE = "phase unknown: no phase field, traceback frame, marker or words name a kind of work"
 _TRUNCATED_FACTOR = 0.9
 _MAX_ROW_LINES = 40  # raw lines of an error's first occurrence kept in the result
 _MAX_FACT_LINES = 1000  # error messages offered to rules with a ``stderr`` matcher
 _BINARY_SAMPLE = 64 * 1024
 _BINARY_RATIO = 0.1  # control bytes and invalid UTF-8 above this share of the sample: not text
 _TEXT_BYTES = bytes(range(0x20, 0x7F)) + b"\t\n\r\x0b\x0c\x08\x1b" + bytes(range(0x80, 0x100))
-
-
-def phase_kind(phase: str | None) -> str | None:
-    """The canonical kind of a phase name (``EVAL`` and ``Validation`` are both ``eval``)."""
-    words = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", phase or "")
-    for name in ("".join(words).lower(), *(w.lower() for w in words)):
-        for kind, names in PHASE_KINDS.items():
-            if name in names:
-                return kind
-    return None
 
 
 def analyze_file(
@@ -277,6 +259,13 @@ def _row(group: ErrorGroup, classifier: Classifier) -> tuple[ErrorRow, list[Diag
                         update={"count": group.count, "last_lineno": group.last_lineno}
                     )
     traceback = _traceback_info(record) if record.traceback_complete is not None else None
+    kind = resolve_phase_kind(
+        phase=group.phase,
+        phase_source=record.phase_source,
+        exception=traceback.exception if traceback else None,
+        work_phase=record.work_phase,
+        messages=record.lines[:_MAX_ROW_LINES],
+    )
     verdict = classifier.classify(
         Facts(
             termination_error=traceback.exception if traceback else None,
@@ -286,8 +275,12 @@ def _row(group: ErrorGroup, classifier: Classifier) -> tuple[ErrorRow, list[Diag
     )
     row = ErrorRow(
         phase=group.phase,
-        phase_kind=phase_kind(group.phase),
+        phase_kind=kind.kind if kind else None,
+        phase_kind_basis=kind.describe() if kind else None,
+        phase_kind_confidence=PHASE_CONFIDENCE[kind.basis if kind else None],
         phase_source=record.phase_source,
+        rank=record.rank,
+        ranks=sorted(group.ranks),
         level=record.level,
         logger=record.logger,
         message=record.message,
@@ -341,9 +334,8 @@ def _analysis(
         detail = rows[index].level or ""
     row = rows[index]
     weight, why = EVIDENCE_CONFIDENCE[evidence]
-    phase_weight, phase_why = PHASE_CONFIDENCE[row.phase_source if row.phase else None]
-    basis = [why.format(detail=detail), phase_why]
-    confidence = weight * phase_weight
+    basis = [why.format(detail=detail), row.phase_kind_basis or _NO_PHASE]
+    confidence = weight * row.phase_kind_confidence
     if truncated:
         confidence *= _TRUNCATED_FACTOR
         basis.append("the log is truncated, so a later error may be missing")
@@ -354,15 +346,13 @@ def _analysis(
         for pattern, kind, advice in PHASE_ADVICE
         if kind == row.phase_kind and fnmatch.fnmatchcase(verdict_name, pattern)
     ]
-    where = f" during phase {row.phase!r}" if row.phase else ""
-    if row.phase_kind and row.phase_kind != row.phase:
-        where += f" ({row.phase_kind})"
+    where = during(row.phase_kind, row.phase)
     signature = next((s for s in CATALOGUE if s.id in row.signatures), None)
     exception = row.traceback.exception if row.traceback else None
     if signature is not None:
         what = signature.description
     elif exception is not None:
-        what = f"Python raised {exception.summary()}."
+        what = f"Python raised {summary_line(exception.summary()) or exception.type}."
     else:
         what = f"The log records an error: {row.message}"
     times = "time" if row.count == 1 else "times"
@@ -371,7 +361,10 @@ def _analysis(
         + (f" ({row.first_time})" if row.first_time else "")
         + f", {row.count} {times} in all."
     )
-    shown = (verdict.evidence or row.message).strip().splitlines()[0][:200]
+    # Colour codes and a message that starts with a newline or a ruler (torch's
+    # ProcessRaisedException, ChildFailedError) must not leave the summary empty.
+    shown = summary_line(verdict.evidence or row.message) or summary_line(row.message)
+    shown = RANK_PREFIX.sub("", shown or (exception.type if exception else "error"))[:200]
     # "python/ValueError: ValueError: bad shape" says the type twice; keep it once.
     shown = shown.removeprefix(f"{verdict.subcategory}: ")
     return Analysis(
@@ -379,6 +372,7 @@ def _analysis(
         subcategory=verdict.subcategory,
         phase=row.phase,
         phase_kind=row.phase_kind,
+        rank=row.rank,
         summary=f"{verdict_name}{where}: {shown}",
         description=description,
         confidence=round(confidence, 2),

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..protocol import ExceptionInfo
 from ..version import crashsight_version
-from .logfile import PhaseSource
+from .logtable import PhaseSource
 
 __all__ = [
     "ANALYZE_SCHEMA_VERSION",
@@ -78,8 +78,22 @@ class ErrorRow(_Model):
     """One distinct error: every record with the same phase and message template."""
 
     phase: str | None = Field(description="As the log names it, e.g. 'PreTokenize'.")
-    phase_kind: str | None = Field(description="Canonical kind: eval, train, data, ...")
+    phase_kind: str | None = Field(
+        description="The kind of work it happened in: data, initialization, training, "
+        "evaluation, checkpoint, export or monitoring (see crashsight.diagnostics.phases)."
+    )
+    phase_kind_basis: str | None = Field(
+        default=None,
+        description="How the kind is known: the phase field, a traceback frame, "
+        "the last work phase before it, or the message's words.",
+    )
+    phase_kind_confidence: float = Field(default=0.8, ge=0, le=1)
     phase_source: PhaseSource | None = None
+    rank: int | None = Field(
+        default=None,
+        description="The rank of its first occurrence, from torchrun's [rankN]: prefix.",
+    )
+    ranks: list[int] = Field(default_factory=list, description="Every rank it happened on.")
     level: str | None = Field(description="Log level; None for an unstructured line.")
     logger: str | None = None
     message: str = Field(description="First occurrence's message.")
@@ -105,6 +119,7 @@ class Analysis(_Model):
     subcategory: str | None = None
     phase: str | None = None
     phase_kind: str | None = None
+    rank: int | None = None
     summary: str = Field(description="One line: verdict, phase, evidence.")
     description: str
     confidence: float = Field(ge=0, le=1)

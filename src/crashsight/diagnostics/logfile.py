@@ -27,9 +27,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
 
 from .catalogue import CATALOGUE, match_line
 from .logformats import (
@@ -37,14 +35,13 @@ from .logformats import (
     PHASE_MARKERS,
     TIME_PATTERN,
     LineFormat,
-    normalize_message,
 )
+from .logtable import LogRecord, PhaseSource
 from .models import Signature
+from .phases import phase_kind
 from .prefilter import build_prefilter, minimal_needles
 
-__all__ = ["ERROR_LEVELS", "ErrorGroup", "ErrorTable", "LogRecord", "LogScanner", "PhaseSource"]
-
-PhaseSource = Literal["field", "marker"]
+__all__ = ["ERROR_LEVELS", "RANK_PREFIX", "LogScanner"]
 
 #: Levels whose records are errors whatever their text says.
 ERROR_LEVELS = frozenset({"ERROR", "CRITICAL", "FATAL"})
@@ -52,8 +49,13 @@ _MAX_CONTINUATION = 2000  # lines after a record's first that can still continue
 _MAX_LINE_CHARS = 4096  # a longer line keeps its head: enough for any message worth reading
 _MAX_MESSAGE_LINES = 20  # lines after a traceback's exception line taken as more of its message
 _DECLARATION_TRIES = 16  # lines a backward phase search verifies per literal, at most
+_WORK_DECLARATION_TRIES = 64  # the same, looking past wrapper phases for a kind of work
 _LEAF_CHARS = 4096  # below this many characters, bisection checks line by line
-_MAX_OMITTED_KEYS = 100_000  # distinct omitted errors counted exactly up to here
+
+#: The prefix torchrun puts on each line of a rank's output: ``[rank3]:`` (torch >= 2.2, from
+#: torch/distributed/elastic/multiprocessing/api.py's log line prefix) or ``[default3]:`` (its
+#: older ``{role}{local_rank}`` form).
+RANK_PREFIX = re.compile(r"^\[(?:rank|default)(?P<rank>\d+)\]:\s?")
 
 
 _HEADER = re.compile(r"(?:Exception Group )?Traceback \(most recent call last\):\s*$")
@@ -63,102 +65,6 @@ _UNSTRUCTURED_ERROR = re.compile(
 _ERROR_LITERALS = ("ERROR", "CRITICAL", "FATAL", "Error: ", "Exception: ", "Traceback (most rec")
 _LEADING_TIME = re.compile(rf"^\[?({TIME_PATTERN})")
 _FIELD_LITERAL = "] ["  # every bracketed line with a [PHASE] field holds it
-
-
-@dataclass
-class LogRecord:
-    """One error record: its first line's fields and every line that belongs to it (bounded).
-
-    Attributes:
-        lineno: 1-based line number of its first line.
-        message: The message of its first line; for a bare traceback, its exception line.
-        lines: Its lines, first included; a long record keeps its head and its tail.
-        level: Upper-case level of a structured record; None for an unstructured line.
-        phase: The phase it happened in, and ``phase_source`` how that is known.
-        format: Name of its `LineFormat`; None when unstructured.
-        exception_line: The outermost ``Type: message`` of a traceback in it.
-        traceback_complete: None without a traceback; False when the log ends inside it.
-    """
-
-    lineno: int
-    message: str
-    lines: list[str]
-    level: str | None = None
-    logger: str | None = None
-    time: datetime | None = None
-    phase: str | None = None
-    phase_source: PhaseSource | None = None
-    format: str | None = None
-    exception_line: str | None = None
-    traceback_complete: bool | None = None
-
-
-@dataclass
-class ErrorGroup:
-    """Every occurrence of one error: the same phase and the same message template."""
-
-    phase: str | None
-    template: str
-    first: LogRecord
-    count: int
-    last_lineno: int
-    last_time: datetime | None
-    samples: list[str] = field(default_factory=list)
-
-
-class ErrorTable:
-    """Deduplicates error records by phase and template, within fixed bounds.
-
-    Args:
-        max_groups: Distinct errors kept; later new ones are only counted (`omitted_groups`).
-        max_samples: Distinct raw messages kept per error.
-    """
-
-    def __init__(self, *, max_groups: int = 500, max_samples: int = 3) -> None:
-        self._max_groups, self._max_samples = max_groups, max_samples
-        self._groups: dict[tuple[str | None, str], ErrorGroup] = {}
-        #: The groups in order of first appearance.
-        self.groups: list[ErrorGroup] = []
-        self._omitted: set[int] = set()  # hashes of omitted errors' keys, up to a bound
-        #: Occurrences of errors that did not get a group.
-        self.omitted_occurrences = 0
-        #: The last record with a traceback (kept even when its group is omitted), and its group.
-        self.last_traceback: LogRecord | None = None
-        self.last_traceback_group: ErrorGroup | None = None
-
-    @property
-    def omitted_groups(self) -> int:
-        """Distinct errors beyond ``max_groups`` (at least this many if `omitted_is_lower_bound`)."""
-        return len(self._omitted)
-
-    @property
-    def omitted_is_lower_bound(self) -> bool:
-        """Whether `omitted_groups` stopped counting."""
-        return len(self._omitted) >= _MAX_OMITTED_KEYS
-
-    def add(self, record: LogRecord) -> None:
-        """Count one occurrence."""
-        template = normalize_message(record.message)
-        if record.exception_line and record.format is not None:
-            template += " | " + normalize_message(record.exception_line)
-        key = (record.phase, template)
-        group = self._groups.get(key)
-        if group is not None:
-            group.count += 1
-            group.last_lineno, group.last_time = record.lineno, record.time or group.last_time
-            if len(group.samples) < self._max_samples and record.message not in group.samples:
-                group.samples.append(record.message)
-        elif len(self._groups) < self._max_groups:
-            group = ErrorGroup(record.phase, template, record, 1, record.lineno, record.time)
-            self._groups[key] = group
-            self.groups.append(group)
-            group.samples.append(record.message)
-        else:
-            self.omitted_occurrences += 1
-            if len(self._omitted) < _MAX_OMITTED_KEYS:
-                self._omitted.add(hash(key))
-        if record.traceback_complete is not None:
-            self.last_traceback, self.last_traceback_group = record, group
 
 
 class _Lines:
@@ -305,6 +211,7 @@ class LogScanner:
         self._skipping = False  # dropping the rest of a line longer than max_line_bytes
         self._open: _OpenRecord | None = None
         self._phase: tuple[str, PhaseSource] | None = None
+        self._work_phase: str | None = None
         self._cursor = (0, 0)  # (position, lines before it) in the current region
         #: Complete lines so far (a last line without a newline counts after `close`).
         self.lines_seen = 0
@@ -411,24 +318,28 @@ class LogScanner:
 
     def _start(self, line: str, lineno: int) -> _OpenRecord | None:
         """Open a record if ``line`` starts an error, updating the phase if it declares one."""
-        self._phase = self._declaration(line) or self._phase
+        raw, tracker = line, _traceback_tracker(line)  # both keep the prefix: a traceback's
+        prefix = RANK_PREFIX.match(line)  # parser strips it from every line of the record
+        line = line[prefix.end() :] if prefix else line
+        self._set_phase(self._declaration(line))
         structured = _structured(line)
-        tracker = _traceback_tracker(line)
         if structured is not None:
             line_format, found = structured
             level = found["level"].upper()
             if level not in ERROR_LEVELS and not self._in_catalogue(line):
                 return None
             extra = found.groupdict()
-            record = LogRecord(lineno, found["message"].strip(), [line], level, extra.get("logger"))
+            record = LogRecord(lineno, found["message"].strip(), [raw], level, extra.get("logger"))
             record.time, record.format = _time(extra.get("time")), line_format.name
         else:
             error = _UNSTRUCTURED_ERROR.search(line) or self._in_catalogue(line)
             if not (error or tracker):
                 return None
             stamp = _LEADING_TIME.match(line)
-            record = LogRecord(lineno, line.strip(), [line], time=_time(stamp and stamp.group(1)))
+            record = LogRecord(lineno, line.strip(), [raw], time=_time(stamp and stamp.group(1)))
         record.phase, record.phase_source = self._phase or (None, None)
+        record.work_phase = self._work_phase
+        record.rank = int(prefix["rank"]) if prefix else None
         return _OpenRecord(record, tracker)
 
     def _in_catalogue(self, line: str) -> bool:
@@ -448,20 +359,39 @@ class LogScanner:
                 return marker.phase or found["phase"], "marker"
         return None
 
+    def _set_phase(self, declared: tuple[str, PhaseSource] | None) -> None:
+        if declared is not None:
+            self._phase = declared
+            if phase_kind(declared[0]) is not None:
+                self._work_phase = declared[0]
+
     def _update_phase(self, text: str, lo: int, hi: int, markers: bool) -> None:
-        """Set the phase to the latest declaration in ``text[lo:hi]``, if there is one."""
+        """Set the phase to the latest declaration in ``text[lo:hi]``, if there is one, and the
+        work phase to the latest one that names a kind of work."""
+        declared = self._latest_declaration(text, lo, hi, markers, _DECLARATION_TRIES, work=False)
+        self._set_phase(declared)
+        if declared is not None and phase_kind(declared[0]) is None:
+            work = self._latest_declaration(
+                text, lo, hi, markers, _WORK_DECLARATION_TRIES, work=True
+            )
+            self._work_phase = work[0] if work is not None else self._work_phase
+
+    def _latest_declaration(
+        self, text: str, lo: int, hi: int, markers: bool, tries: int, *, work: bool
+    ) -> tuple[str, PhaseSource] | None:
+        """The latest declaration in ``text[lo:hi]`` (with ``work``, the latest of a kind of work)."""
         best, declared = lo - 1, None
         for literal in self._decl_literals if markers else self._decl_literals[:1]:
             end = hi
-            for _ in range(_DECLARATION_TRIES):
+            for _ in range(tries):
                 index = text.rfind(literal, best + 1, end)
                 if index < 0:
                     break
                 start = max(text.rfind("\n", lo, index) + 1, lo)
                 stop = text.find("\n", index, hi)
                 found = self._declaration(_visible(text[start : hi if stop < 0 else stop]))
-                if found is not None:
+                if found is not None and (not work or phase_kind(found[0]) is not None):
                     best, declared = start, found
                     break
                 end = start
-        self._phase = declared or self._phase
+        return declared

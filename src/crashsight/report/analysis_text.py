@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..diagnostics.analysis_model import AnalyzeResult
+from ..diagnostics.phases import during
 
 __all__ = ["render_text"]
 
@@ -15,11 +16,11 @@ def render_text(result: AnalyzeResult) -> str:
     Example::
 
         crashsight analyze: train.log: 48 errors (2 distinct) in 120000 lines; gpu/oom ...
-          verdict:     gpu/oom during phase 'EVAL' (eval), confidence 0.9
+          verdict:     gpu/oom during evaluation (phase 'EVAL'), confidence 0.9
           description: PyTorch's CUDA caching allocator could not satisfy an allocation. ...
           suggestion:  Lower the evaluation batch size ...
           errors:
-            x47  PreTokenize  ERROR  Failed to tokenize <path> at line <n>
+            x47  PreTokenize  ERROR  config/chat_template  Failed to tokenize <path> at line <n>
                  lines 12-3400, 2025-12-10T03:58:22 .. 2025-12-10T04:01:10
     """
     lines = [f"crashsight analyze: {result.message}"]
@@ -28,13 +29,8 @@ def render_text(result: AnalyzeResult) -> str:
     analysis = result.analysis
     if analysis is not None:
         verdict = "/".join(filter(None, (analysis.category, analysis.subcategory)))
-        where = f" during phase {analysis.phase!r}" if analysis.phase else ""
-        kind = (
-            f" ({analysis.phase_kind})"
-            if analysis.phase_kind and analysis.phase_kind != analysis.phase
-            else ""
-        )
-        lines.append(f"  verdict:     {verdict}{where}{kind}, confidence {analysis.confidence}")
+        where = during(analysis.phase_kind, analysis.phase)
+        lines.append(f"  verdict:     {verdict}{where}, confidence {analysis.confidence}")
         lines.append(f"  description: {_first_line(analysis.description)}")
         lines.append(f"  confidence:  {'; '.join(analysis.confidence_basis)}")
         lines += [f"  suggestion:  {suggestion}" for suggestion in analysis.suggestions]
@@ -50,9 +46,11 @@ def render_text(result: AnalyzeResult) -> str:
     if result.errors:
         lines.append("  errors:")
     for row in result.errors[:_MAX_ROWS_SHOWN]:
-        fields = [f"x{row.count}", row.phase or "-", row.level or "-", row.template[:140]]
+        verdict = "/".join(filter(None, (row.category, row.subcategory)))
+        fields = [f"x{row.count}", row.phase or "-", row.level or "-", verdict, row.template[:140]]
         lines.append("    " + "  ".join(fields))
         when = f", {row.first_time} .. {row.last_time}" if row.first_time else ""
+        when += f", ranks {', '.join(map(str, row.ranks))}" if row.ranks else ""
         lines.append(f"         lines {row.first_lineno}-{row.last_lineno}{when}")
     if len(result.errors) > _MAX_ROWS_SHOWN:
         more = len(result.errors) - _MAX_ROWS_SHOWN

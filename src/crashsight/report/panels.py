@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..diagnostics.analysis_model import AnalyzeResult
-from .aggregate import Aggregate
+from .aggregate import Aggregate, ordered_for_reading, root_cause_line
 from .html import Panel, PanelRow, TimelineEntry
 from .markdown import verdict_label
 from .model import Report
@@ -79,23 +79,34 @@ def panel_from_report(report: Report) -> Panel:
 
 
 def panel_from_aggregate(result: Aggregate) -> Panel:
-    """The page for `crashsight aggregate`: one row per shard."""
+    """The page for `crashsight aggregate`: the root cause first, then one row per report."""
+    cause = root_cause_line(result.root_cause, result.shards, result.missing_ranks)
+    noun = "ranks" if result.root_cause is not None else "shards"
     return Panel(
         title=result.title,
-        status="failed" if result.failed_shards else "succeeded",
+        status="failed" if result.failed_shards or result.missing_ranks else "succeeded",
         verdict=" + ".join(f"{c} x{n}" for c, n in result.classes.items()) or "no failures",
-        summary=f"{result.failed_shards} of {result.total_shards} shards failed",
+        summary=cause or f"{result.failed_shards} of {result.total_shards} {noun} failed",
+        facts=[("basis", step) for step in (result.root_cause.basis if result.root_cause else [])],
         rows=[
             PanelRow(
-                label=shard.context.get("shard") or shard.path or shard.name,
+                label=(f"rank {shard.rank}" if shard.rank is not None else None)
+                or shard.context.get("shard")
+                or shard.path
+                or shard.name,
                 verdict=verdict_label(shard),
                 count=1,
                 example=shard.summary,
+                detail=shard.role.replace("_", " ") if shard.role else "",
             )
-            for shard in result.shards
+            for shard in ordered_for_reading(result)[:_MAX_PANEL_ROWS]
         ],
         full_text=f"{result.title}\n\n{result.body}",
     )
+
+
+#: Rows of the aggregate page: thousands of ranks would make a page nobody reads.
+_MAX_PANEL_ROWS = 500
 
 
 def panel_from_analysis(result: AnalyzeResult, text: str) -> Panel:
@@ -108,7 +119,11 @@ def panel_from_analysis(result: AnalyzeResult, text: str) -> Panel:
     analysis = result.analysis
     rows = [
         PanelRow(
-            label=f"{row.phase or '-'} {row.level or ''}".strip(),
+            label=" ".join(
+                filter(
+                    None, (row.phase or "-", row.phase_kind and f"({row.phase_kind})", row.level)
+                )
+            ),
             verdict=row.category + (f"/{row.subcategory}" if row.subcategory else ""),
             count=row.count,
             example=row.message,
@@ -127,7 +142,12 @@ def panel_from_analysis(result: AnalyzeResult, text: str) -> Panel:
     ]
     facts = [("file", result.file), ("lines", str(result.stats.lines))]
     if analysis is not None:
-        facts += [("phase", analysis.phase or "unknown"), ("confidence", f"{analysis.confidence}")]
+        facts += [
+            ("phase", analysis.phase or "unknown"),
+            ("phase kind", analysis.phase_kind or "unknown"),
+            ("confidence", f"{analysis.confidence}"),
+        ]
+        facts += [("basis", basis) for basis in analysis.confidence_basis]
         facts += [("suggestion", suggestion) for suggestion in analysis.suggestions]
     traceback = result.traceback
     return Panel(

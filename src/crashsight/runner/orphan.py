@@ -1,8 +1,9 @@
 """Runners do not outlive their supervisor.
 
 The supervisor never writes to the channel, so end-of-file on the runner's end means the supervisor
-process is gone. A thread waits for that and then stops the runner's process group the way the
-supervisor would have: SIGTERM, a grace period, SIGKILL. This works on every POSIX system; on Linux,
+process is gone (ECONNRESET instead, when it died with events of ours still unread). A thread
+waits for that and then stops the runner's process group the way the supervisor would have:
+SIGTERM, a grace period, SIGKILL. This works on every POSIX system; on Linux,
 commands that are not Python are covered by `crashsight.runner.pdeathsig` instead.
 """
 
@@ -30,6 +31,8 @@ def watch_for_supervisor_death(channel: Channel) -> None:
         try:
             while os.read(fd, 4096):
                 pass
+        except ConnectionResetError:
+            pass  # the supervisor died with our events unread: the kernel resets, no EOF
         except OSError:
             return  # the worker closed the channel itself: nothing to watch any more
         if channel.fileno() == -1:

@@ -12,6 +12,9 @@ Routes, relative to where it is mounted:
 ``GET /jobs/{job_id}``          the HTML error-trace panel that ``--html`` writes
 ==============================  ==========================================================
 
+`training_app` serves the same jobs in a training server's existing contract, at
+``GET /{job_id}/errors`` (`crashsight.server.training`).
+
 Who talks to whom::
 
     request ─▶ _SecurityHeaders ─▶ BearerAuth ─▶ route ─(worker thread)─▶ JobStore ─▶ files
@@ -54,6 +57,7 @@ from .auth import BearerAuth, TokenSource, token_source
 from .bounds import Limits
 from .jobs import JOB_ID, JobFiles, JobStore
 from .models import ErrorBody, ErrorTag, JobErrors, JobList, JobSummary
+from .training import training_errors
 from .views import (
     errors_from_analysis,
     errors_from_report,
@@ -64,7 +68,7 @@ from .views import (
     summary_of,
 )
 
-__all__ = ["crashsight_app"]
+__all__ = ["crashsight_app", "training_app"]
 
 _TAGS: dict[int, ErrorTag] = {
     400: "invalid_job_id",
@@ -114,20 +118,67 @@ def crashsight_app(
         ConfigurationError: A folder is missing, or the token options are missing, contradict
             each other, or name an unset environment variable.
     """
-    source = token_source(token_env=token_env, token=token, unauthenticated=unauthenticated)
-    limits = limits or Limits()
-    redactor = redactor or Redactor()
-    store = JobStore(reports, logs, limits=limits, rules=rules, redactor=redactor)
-    endpoint = _Endpoint(store, redactor, limits)
-    middleware = [Middleware(_SecurityHeaders)]
-    if source is not None:
-        middleware.append(Middleware(BearerAuth, token=source))
-    return Starlette(
-        routes=[
+    endpoint, middleware = _endpoint(
+        reports, logs, token_env, token, unauthenticated, limits, rules, redactor
+    )
+    return _starlette(
+        [
             Route("/jobs", endpoint.jobs, methods=["GET"]),
             Route("/jobs/{job_id}", endpoint.page, methods=["GET"]),
             Route("/jobs/{job_id}/errors", endpoint.errors, methods=["GET"]),
         ],
+        middleware,
+    )
+
+
+def training_app(
+    reports: str | os.PathLike[str],
+    logs: str | os.PathLike[str] | None = None,
+    *,
+    token_env: str | None = None,
+    token: TokenSource | None = None,
+    unauthenticated: bool = False,
+    limits: Limits | None = None,
+    rules: Sequence[Rule] = (),
+    redactor: Redactor | None = None,
+) -> Starlette:
+    """The same jobs in the training-server contract (`crashsight.server.training`).
+
+    Mount it where the UI expects it, ``app.mount("/api/training", training_app(...))``, and
+    ``GET /api/training/{job_id}/errors`` answers a `TrainingErrors`; the arguments, the auth,
+    the path rules and the size limits are those of `crashsight_app`.
+    """
+    endpoint, middleware = _endpoint(
+        reports, logs, token_env, token, unauthenticated, limits, rules, redactor
+    )
+    return _starlette(
+        [Route("/{job_id}/errors", endpoint.training_errors, methods=["GET"])], middleware
+    )
+
+
+def _endpoint(
+    reports: str | os.PathLike[str],
+    logs: str | os.PathLike[str] | None,
+    token_env: str | None,
+    token: TokenSource | None,
+    unauthenticated: bool,
+    limits: Limits | None,
+    rules: Sequence[Rule],
+    redactor: Redactor | None,
+) -> tuple[_Endpoint, list[Middleware]]:
+    source = token_source(token_env=token_env, token=token, unauthenticated=unauthenticated)
+    limits = limits or Limits()
+    redactor = redactor or Redactor()
+    store = JobStore(reports, logs, limits=limits, rules=rules, redactor=redactor)
+    middleware = [Middleware(_SecurityHeaders)]
+    if source is not None:
+        middleware.append(Middleware(BearerAuth, token=source))
+    return _Endpoint(store, redactor, limits), middleware
+
+
+def _starlette(routes: list[Route], middleware: list[Middleware]) -> Starlette:
+    return Starlette(
+        routes=routes,
         middleware=middleware,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
@@ -144,6 +195,10 @@ class _Endpoint:
     async def errors(self, request: Request) -> Response:
         answer = await anyio.to_thread.run_sync(self._errors, request.path_params["job_id"])
         return Response(answer.model_dump_json(), media_type="application/json")
+
+    async def training_errors(self, request: Request) -> Response:
+        answer = await anyio.to_thread.run_sync(self._errors, request.path_params["job_id"])
+        return Response(training_errors(answer).model_dump_json(), media_type="application/json")
 
     async def page(self, request: Request) -> Response:
         page = await anyio.to_thread.run_sync(self._page, request.path_params["job_id"])

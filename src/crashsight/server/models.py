@@ -82,7 +82,9 @@ class ErrorEntry(_Model):
     category: str
     subcategory: str | None = None
     phase: str | None = Field(default=None, description="As the log names it, e.g. 'PreTokenize'.")
-    phase_kind: str | None = Field(default=None, description="eval, train, data, ...")
+    phase_kind: str | None = Field(
+        default=None, description="data, initialization, training, evaluation, checkpoint, ..."
+    )
     level: str | None = None
     message: str = Field(description="The first occurrence.")
     template: str | None = Field(

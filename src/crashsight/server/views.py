@@ -79,6 +79,7 @@ def errors_from_report(job_id: str, report: Report, limits: Limits) -> JobErrors
         analysis = JobAnalysis(
             category=report.category,
             subcategory=report.subcategory,
+            phase_kind=report.phase_kind,
             description=_describe(report, exception),
             confidence_basis=[_SUPERVISED],
             suggestions=[report.hint] if report.hint else [],

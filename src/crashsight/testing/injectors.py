@@ -1,8 +1,8 @@
 """Crash injectors: functions that make a runner really fail, for testing what crashsight reports.
 
 Each injector runs inside a runner, called from the worker's own code or as a bootstrap target
-(see `crashsight.testing.targets`), and makes its failure really happen: a real SIGSEGV from the
-MMU, a real ENOSPC from the kernel, a real MemoryError from a refused allocation. Each docstring's
+(see `crashsight.testing.targets`), and makes its failure really happen: a real SIGSEGV from an
+invalid memory access, a real ENOSPC from the kernel, a real MemoryError from a refused allocation. Each docstring's
 *Reported as* says what the supervisor then concludes: the verdict (``category/subcategory``, as
 `crashsight.testing.assert_verdict` spells it) and the exit.
 
@@ -17,7 +17,7 @@ library, pydantic and crashsight's wire modules only: never anyio, psutil or the
 
 from __future__ import annotations
 
-import faulthandler
+import ctypes
 import mmap
 import os
 import signal
@@ -66,13 +66,19 @@ _ABORTING_TEXTS = ("libc++abi: terminating", "terminate called after throwing")
 
 
 def segfault() -> NoReturn:
-    """Dereference an invalid pointer: a real SIGSEGV.
+    """Write one byte to address 0, as a C extension's null-pointer bug does: a real SIGSEGV.
+
+    No page is mapped at address 0, so the MMU faults and the kernel sends SIGSEGV with
+    ``si_code`` ``SEGV_MAPERR`` and ``si_addr`` 0, exactly as for a native crash. (CPython's
+    ``faulthandler._sigsegv()`` only calls ``raise(SIGSEGV)``, a signal the process sends itself,
+    with ``si_code`` ``SI_TKILL``.) The write goes through ``memset`` so that the innermost Python
+    frame of faulthandler's dump is the caller's, not a ctypes helper's.
 
     Reported as ``crash/segfault``: killed by signal SIGSEGV, with faulthandler's
     ``Fatal Python error: Segmentation fault`` and Python stack in the stderr tail.
     """
-    faulthandler._sigsegv()  # type: ignore[attr-defined]  # CPython's own test hook for this
-    raise AssertionError("unreachable: SIGSEGV did not kill the process")
+    ctypes.memset(0, 0, 1)
+    raise AssertionError("unreachable: writing to address 0 did not kill the process")
 
 
 def abort() -> NoReturn:
