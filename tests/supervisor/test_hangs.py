@@ -47,6 +47,7 @@ COMMANDS: dict[str, list[str]] = {
     "blocked-signals": [PYTHON, str(HANG), "blocked_signals"],
     "sh": ["sh", "-c", f"'{PYTHON}' '{HANG}' flush_shard; echo unreachable"],
     "not-python": ["sh", "-c", 'echo "$CRASHSIGHT_STACKS_DIR" >&2; exec sleep 3600'],
+    "secret": [PYTHON, str(HANG), "nap", "--api-key", "s3cr3t-value-1234"],
 }
 BOOTSTRAP = f"{HANG}:flush_shard"
 #: The no-progress timeout: also the time a worker has from spawn to its first line, so it is
@@ -134,6 +135,13 @@ def test_a_worker_that_is_not_python_gets_its_tree_and_a_note(
     folder = Path(status.stderr_tail[0])
     assert folder.name.startswith("crashsight-stacks-")
     assert not folder.exists()
+
+
+def test_the_tree_is_redacted(hung: dict[str, RunnerStatus]) -> None:
+    """A credential on a command line of the tree never reaches the status."""
+    status = hung["secret"]
+    assert status.process_tree[0].cmdline[-2:] == ["--api-key", "***"]
+    assert "s3cr3t-value-1234" not in status.model_dump_json()
 
 
 def test_stacks_hold_every_thread_with_source_lines(hung: dict[str, RunnerStatus]) -> None:

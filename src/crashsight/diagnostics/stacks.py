@@ -33,8 +33,10 @@ __all__ = ["StackFile", "name_threads", "parse_stack_file", "with_source_lines"]
 _HEADER = re.compile(r"^# crashsight stacks pid=(?P<pid>\d+) main=(?P<main>0x[0-9a-f]+) ")
 _NOTE = "# crashsight note: "
 _NAMED = re.compile(r"^# crashsight thread (?P<id>0x[0-9a-f]+) (?P<name>.+)$")
+#: CPython 3.14 adds the thread's name in brackets (python/cpython#125434); older ones print none.
 _THREAD = re.compile(
-    r"^(?P<current>Current thread|Thread) (?P<id>0x[0-9a-fA-F]+) \(most recent call first\):$"
+    r"^(?P<current>Current thread|Thread) (?P<id>0x[0-9a-fA-F]+)(?: \[(?P<name>.*)\])?"
+    r" \(most recent call first\):$"
 )
 _FRAME = re.compile(
     r'^  File (?:"(?P<file>.*)"|\?\?\?), line (?P<line>\d+|\?\?\?) in (?P<function>.*)$'
@@ -53,6 +55,8 @@ class StackFile:
     thread_names: dict[int, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     dumps: list[list[ThreadStack]] = field(default_factory=list)
+    #: Over 100 threads: faulthandler dumps the newest 100, so the main thread may be missing.
+    threads_cut: bool = False
 
 
 def parse_stack_file(text: str, pid: int) -> StackFile:
@@ -88,7 +92,10 @@ def parse_stack_file(text: str, pid: int) -> StackFile:
                 result.dumps.append(dump)
                 dump = []
             thread = ThreadStack(
-                pid=pid, thread_id=thread_id, current=bool(started["current"] == "Current thread")
+                pid=pid,
+                thread_id=thread_id,
+                thread_name=started["name"] or None,
+                current=started["current"] == "Current thread",
             )
             dump.append(thread)
             continue
@@ -105,6 +112,8 @@ def parse_stack_file(text: str, pid: int) -> StackFile:
             )
         elif line == _CUT_FRAMES and thread is not None:
             thread.truncated = True
+        elif line == _CUT_THREADS:
+            result.threads_cut = True
     if dump:
         result.dumps.append(dump)
     for threads in result.dumps:

@@ -320,7 +320,13 @@ class StackDumps:
         """Parse what each process wrote since it was asked; explain the ones that did not."""
         sig = self.options.dump_signal
         for entry in asked:
-            dumps = parse_stack_file(_read_from(entry.path, entry.offset), entry.info.pid).dumps
+            parsed = parse_stack_file(_read_from(entry.path, entry.offset), entry.info.pid)
+            dumps = parsed.dumps
+            if parsed.threads_cut:
+                snapshot.notes.append(
+                    f"pid {entry.info.pid} ({entry.info.name}) has over 100 threads: faulthandler "
+                    "dumped the newest 100 (the main thread may be among the missing)"
+                )
             if dumps:
                 snapshot.stacks.extend(dumps[0])
             else:
