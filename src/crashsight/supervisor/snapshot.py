@@ -228,7 +228,7 @@ class StackDumps:
         return Snapshot(
             stacks=stacks,
             blocked_in=find_blocked_in(stacks, []),
-            notes=[f"stacks written on a SIGTERM from outside crashsight by pid {pids}"],
+            notes=[f"stacks that pid {pids} wrote on a signal from outside crashsight"],
             before_stop=False,
         )
 
