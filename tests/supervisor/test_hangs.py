@@ -57,17 +57,45 @@ ANNOUNCE = {**os.environ, "HANG_ANNOUNCE": "1"}
 
 
 async def _hang_all() -> dict[str, RunnerStatus]:
-    async with Supervisor(
-        output="discard", no_progress_timeout=QUIET_S, stop_policy=StopPolicy(grace=1.0)
-    ) as supervisor:
-        runners = {
-            name: await supervisor.spawn_command(argv, name=name) for name, argv in COMMANDS.items()
-        }
-        runners["bootstrap"] = await supervisor.spawn(BOOTSTRAP)
-        runners["deadline"] = await supervisor.spawn_command(
-            [PYTHON, str(HANG), "nap"], deadline=QUIET_S, no_progress_timeout=None
+    """Three supervisors at once: the default stacks, native stacks (py-spy), and none."""
+    statuses: dict[str, RunnerStatus] = {}
+
+    def quiet(stacks: StackOptions | None, grace: float = 1.0) -> Supervisor:
+        return Supervisor(
+            output="discard",
+            no_progress_timeout=QUIET_S,
+            stacks=stacks,
+            stop_policy=StopPolicy(grace=grace),
         )
-    return {name: await runner.wait() for name, runner in runners.items()}
+
+    async def default() -> None:
+        async with quiet(StackOptions()) as supervisor:
+            runners = {
+                name: await supervisor.spawn_command(argv, name=name)
+                for name, argv in COMMANDS.items()
+            }
+            runners["bootstrap"] = await supervisor.spawn(BOOTSTRAP)
+            runners["deadline"] = await supervisor.spawn_command(
+                [PYTHON, str(HANG), "nap"], deadline=QUIET_S, no_progress_timeout=None
+            )
+        statuses.update({name: await runner.wait() for name, runner in runners.items()})
+
+    async def native() -> None:
+        async with quiet(StackOptions(native=True), grace=0.5) as supervisor:
+            runner = await supervisor.spawn_command([PYTHON, str(HANG), "blocked_signals"])
+        statuses["native"] = await runner.wait()
+
+    async def without() -> None:
+        async with quiet(None) as supervisor:
+            runner = await supervisor.spawn_command([PYTHON, str(HANG), "nap"])
+        statuses["no-stacks"] = await runner.wait()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(default)
+        tg.start_soon(without)
+        if find_py_spy() is not None:
+            tg.start_soon(native)
+    return statuses
 
 
 @pytest.fixture(scope="module")
@@ -276,31 +304,20 @@ async def test_a_cancelled_runner_carries_its_stacks() -> None:
     assert status.blocked_in.waiting_on == "queue"
 
 
-@pytest.mark.asyncio
-async def test_stacks_can_be_turned_off() -> None:
+def test_stacks_can_be_turned_off(hung: dict[str, RunnerStatus]) -> None:
     """``stacks=None``: no dump signal, no folder in the environment, the summary as before."""
-    async with Supervisor(output="discard", stacks=None, no_progress_timeout=1.0) as supervisor:
-        runner = await supervisor.spawn_command([PYTHON, str(HANG), "nap"])
-        status = await runner.wait()
+    status = hung["no-stacks"]
     assert isinstance(status, RunnerFailed)
     assert status.stacks == []
     assert status.blocked_in is None
     assert status.process_tree == []
-    assert status.summary == "timeout/no_progress: no event or output for 1 s; stopped"
+    assert status.summary == f"timeout/no_progress: no event or output for {QUIET_S:g} s; stopped"
 
 
-@pytest.mark.asyncio
 @pytest.mark.skipif(find_py_spy() is None, reason="py-spy is not installed (crashsight[stacks])")
-async def test_native_stacks_reach_a_worker_that_blocks_signals() -> None:
+def test_native_stacks_reach_a_worker_that_blocks_signals(hung: dict[str, RunnerStatus]) -> None:
     """With py-spy, native frames are added, and even a worker blocking every signal is read."""
-    async with Supervisor(
-        output="discard",
-        stacks=StackOptions(native=True),
-        no_progress_timeout=QUIET_S,
-        stop_policy=StopPolicy(grace=0.5),
-    ) as supervisor:
-        runner = await supervisor.spawn_command([PYTHON, str(HANG), "blocked_signals"])
-        status = await runner.wait()
+    status = hung["native"]
     assert status.blocked_in is not None, status.notes
     assert status.blocked_in.function == "nap_unanswered"
     assert status.blocked_in.thread_name == "MainThread"
