@@ -10,6 +10,7 @@ the tests look for those names in ``blocked_in``. Also usable as runner targets
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import queue
 import signal
@@ -118,6 +119,20 @@ def nap_with_own_handler() -> None:
     signal.signal(signal.Signals[os.environ.get("CRASHSIGHT_DUMP_SIGNAL", "SIGUSR2")], on_signal)
     ready()
     time.sleep(FOREVER)
+
+
+def encode_shard() -> None:
+    """A pool task, in a worker process, that deadlocks."""
+    lock = threading.Lock()
+    lock.acquire()
+    ready()
+    lock.acquire()
+
+
+def process_pool() -> None:
+    """Waits for a task of a one-process pool (forked) that never ends."""
+    with multiprocessing.get_context("fork").Pool(processes=1) as pool:
+        pool.apply(encode_shard)
 
 
 def blocked_signals() -> None:

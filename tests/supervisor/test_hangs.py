@@ -41,6 +41,7 @@ COMMANDS: dict[str, list[str]] = {
     "sleep": [PYTHON, str(HANG), "nap"],
     "subprocess": [PYTHON, str(HANG), "run_tool"],
     "thread-pool": [PYTHON, str(HANG), "thread_pool"],
+    "process-pool": [PYTHON, str(HANG), "process_pool"],
     "asyncio": [PYTHON, str(HANG), "asyncio_service"],
     "trio": [PYTHON, str(HANG), "trio_service"],
     "own-handler": [PYTHON, str(HANG), "nap_with_own_handler"],
@@ -202,6 +203,21 @@ def test_the_child_waited_on_is_named(hung: dict[str, RunnerStatus]) -> None:
     assert tree[child.pid].cmdline == ["sleep", "3600"]
     assert tree[status.pid].stacks
     assert not tree[child.pid].stacks
+
+
+def test_a_process_pool_names_its_worker_which_dumps_its_own_stacks(
+    hung: dict[str, RunnerStatus],
+) -> None:
+    """Waiting on a forked pool worker: the worker is named, and its own stacks are there too."""
+    status = hung["process-pool"]
+    assert isinstance(status, RunnerFailed)
+    assert status.blocked_in is not None
+    assert status.blocked_in.function == "process_pool"
+    child = status.blocked_in.child
+    assert child is not None
+    assert f"waiting on child {child.name} (pid {child.pid})" in status.summary
+    worker = [stack for stack in status.stacks if stack.pid == child.pid]
+    assert any(stack.frames[-1].function == "encode_shard" for stack in worker)
 
 
 def test_process_tree_at_the_stop(hung: dict[str, RunnerStatus]) -> None:
