@@ -192,6 +192,8 @@ def _watching(original: Any, registration: _Registration) -> Any:
 def _describe(handler: object) -> str:
     if handler == _signal.SIG_IGN:
         return "ignored"
+    if handler == _signal.SIG_DFL:
+        return "the default action"
     if handler is None:
         return "a handler not installed from Python"
     return getattr(handler, "__qualname__", None) or repr(handler)
