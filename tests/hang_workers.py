@@ -73,6 +73,14 @@ def run_tool() -> None:
     subprocess.run(["sh", "-c", script], check=False)
 
 
+def run_tools() -> None:
+    """Runs two tools that never exit, and waits for the second."""
+    first = subprocess.Popen(["sleep", "3601"])
+    second = subprocess.Popen(["sh", "-c", "echo hang worker ready >&2; exec sleep 3602"])
+    second.wait()
+    first.wait()
+
+
 def compress_chunk(lock: threading.Lock) -> None:
     """A pool task that deadlocks."""
     lock.acquire()

@@ -40,6 +40,7 @@ COMMANDS: dict[str, list[str]] = {
     "socket": [PYTHON, str(HANG), "read_reply"],
     "sleep": [PYTHON, str(HANG), "nap"],
     "subprocess": [PYTHON, str(HANG), "run_tool"],
+    "two-children": [PYTHON, str(HANG), "run_tools"],
     "thread-pool": [PYTHON, str(HANG), "thread_pool"],
     "process-pool": [PYTHON, str(HANG), "process_pool"],
     "asyncio": [PYTHON, str(HANG), "asyncio_service"],
@@ -203,6 +204,17 @@ def test_the_child_waited_on_is_named(hung: dict[str, RunnerStatus]) -> None:
     assert tree[child.pid].cmdline == ["sleep", "3600"]
     assert tree[status.pid].stacks
     assert not tree[child.pid].stacks
+
+
+def test_among_children_the_one_waited_for_is_named(hung: dict[str, RunnerStatus]) -> None:
+    """Two children: the kernel's wait4 says which one the stuck thread waits for."""
+    status = hung["two-children"]
+    assert status.blocked_in is not None
+    assert status.blocked_in.function == "run_tools"
+    waited = next(p for p in status.process_tree if p.cmdline == ["sleep", "3602"])
+    assert status.blocked_in.child is not None
+    assert status.blocked_in.child.pid == waited.pid
+    assert waited.pid in status.process_tree[0].waiting_for
 
 
 def test_a_process_pool_names_its_worker_which_dumps_its_own_stacks(
