@@ -139,13 +139,26 @@ async def _interruptible(call: Callable[[], Coroutine[Any, Any, object]]) -> obj
     ``ray.cancel`` interrupts a task by raising an exception in its thread, which Python delivers
     only when that thread runs bytecode; an event loop that waits in ``epoll`` for a quiet runner
     would never see it. Waking the loop lets the exception in: it ends the loop, whose shutdown
-    cancels the supervisor, which stops the runner with its stop policy.
+    cancels the supervisor, which stops the runner with its stop policy. The call's own outcome
+    is kept outside the task group, so its error is raised as is, not in an exception group.
     """
+    returned: list[object] = []
+    raised: list[Exception] = []
+
+    async def run_call() -> None:
+        try:
+            returned.append(await call())
+        except Exception as exc:
+            raised.append(exc)
+        finally:
+            group.cancel_scope.cancel()
+
     async with anyio.create_task_group() as group:
-        group.start_soon(_wake_periodically)
-        result = await call()
-        group.cancel_scope.cancel()
-    return result
+        group.start_soon(run_call)
+        await _wake_periodically()
+    if raised:
+        raise raised[0]
+    return returned[0]
 
 
 async def _wake_periodically() -> None:
