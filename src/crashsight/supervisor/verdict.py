@@ -225,6 +225,29 @@ def _termination(facts: AttemptFacts) -> TerminationInfo | None:
     return TerminationInfo(**parsed.model_dump(), phase="unknown", source="stderr")
 
 
+def _counted_by_own_cgroup(verdict: Verdict, containment: Containment | None) -> str | None:
+    """What the runner's own cgroup counted, when the verdict rests on it: the line to show.
+
+    A contained fork bomb usually ends by a watchdog or a generic EAGAIN, and a child's OOM kill
+    by the parent's own exit: the kernel's count says more than either.
+    """
+    if containment is None:
+        return None
+    if verdict.subcategory == "pids_max" and containment.pids_limit_hits:
+        return (
+            f"the pids limit ({containment.pids_max}) refused {containment.pids_limit_hits} forks "
+            "in the runner's tree"
+        )
+    if verdict.subcategory == "oom_killed" and containment.oom_kills:
+        limit = containment.memory_max_bytes
+        under = f" under its {limit / 2**20:g} MiB limit" if limit else ""
+        return (
+            f"the kernel OOM killer killed {containment.oom_kills} processes of the runner's "
+            f"tree{under}"
+        )
+    return None
+
+
 def _summary(
     verdict: Verdict,
     facts: AttemptFacts,
@@ -236,7 +259,10 @@ def _summary(
     label = verdict.category + (f"/{verdict.subcategory}" if verdict.subcategory else "")
     config = facts.config
     stuck = facts.snapshot.blocked_in if facts.snapshot is not None else None
-    if facts.timeout == "deadline":
+    counted = _counted_by_own_cgroup(verdict, facts.containment)
+    if counted is not None:
+        because = counted
+    elif facts.timeout == "deadline":
         where = f"stopped in {stuck.describe()}" if stuck else "stopped"
         because = f"still running after the {config.deadline:g} s deadline; {where}"
     elif facts.timeout == "no_progress":
