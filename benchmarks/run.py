@@ -30,6 +30,7 @@ from . import (
     bench_flood,
     bench_scale,
     bench_spawn,
+    bench_stacks,
 )
 from .common import RESULTS_DIR, BenchResult, Settings
 
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, Callable[[Settings], BenchResult]] = {
     "spawn": bench_spawn.run,
     "scale": bench_scale.run,
     "analyze": bench_analyze.run,
+    "stacks": bench_stacks.run,
 }
 
 

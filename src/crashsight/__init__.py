@@ -12,8 +12,10 @@ first use instead. Type checkers read the explicit imports under ``TYPE_CHECKING
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
+#: Not ``typing.TYPE_CHECKING``: every Python process of a runner's tree imports this package for
+#: its stack dumps, and importing typing would cost each of them more than the dumps do.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .diagnostics.catalogue import CATALOGUE as CATALOGUE
     from .diagnostics.classify import Classifier as Classifier
@@ -22,6 +24,10 @@ if TYPE_CHECKING:
     from .diagnostics.collector import StderrCollector as StderrCollector
     from .diagnostics.hangs import ProcessInfo as ProcessInfo
     from .diagnostics.hangs import ThreadStack as ThreadStack
+    from .diagnostics.jobverdict import JobVerdict as JobVerdict
+    from .diagnostics.jobverdict import RankOutcome as RankOutcome
+    from .diagnostics.jobverdict import RootCause as RootCause
+    from .diagnostics.jobverdict import decide_root_cause as decide_root_cause
     from .diagnostics.models import Diagnostic as Diagnostic
     from .diagnostics.models import Signature as Signature
     from .diagnostics.rules import Rule as Rule
@@ -71,6 +77,10 @@ _EXPORTS: dict[str, str] = {
     "Facts": "crashsight.diagnostics.classify",
     "Verdict": "crashsight.diagnostics.classify",
     "StderrCollector": "crashsight.diagnostics.collector",
+    "JobVerdict": "crashsight.diagnostics.jobverdict",
+    "RankOutcome": "crashsight.diagnostics.jobverdict",
+    "RootCause": "crashsight.diagnostics.jobverdict",
+    "decide_root_cause": "crashsight.diagnostics.jobverdict",
     "ProcessInfo": "crashsight.diagnostics.hangs",
     "ThreadStack": "crashsight.diagnostics.hangs",
     "Diagnostic": "crashsight.diagnostics.models",
@@ -132,13 +142,16 @@ __all__ = (
     "FrameInfo",
     "FrameTooLargeError",
     "Heartbeat",
+    "JobVerdict",
     "ProcessInfo",
     "Progress",
     "ProtocolError",
+    "RankOutcome",
     "Ready",
     "Redactor",
     "Report",
     "RestartPolicy",
+    "RootCause",
     "Rule",
     "RulesError",
     "Runner",
@@ -160,6 +173,7 @@ __all__ = (
     "ThreadStack",
     "UserEvent",
     "Verdict",
+    "decide_root_cause",
     "load_rules",
     "parse_traceback",
     "write_report",

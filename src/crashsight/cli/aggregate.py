@@ -1,4 +1,4 @@
-"""``crashsight aggregate REPORT.json... --title-prefix TEXT``: one issue for many failed shards."""
+"""``crashsight aggregate REPORT.json...``: one verdict for many shards, or many ranks of one job."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..report.aggregate import aggregate, load_shard
+from ..report.aggregate_text import render_text
 from ..report.html import render_panel
 from ..report.panels import panel_from_aggregate
 from ..report.write import write_text_atomically
@@ -17,16 +18,18 @@ def add_aggregate_parser(subparsers: argparse._SubParsersAction[argparse.Argumen
     """Register ``aggregate``."""
     parser = subparsers.add_parser(
         "aggregate",
-        help="summarise many shards' reports as one issue title and body",
-        description="Read crashsight JSON reports (any version) and print an issue title and body.",
+        help="summarise many shards' or ranks' reports: the root cause, an issue title and body",
+        description="Read crashsight JSON reports (any version); for the ranks of one job, name "
+        "the rank that failed first and why, and the role of every other rank.",
     )
     parser.add_argument("reports", nargs="+", metavar="REPORT.json")
     parser.add_argument("--title-prefix", default="crashsight", help="start of the issue title")
     parser.add_argument(
         "--format",
-        choices=("markdown", "json"),
+        choices=("markdown", "text", "json"),
         default="markdown",
-        help="markdown: the title on the first line, then the body; json: for machines",
+        help="markdown: the title on the first line, then the body; text: the verdict first, "
+        "for a terminal; json: for machines",
     )
     parser.add_argument("--html", metavar="FILE", help="also write the HTML panel here")
     parser.set_defaults(handler=run_aggregate)
@@ -40,6 +43,8 @@ def run_aggregate(args: argparse.Namespace) -> int:
         print(f"crashsight aggregate: skipping {item.path}: {item.reason}", file=sys.stderr)
     if args.format == "json":
         print(result.model_dump_json(indent=2))
+    elif args.format == "text":
+        print(render_text(result), end="")
     else:
         print(result.title)
         print()
@@ -48,4 +53,4 @@ def run_aggregate(args: argparse.Namespace) -> int:
         write_text_atomically(render_panel(panel_from_aggregate(result)), args.html)
     if not result.shards:
         return 2
-    return 1 if result.failed_shards else 0
+    return 1 if result.failed_shards or result.missing_ranks else 0

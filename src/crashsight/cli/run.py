@@ -15,8 +15,10 @@ bad options or files   2
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import anyio
 
+from ..diagnostics.jobverdict import peers_named
 from ..errors import ConfigurationError, SpawnError
 from ..redact import Redactor
 from ..report.github import publish_to_github
@@ -33,11 +36,16 @@ from ..report.html import render_panel
 from ..report.kubernetes import default_termination_log, termination_message
 from ..report.model import Report
 from ..report.panels import panel_from_report
+from ..report.pathtemplate import expand_path
 from ..report.terminal import render_verdict, wants_colour
+from ..report.torchelastic import ERROR_FILE_ENV, write_error_file
 from ..report.write import check_report_path, write_report, write_text_atomically
+from ..supervisor.identity import IDENTITY_ENV, identity_from_env
+from ..supervisor.snapshot import StackOptions, parse_dump_signal
 from ..supervisor.status import ExitInfo, RunnerCancelled, RunnerFailed, RunnerStatus
 from ..supervisor.stop import StopPolicy
-from ..supervisor.supervisor import Supervisor
+from ..supervisor.supervisor import SpawnOptions, Supervisor
+from ..supervisor.timeline import first_error_at
 from .analyze import positive_int
 from .startup import StartupSignals
 
@@ -69,6 +77,30 @@ def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="time between SIGTERM and SIGKILL when stopping (default 5)",
     )
     parser.add_argument("--rules", metavar="FILE", help="TOML classification rules tried first")
+    stacks = parser.add_argument_group("stacks at a stop")
+    stacks.add_argument(
+        "--dump-signal",
+        type=_dump_signal,
+        default=signal.SIGUSR2,
+        metavar="SIGNAL",
+        help="signal that asks the Python processes for their stacks before a stop "
+        "(default SIGUSR2)",
+    )
+    stacks.add_argument(
+        "--stack-wait",
+        type=_grace,
+        default=1.0,
+        metavar="SECONDS",
+        help="how long to wait for the stacks before stopping anyway (default 1)",
+    )
+    stacks.add_argument(
+        "--native-stacks",
+        action="store_true",
+        help="add native (C/C++) frames with py-spy (pip install 'crashsight[stacks]')",
+    )
+    stacks.add_argument(
+        "--no-stacks", action="store_true", help="take no stacks and no process tree at a stop"
+    )
     parser.add_argument("--name", help="name of this run in reports (default: the command)")
     parser.add_argument(
         "--context",
@@ -103,6 +135,17 @@ def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         metavar="N",
         help="limit on processes and threads in the command's tree (needs a cgroup)",
     )
+    parser.add_argument(
+        "--rank",
+        type=_rank_number,
+        metavar="N",
+        help="this process's rank in a distributed job (default: from RANK, "
+        "OMPI_COMM_WORLD_RANK or SLURM_PROCID)",
+    )
+    parser.add_argument("--local-rank", type=_rank_number, metavar="N", help="rank on this host")
+    parser.add_argument(
+        "--world-size", type=_rank_number, metavar="N", help="number of ranks in the job"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     parser.set_defaults(handler=run_command)
 
@@ -112,6 +155,19 @@ def _context_item(text: str) -> tuple[str, str]:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key.strip(), value
+
+
+def _dump_signal(text: str) -> signal.Signals:
+    try:
+        return parse_dump_signal(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rank_number(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number 0 or more, got {text!r}")
+    return int(text)
 
 
 def _seconds(text: str) -> float:
@@ -172,11 +228,14 @@ def run_command(args: argparse.Namespace) -> int:
         )
         return 2
     try:
+        env = _identity_env(args)
+        paths = _paths(args, env)
         sinks = _Sinks(
-            report=check_report_path(args.report) if args.report else None,
-            html=check_report_path(args.html) if args.html else None,
-            termination_log=Path(args.termination_log) if args.termination_log else None,
+            report=check_report_path(paths["--report"]) if args.report else None,
+            html=check_report_path(paths["--html"]) if args.html else None,
+            termination_log=Path(paths["--termination-log"]) if args.termination_log else None,
             context=dict(args.context),
+            error_file=Path(os.environ[ERROR_FILE_ENV]) if os.environ.get(ERROR_FILE_ENV) else None,
         )
         supervisor = Supervisor(
             stop_policy=StopPolicy(grace=args.grace),
@@ -187,6 +246,9 @@ def run_command(args: argparse.Namespace) -> int:
             cgroup=args.cgroup,
             memory_max=args.memory_max,
             pids_max=args.pids_max,
+            stacks=None
+            if args.no_stacks
+            else StackOptions(args.dump_signal, wait=args.stack_wait, native=args.native_stacks),
         )
     except ConfigurationError as exc:
         print(f"crashsight run: {exc}", file=sys.stderr)
@@ -195,7 +257,55 @@ def run_command(args: argparse.Namespace) -> int:
     name = args.name or shlex.join(command)
     if startup.received is not None:
         return _never_started(startup.received, command, name, sinks)
-    return anyio.run(_supervise, supervisor, command, name, sinks, startup)
+    return anyio.run(_supervise, supervisor, command, name, sinks, startup, env)
+
+
+def _identity_env(args: argparse.Namespace) -> dict[str, str] | None:
+    """The runner's environment with ``--rank``/``--local-rank``/``--world-size``, if given.
+
+    They travel as crashsight's own variables, so the worker's RANK and friends are untouched.
+
+    Raises:
+        ConfigurationError: ``--local-rank``/``--world-size`` without ``--rank``, or a rank
+            that is not below the world size.
+    """
+    given = {
+        IDENTITY_ENV.rank: args.rank,
+        IDENTITY_ENV.local_rank: args.local_rank,
+        IDENTITY_ENV.world_size: args.world_size,
+    }
+    if all(value is None for value in given.values()):
+        return None
+    if args.rank is None:
+        raise ConfigurationError("--local-rank and --world-size need --rank")
+    if args.world_size is not None and args.rank >= args.world_size:
+        raise ConfigurationError(f"--rank {args.rank} is not below --world-size {args.world_size}")
+    return {**os.environ, **{name: str(v) for name, v in given.items() if v is not None}}
+
+
+def _paths(args: argparse.Namespace, env: dict[str, str] | None) -> dict[str, str]:
+    """Every path option with ``{rank}``, ``{local_rank}``, ``{host}``, ``{pid}`` filled in.
+
+    Raises:
+        ConfigurationError: a bad or unknown placeholder (see `expand_path`).
+    """
+    identity = identity_from_env(env if env is not None else os.environ)
+    values = {
+        "rank": identity.rank,
+        "local_rank": identity.local_rank,
+        "host": identity.host or socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    options = {
+        "--report": args.report,
+        "--html": args.html,
+        "--termination-log": args.termination_log,
+    }
+    return {
+        option: expand_path(option, template, values)
+        for option, template in options.items()
+        if template
+    }
 
 
 @dataclass(frozen=True)
@@ -206,6 +316,7 @@ class _Sinks:
     html: Path | None
     termination_log: Path | None
     context: dict[str, str]
+    error_file: Path | None = None
 
 
 async def _supervise(
@@ -214,6 +325,7 @@ async def _supervise(
     name: str,
     sinks: _Sinks,
     startup: StartupSignals,
+    env: dict[str, str] | None = None,
 ) -> int:
     redactor = Redactor()
     if sinks.context:
@@ -226,7 +338,10 @@ async def _supervise(
             early = startup.received or supervisor.received_signal
             if early is not None:
                 return _never_started(early, command, name, sinks)
-            runner = await supervisor.spawn_command(command, name=name, inherit_stdin=True)
+            options: SpawnOptions = {"name": name, "inherit_stdin": True}
+            if env is not None:
+                options["env"] = env
+            runner = await supervisor.spawn_command(command, **options)
             status = await runner.wait()
     except SpawnError as exc:
         print(f"crashsight run: {exc}", file=sys.stderr)
@@ -235,6 +350,8 @@ async def _supervise(
     report = Report.from_status(
         status, attempts=len(runner.attempts), context=sinks.context, redactor=redactor
     )
+    if status.status == "cancelled" and supervisor.received_signal is not None:
+        report = _stopped_by_launcher(report)
     _publish(report, sinks)
     return exit_code_for(status, supervisor.received_signal)
 
@@ -251,8 +368,27 @@ def _never_started(received: signal.Signals, command: list[str], name: str, sink
         duration_s=0.0,
         reason=f"crashsight received {received.name} during start-up; the command never started",
     )
-    _publish(Report.from_status(status, context=sinks.context), sinks)
+    _publish(_stopped_by_launcher(Report.from_status(status, context=sinks.context)), sinks)
     return 128 + received.value
+
+
+def _stopped_by_launcher(report: Report) -> Report:
+    """The role of a run whose crashsight was signalled: what a launcher does to the survivors.
+
+    torchrun, srun and mpirun stop the other ranks by signalling the process they started, which
+    is crashsight. The rank is collateral of another's failure, or a consequence when it had
+    already hit a comm error of its own (the catalogue's consequence entries) before the signal.
+    """
+    hit = [d for d in report.diagnostics if d.role == "consequence" and not d.evidence_only]
+    return report.model_copy(
+        update={
+            "role": "consequence" if hit else "collateral",
+            "category": hit[0].category if hit else None,
+            "subcategory": hit[0].subcategory if hit else None,
+            "first_error_at": first_error_at(report.diagnostics, report.ended_at),
+            "blamed_peers": peers_named(report.diagnostics),
+        }
+    )
 
 
 def _publish(report: Report, sinks: _Sinks) -> None:
@@ -272,6 +408,8 @@ def _publish(report: Report, sinks: _Sinks) -> None:
     if termination_log is not None and report.status != "succeeded":
         message = termination_message(report)
         writes.append(("termination log", partial(termination_log.write_text, message)))
+    if sinks.error_file is not None and report.status != "succeeded":
+        writes.append(("torchrun error file", partial(write_error_file, report, sinks.error_file)))
     failed = set()
     for what, write in writes:
         try:

@@ -9,9 +9,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Diagnostic", "Signature", "TimeoutKind"]
+__all__ = ["ROLES", "Diagnostic", "MessageAt", "Role", "Signature", "TimeoutKind"]
 
 TimeoutKind = Literal["deadline", "no_progress"]
+MessageAt = Literal["line", "next_line", "error_above"]
+
+#: What a failure means for a job of many ranks: its own fault (``root_cause``), a peer's failure
+#: that reached it (``consequence``), or a stop it did not cause (``collateral``).
+Role = Literal["root_cause", "consequence", "collateral"]
+
+#: The roles, strongest claim to be a job's root cause first.
+ROLES: tuple[Role, ...] = ("root_cause", "consequence", "collateral")
 
 
 class Signature(BaseModel):
@@ -36,6 +44,16 @@ class Signature(BaseModel):
     evidence_only: bool = Field(
         default=False,
         description="Kept in the report as evidence, but never the verdict on its own.",
+    )
+    role: Role = Field(
+        default="root_cause",
+        description="The role of a verdict this line decides: comm failures are consequences.",
+    )
+    message_at: MessageAt = Field(
+        default="line",
+        description="Where the failure's own words are, for the summary: on the matched line, "
+        "on the line after it (a Rust panic's message), or on the nearest 'SomethingError: ...' "
+        "line above it (Node.js prints its version after the uncaught error).",
     )
 
     @cached_property
@@ -65,6 +83,7 @@ class Diagnostic(BaseModel):
     description: str
     hint: str
     evidence_only: bool = False
+    role: Role = "root_cause"
 
     @classmethod
     def of(
@@ -96,4 +115,5 @@ class Diagnostic(BaseModel):
             description=signature.description,
             hint=signature.hint,
             evidence_only=signature.evidence_only or not decisive,
+            role=signature.role,
         )

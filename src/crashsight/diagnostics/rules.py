@@ -25,12 +25,17 @@ Matchers (see `crashsight.diagnostics.classify` for how each is evaluated):
 ``signals``       list of signal names (``SIGKILL``)
 ``timeout``       ``deadline`` or ``no_progress``: which supervisor watchdog fired
 ``oom_killed``    true/false: whether the cgroup counted an OOM kill
+``oom_in_tree``   true/false: whether the runner's own memory cgroup counted an OOM kill (exact)
 ``pids_limited``  true/false: whether the runner's cgroup refused a fork at its pids limit
 ================  ================================================================================
 
-``category``, ``subcategory`` and ``hint`` may use ``{exception}`` (bare class name of the matched
+``role`` says what the verdict means for a job of many ranks: ``root_cause`` (the worker's own
+fault, the default), ``consequence`` (a peer's failure reached it: a comm error) or ``collateral``
+(stopped by a signal it did not cause); ``{signature.role}`` takes the matched catalogue entry's.
+
+``category``, ``subcategory``, ``hint`` and ``role`` may use ``{exception}`` (bare class name of the matched
 exception; needs ``exception`` or ``message``) and ``{signature.id}``, ``{signature.category}``,
-``{signature.subcategory}``, ``{signature.hint}`` (the matched diagnostic; needs ``signature``).
+``{signature.subcategory}``, ``{signature.hint}``, ``{signature.role}`` (the matched diagnostic; needs ``signature``).
 That is what keeps the built-in table to one rule per precedence tier.
 """
 
@@ -62,7 +67,7 @@ from pydantic import (
 
 from ..errors import RulesError
 from .catalogue import SIGNATURE_IDS, ids_matching
-from .models import TimeoutKind
+from .models import ROLES, TimeoutKind
 
 __all__ = ["MATCHERS", "Rule", "builtin_rules", "load_rules", "parse_rules", "rules_from_data"]
 
@@ -77,6 +82,7 @@ MATCHERS = (
     "signals",
     "timeout",
     "oom_killed",
+    "oom_in_tree",
     "pids_limited",
 )
 _TEMPLATE_FIELDS = {
@@ -85,7 +91,9 @@ _TEMPLATE_FIELDS = {
     "signature.category": ("signature",),
     "signature.subcategory": ("signature",),
     "signature.hint": ("signature",),
+    "signature.role": ("signature",),
 }
+_ROLE_FROM_SIGNATURE = "{signature.role}"
 
 
 def _as_tuple(value: object) -> tuple[object, ...]:
@@ -108,6 +116,7 @@ class Rule(BaseModel):
     category: str = Field(min_length=1)
     subcategory: str | None = None
     hint: str | None = None
+    role: str | None = None
     exception: tuple[str, ...] | None = None
     message: str | None = None
     errno: tuple[int, ...] | None = None
@@ -117,6 +126,7 @@ class Rule(BaseModel):
     signals: tuple[str, ...] | None = None
     timeout: TimeoutKind | None = None
     oom_killed: bool | None = None
+    oom_in_tree: bool | None = None
     pids_limited: bool | None = None
     _origin: str = PrivateAttr(default="rule")
 
@@ -198,7 +208,10 @@ class Rule(BaseModel):
     def _coherent(self) -> Rule:
         if not self.matchers:
             raise ValueError(f"rule has no matchers; give at least one of {', '.join(MATCHERS)}")
-        for key in ("category", "subcategory", "hint"):
+        if self.role is not None and self.role not in (*ROLES, _ROLE_FROM_SIGNATURE):
+            choices = ", ".join((*ROLES, _ROLE_FROM_SIGNATURE))
+            raise ValueError(f"role: {self.role!r} is not one of {choices}")
+        for key in ("category", "subcategory", "hint", "role"):
             for field in _template_fields(key, getattr(self, key)):
                 if field not in _TEMPLATE_FIELDS:
                     raise ValueError(f"{key}: unknown placeholder {{{field}}}")

@@ -11,8 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..diagnostics.children import ChildProcess
 from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
-from ..diagnostics.models import Diagnostic, TimeoutKind
+from ..diagnostics.models import Diagnostic, Role, TimeoutKind
+from ..diagnostics.phases import frames_kind, stacks_kind
 from ..redact import Redactor
 from ..supervisor.status import (
     Containment,
@@ -56,6 +58,7 @@ class Report(BaseModel):
     peak_rss_bytes: int | None = None
     timeout: TimeoutKind | None = None
     oom_killed: bool | None = None
+    in_child: ChildProcess | None = None
     signals_sent: list[str] = Field(default_factory=list)
     protocol_issues: list[ProtocolIssue] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
@@ -65,11 +68,30 @@ class Report(BaseModel):
         description="How the runner's processes were contained (cgroup or process group) and "
         "why, with its own cgroup's memory and pids counters.",
     )
+    phase_kind: str | None = Field(
+        default=None,
+        description="The kind of work it failed in (data, initialization, training, evaluation, "
+        "checkpoint, export, monitoring), from the termination error's frames or, for a hang, "
+        "the stuck thread's stack; see crashsight.diagnostics.phases.",
+    )
     stacks: list[ThreadStack] = Field(default_factory=list)
     blocked_in: BlockedIn | None = None
     process_tree: list[ProcessInfo] = Field(default_factory=list)
     attempts: int = 1
     context: dict[str, str] = Field(default_factory=dict)
+    rank: int | None = None
+    local_rank: int | None = None
+    world_size: int | None = None
+    node_rank: int | None = None
+    host: str | None = None
+    role: Role | None = Field(
+        default=None,
+        description="For a failure: root_cause, consequence or collateral (see the rules' "
+        "taxonomy); None for a success.",
+    )
+    first_error_at: datetime | None = None
+    ended_at: datetime | None = None
+    blamed_peers: list[str] = Field(default_factory=list)
 
     @classmethod
     def from_status(
@@ -92,6 +114,10 @@ class Report(BaseModel):
                     "termination_error",
                     "timeout",
                     "oom_killed",
+                    "role",
+                    "first_error_at",
+                    "blamed_peers",
+                    "in_child",
                 }
             )
         elif isinstance(status, RunnerCancelled):
@@ -117,13 +143,38 @@ class Report(BaseModel):
                 "notes",
                 "leftovers_killed",
                 "containment",
+                "rank",
+                "local_rank",
+                "world_size",
+                "node_rank",
+                "host",
+                "ended_at",
                 "stacks",
                 "blocked_in",
                 "process_tree",
             }
         )
         report = cls.model_validate(
-            {**common, **outcome, "attempts": attempts, "context": context or {}}
+            {
+                **common,
+                **outcome,
+                "phase_kind": _phase_kind(status) if isinstance(status, RunnerFailed) else None,
+                "attempts": attempts,
+                "context": context or {},
+            }
         )
         redactor = redactor or Redactor()
         return cls.model_validate(redactor.report_fields(report.model_dump(mode="json")))
+
+
+def _phase_kind(status: RunnerFailed) -> str | None:
+    """The kind of work a failed runner was doing: its error's frames, else the stuck thread's."""
+    found = frames_kind(status.termination_error)
+    if found is None and status.stacks:
+        stuck = status.blocked_in
+        stacks = sorted(
+            status.stacks,
+            key=lambda s: not (stuck and (s.pid, s.thread_id) == (stuck.pid, stuck.thread_id)),
+        )
+        found = stacks_kind(stack.frames for stack in stacks)
+    return found[0] if found else None

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from ..diagnostics.analysis_model import AnalyzeResult
-from .aggregate import Aggregate
+from .aggregate import Aggregate, ordered_for_reading, root_cause_line
 from .html import Panel, PanelRow, TimelineEntry
 from .markdown import verdict_label
 from .model import Report
+from .stacks_text import stack_lines, tree_lines
 from .terminal import render_verdict
 
 __all__ = ["panel_from_aggregate", "panel_from_analysis", "panel_from_report"]
@@ -44,6 +45,12 @@ def panel_from_report(report: Report) -> Panel:
     text = render_verdict(report)
     if report.stderr_tail:
         text += "\n\nstderr tail:\n" + "\n".join(report.stderr_tail)
+    if report.stacks:
+        text += "\n\nstacks at the stop:\n" + "\n".join(
+            stack_lines(report.stacks, report.process_tree)
+        )
+    if report.process_tree:
+        text += "\n\nprocess tree at the stop:\n" + "\n".join(tree_lines(report.process_tree))
     return Panel(
         title=f"crashsight: {report.name}",
         status=report.status,
@@ -64,28 +71,42 @@ def panel_from_report(report: Report) -> Panel:
         timeline=sorted(timeline, key=lambda entry: entry.when),
         traceback=report.termination_error,
         stderr_tail=report.stderr_tail,
+        stacks=report.stacks,
+        blocked_in=report.blocked_in,
+        process_tree=report.process_tree,
         full_text=text,
     )
 
 
 def panel_from_aggregate(result: Aggregate) -> Panel:
-    """The page for `crashsight aggregate`: one row per shard."""
+    """The page for `crashsight aggregate`: the root cause first, then one row per report."""
+    cause = root_cause_line(result.root_cause, result.shards, result.missing_ranks)
+    noun = "ranks" if result.root_cause is not None else "shards"
     return Panel(
         title=result.title,
-        status="failed" if result.failed_shards else "succeeded",
+        status="failed" if result.failed_shards or result.missing_ranks else "succeeded",
         verdict=" + ".join(f"{c} x{n}" for c, n in result.classes.items()) or "no failures",
-        summary=f"{result.failed_shards} of {result.total_shards} shards failed",
+        summary=cause or f"{result.failed_shards} of {result.total_shards} {noun} failed",
+        facts=[("basis", step) for step in (result.root_cause.basis if result.root_cause else [])],
         rows=[
             PanelRow(
-                label=shard.context.get("shard") or shard.path or shard.name,
+                label=(f"rank {shard.rank}" if shard.rank is not None else None)
+                or shard.context.get("shard")
+                or shard.path
+                or shard.name,
                 verdict=verdict_label(shard),
                 count=1,
                 example=shard.summary,
+                detail=shard.role.replace("_", " ") if shard.role else "",
             )
-            for shard in result.shards
+            for shard in ordered_for_reading(result)[:_MAX_PANEL_ROWS]
         ],
         full_text=f"{result.title}\n\n{result.body}",
     )
+
+
+#: Rows of the aggregate page: thousands of ranks would make a page nobody reads.
+_MAX_PANEL_ROWS = 500
 
 
 def panel_from_analysis(result: AnalyzeResult, text: str) -> Panel:

@@ -14,8 +14,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..diagnostics.children import ChildProcess
 from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
-from ..diagnostics.models import Diagnostic, TimeoutKind
+from ..diagnostics.models import Diagnostic, Role, TimeoutKind
 from ..diagnostics.oom import MemoryPressure
 from ..protocol import ExceptionInfo
 
@@ -188,6 +189,14 @@ class _StatusBase(_Model):
     containment: Containment | None = Field(
         default=None, description="None when the runner never started."
     )
+    rank: int | None = Field(
+        default=None, description="Rank in a distributed job (RANK, OMPI_COMM_WORLD_RANK, ...)."
+    )
+    local_rank: int | None = None
+    world_size: int | None = None
+    node_rank: int | None = Field(default=None, description="torchrun's GROUP_RANK, Slurm's node.")
+    host: str | None = Field(default=None, description="The machine the runner ran on.")
+    ended_at: datetime | None = Field(default=None, description="When the runner was reaped (UTC).")
     stacks: list[ThreadStack] = Field(
         default_factory=list,
         description="Every Python thread's stack at a stop (crashsight's own, or a SIGTERM from "
@@ -219,6 +228,25 @@ class RunnerFailed(_StatusBase):
     termination_error: TerminationInfo | None = None
     timeout: TimeoutKind | None = None
     oom_killed: bool | None = Field(default=None, description="None when it could not be told.")
+    role: Role = Field(
+        default="root_cause",
+        description="In a job of many ranks: its own fault (root_cause), a peer's failure that "
+        "reached it (consequence), or stopped by a signal it did not cause (collateral).",
+    )
+    first_error_at: datetime | None = Field(
+        default=None,
+        description="UTC time of the first failure evidence: the first diagnostic line, the "
+        "exception, or the death, whichever came first.",
+    )
+    blamed_peers: list[str] = Field(
+        default_factory=list,
+        description="Peers its comm errors name (host:port as printed), for the job verdict.",
+    )
+    in_child: ChildProcess | None = Field(
+        default=None,
+        description="The worker's child whose death explains the failure (pool, DataLoader or "
+        "subprocess), when the worker reported one; the wrapper stays in termination_error.",
+    )
 
 
 class RunnerCancelled(_StatusBase):

@@ -15,12 +15,16 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..diagnostics.catalogue import enrich_fields
+from ..diagnostics.children import ChildProcess, find_child
 from ..diagnostics.classify import Facts, Verdict
 from ..diagnostics.collector import StderrCollector
+from ..diagnostics.jobverdict import peers_named
 from ..diagnostics.oom import OomCounters, oom_evidence, read_cgroup_oom_counters
+from ..diagnostics.summary import summary_line
 from ..diagnostics.tracebacks import TracebackCapture
 from ..protocol import RunnerTerminationError
 from ..redact import Redactor
+from .identity import identity_from_env
 from .status import (
     Containment,
     ErrorChunk,
@@ -34,6 +38,7 @@ from .status import (
     TaskSummary,
     TerminationInfo,
 )
+from .timeline import TracebackClock, first_error_at
 
 if TYPE_CHECKING:
     from ..diagnostics.models import TimeoutKind
@@ -61,9 +66,11 @@ class AttemptFacts:
     exit: ExitInfo | None = None
     peak_rss_bytes: int | None = None
     ended_mono: float | None = None
+    ended_at: datetime | None = None
     in_flight: dict[str, None] = field(default_factory=dict)
     failed_tasks: list[TaskError] = field(default_factory=list)
     termination_error: RunnerTerminationError | None = None
+    termination_at: datetime | None = None
     cancel_reason: str | None = None
     timeout: TimeoutKind | None = None
     signals_sent: list[str] = field(default_factory=list)
@@ -73,12 +80,15 @@ class AttemptFacts:
     issues_dropped: int = 0
     events_dropped: int = 0
     capture: TracebackCapture = field(default_factory=TracebackCapture)
+    traceback_clock: TracebackClock = field(default_factory=TracebackClock)
     snapshot: Snapshot | None = None
     collector: StderrCollector = field(init=False)
 
     def __post_init__(self) -> None:
         self.collector = StderrCollector(
-            self.config.signatures, line_sinks=[self.capture], enrich=enrich_fields
+            self.config.signatures,
+            line_sinks=[self.capture, self.traceback_clock],
+            enrich=enrich_fields,
         )
 
     def start(self, pid: int, oom_before: OomCounters | None) -> None:
@@ -94,6 +104,12 @@ class AttemptFacts:
         self.exit = exit_info
         self.peak_rss_bytes = peak_rss_bytes
         self.ended_mono = time.monotonic()
+        self.ended_at = datetime.now(UTC)
+
+    def terminated_with(self, error: RunnerTerminationError) -> None:
+        """The runner sent the exception that ends it; its arrival is failure evidence."""
+        self.termination_error = error
+        self.termination_at = datetime.now(UTC)
 
     def task_started(self, task_id: str) -> None:
         """A task began."""
@@ -122,6 +138,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
     if facts.issues_dropped:
         notes.append(f"{facts.issues_dropped} more protocol issues were not kept")
     tail, diagnostics = facts.collector.tail, facts.collector.diagnostics  # both computed
+    identity = identity_from_env(config.env if config.env is not None else os.environ)
     common = {
         "runner_id": config.runner_id,
         "name": config.name,
@@ -141,6 +158,8 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         "leftovers_killed": facts.leftovers_killed,
         "events_dropped": facts.events_dropped,
         "containment": facts.containment,
+        **identity.model_dump(),
+        "ended_at": facts.ended_at,
     }
     redactor = Redactor(config.env if config.env is not None else os.environ)
     if facts.snapshot is not None:
@@ -154,8 +173,12 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         status = RunnerSucceeded(**common)
     else:
         termination = _termination(facts)
-        oom = _oom_killed(facts.oom_before, exit_info, facts.containment)
-        pids_hits = facts.containment.pids_limit_hits if facts.containment else None
+        chain = termination.chain() if termination is not None else []
+        child = find_child(chain, diagnostics, exit_info.signal)
+        own = facts.containment
+        in_tree = None if own is None or own.oom_kills is None else own.oom_kills > 0
+        oom = _oom_killed(facts.oom_before, exit_info, child) if in_tree is None else in_tree
+        pids_hits = own.pids_limit_hits if own is not None else None
         verdict = config.classifier.classify(
             Facts(
                 termination_error=termination,
@@ -165,7 +188,9 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
                 signal=exit_info.signal,
                 timeout=facts.timeout,
                 oom_killed=oom,
+                oom_in_tree=in_tree,
                 pids_limited=None if pids_hits is None else pids_hits > 0,
+                in_child=child,
             )
         )
         status = RunnerFailed(
@@ -173,10 +198,21 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
             subcategory=verdict.subcategory,
             hint=verdict.hint,
             rule=verdict.rule,
-            summary=_summary(verdict, facts, exit_info, termination, redactor),
+            summary=_summary(verdict, facts, exit_info, termination, redactor, child),
+            in_child=child,
             termination_error=termination,
             timeout=facts.timeout,
             oom_killed=oom,
+            role=verdict.role,
+            first_error_at=first_error_at(
+                diagnostics,
+                facts.traceback_clock.first,
+                facts.termination_at,
+                facts.ended_at,
+            ),
+            blamed_peers=peers_named(
+                diagnostics, termination.chain() if termination is not None else []
+            ),
             **common,
         )
         chunks = [
@@ -197,17 +233,15 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
 
 
 def _oom_killed(
-    before: OomCounters | None, exit_info: ExitInfo, containment: Containment | None
+    before: OomCounters | None, exit_info: ExitInfo, child: ChildProcess | None
 ) -> bool | None:
-    """OOM-kill evidence: exact from the runner's own memory cgroup, whatever the exit.
+    """OOM-kill evidence from a cgroup shared with others, for a death by signal (the worker's or
+    a child's), else None. A shell's 128+N exit status counts as a death by signal.
 
-    Without one, the shared cgroup's counters are consulted for a death by SIGKILL (or a shell's
-    137 report of one) only, since another process's OOM kill may be counted there too.
+    Used only when the runner has no memory cgroup of its own, whose count is exact instead.
     """
-    if containment is not None and containment.oom_kills is not None:
-        return containment.oom_kills > 0
-    by_signal = exit_info.signal == "SIGKILL" or exit_info.code == 137  # the OOM killer's signal
-    if before is None or not by_signal:
+    by_signal = exit_info.signal is not None or (exit_info.code or 0) > 128
+    if before is None or not (by_signal or child is not None):
         return None
     after = read_cgroup_oom_counters(before.cgroup, hierarchy=before.hierarchy)
     return oom_evidence(before, after)
@@ -254,27 +288,37 @@ def _summary(
     exit_info: ExitInfo,
     termination: TerminationInfo | None,
     redactor: Redactor,
+    child: ChildProcess | None,
 ) -> str:
-    """One line for a human: ``gpu/oom: CUDA out of memory. Tried to allocate 2.00 GiB``."""
+    """One line for a human: ``gpu/oom: CUDA out of memory. Tried to allocate 2.00 GiB``.
+
+    A child's death says whose: ``crash/segfault in child toktx (pid 4242): ...``.
+    """
     label = verdict.category + (f"/{verdict.subcategory}" if verdict.subcategory else "")
+    if child is not None:
+        label += f" in {child.label()}"
     config = facts.config
     stuck = facts.snapshot.blocked_in if facts.snapshot is not None else None
+    # A child's crash that a watchdog only noticed later (tier 0 of the rules) explains itself.
+    timed_out = facts.timeout if not (child is not None and verdict.evidence) else None
     counted = _counted_by_own_cgroup(verdict, facts.containment)
     if counted is not None:
         because = counted
-    elif facts.timeout == "deadline":
+    elif timed_out == "deadline":
         where = f"stopped in {stuck.describe()}" if stuck else "stopped"
         because = f"still running after the {config.deadline:g} s deadline; {where}"
-    elif facts.timeout == "no_progress":
+    elif timed_out == "no_progress":
         where = f"blocked in {stuck.describe()}" if stuck else "stopped"
         because = f"no event or output for {config.no_progress_timeout:g} s; {where}"
     elif verdict.evidence:
         because = verdict.evidence
+    elif child is not None and child.exit is not None:
+        because = child.exit
     elif termination is not None:
         because = termination.summary()
     else:
         because = exit_info.description
-    first_line = because.strip().splitlines()[0] if because.strip() else exit_info.description
+    first_line = summary_line(because) or exit_info.description
     # "python/KeyError: KeyError: 'x'" says the type twice; keep it once.
     first_line = first_line.removeprefix(f"{verdict.subcategory}: ")
     if (

@@ -139,7 +139,9 @@ SIGNATURES: tuple[Signature, ...] = (
     ),
     Signature(
         id="python.connection_reset", category="http", subcategory="connection",
-        pattern=r"(?:\[Errno (?P<errno>\d+)\] )?Connection reset by peer",
+        # gloo ("Read error [host]:port: Connection reset by peer") and torch's store client print
+        # the same strerror; those lines are comm failures (signatures/comm.py), never HTTP.
+        pattern=r"^(?!.*(?:Read error \[|Write error \[|SocketImpl\(|DistNetworkError)).*?(?:\[Errno (?P<errno>\d+)\] )?Connection reset by peer",
         literals=("Connection reset by peer",),
         description="The remote end reset an open connection (ECONNRESET): it crashed, restarted or a proxy cut it.",
         hint="Retry with backoff; if it persists, check the server's and any proxy's logs.",
