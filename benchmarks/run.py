@@ -28,6 +28,7 @@ from . import (
     bench_collector,
     bench_failure,
     bench_flood,
+    bench_ray,
     bench_scale,
     bench_spawn,
     bench_stacks,
@@ -46,6 +47,7 @@ BENCHMARKS: dict[str, Callable[[Settings], BenchResult]] = {
     "scale": bench_scale.run,
     "analyze": bench_analyze.run,
     "stacks": bench_stacks.run,
+    "ray": bench_ray.run,
 }
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import anyio
 
 from ..diagnostics.jobverdict import peers_named
+from ..diagnostics.launcher import LauncherSplitter, is_torch_launcher
 from ..errors import ConfigurationError, SpawnError
 from ..redact import Redactor
 from ..report.github import publish_to_github
@@ -117,6 +118,17 @@ def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="write the verdict for Kubernetes (default in a pod: /dev/termination-log)",
     )
     parser.add_argument(
+        "--rank",
+        type=_rank_number,
+        metavar="N",
+        help="this process's rank in a distributed job (default: from RANK, "
+        "OMPI_COMM_WORLD_RANK or SLURM_PROCID)",
+    )
+    parser.add_argument("--local-rank", type=_rank_number, metavar="N", help="rank on this host")
+    parser.add_argument(
+        "--world-size", type=_rank_number, metavar="N", help="number of ranks in the job"
+    )
+    parser.add_argument(
         "--cgroup",
         choices=("auto", "off", "required"),
         default="auto",
@@ -134,17 +146,6 @@ def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         type=positive_int,
         metavar="N",
         help="limit on processes and threads in the command's tree (needs a cgroup)",
-    )
-    parser.add_argument(
-        "--rank",
-        type=_rank_number,
-        metavar="N",
-        help="this process's rank in a distributed job (default: from RANK, "
-        "OMPI_COMM_WORLD_RANK or SLURM_PROCID)",
-    )
-    parser.add_argument("--local-rank", type=_rank_number, metavar="N", help="rank on this host")
-    parser.add_argument(
-        "--world-size", type=_rank_number, metavar="N", help="number of ranks in the job"
     )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     parser.set_defaults(handler=run_command)
@@ -243,12 +244,12 @@ def run_command(args: argparse.Namespace) -> int:
             no_progress_timeout=args.no_progress_timeout,
             rules=args.rules,
             handle_signals=True,
-            cgroup=args.cgroup,
-            memory_max=args.memory_max,
-            pids_max=args.pids_max,
             stacks=None
             if args.no_stacks
             else StackOptions(args.dump_signal, wait=args.stack_wait, native=args.native_stacks),
+            cgroup=args.cgroup,
+            memory_max=args.memory_max,
+            pids_max=args.pids_max,
         )
     except ConfigurationError as exc:
         print(f"crashsight run: {exc}", file=sys.stderr)
@@ -331,6 +332,7 @@ async def _supervise(
     if sinks.context:
         described = " ".join(f"{key}={value}" for key, value in sinks.context.items())
         print(f"crashsight: context {redactor.text(described)}", file=sys.stderr)
+    launcher = LauncherSplitter() if is_torch_launcher(command) else None
     try:
         async with supervisor:
             # From here the supervisor's own handlers listen; a signal before them was recorded.
@@ -341,6 +343,8 @@ async def _supervise(
             options: SpawnOptions = {"name": name, "inherit_stdin": True}
             if env is not None:
                 options["env"] = env
+            if launcher is not None:
+                options["stderr_sinks"] = [launcher]
             runner = await supervisor.spawn_command(command, **options)
             status = await runner.wait()
     except SpawnError as exc:
@@ -352,24 +356,11 @@ async def _supervise(
     )
     if status.status == "cancelled" and supervisor.received_signal is not None:
         report = _stopped_by_launcher(report)
+    job = launcher.job(supervisor.classifier) if launcher else None
+    if job is not None:
+        report = report.with_launcher_job(job, redactor)
     _publish(report, sinks)
     return exit_code_for(status, supervisor.received_signal)
-
-
-def _never_started(received: signal.Signals, command: list[str], name: str, sinks: _Sinks) -> int:
-    """Interrupted before the command started: a cancelled report, and the usual 128+N."""
-    status = RunnerCancelled(
-        runner_id="",
-        name=name,
-        pid=0,
-        command=command,
-        exit=ExitInfo(code=None, description="never started"),
-        started_at=datetime.now(UTC),
-        duration_s=0.0,
-        reason=f"crashsight received {received.name} during start-up; the command never started",
-    )
-    _publish(_stopped_by_launcher(Report.from_status(status, context=sinks.context)), sinks)
-    return 128 + received.value
 
 
 def _stopped_by_launcher(report: Report) -> Report:
@@ -389,6 +380,22 @@ def _stopped_by_launcher(report: Report) -> Report:
             "blamed_peers": peers_named(report.diagnostics),
         }
     )
+
+
+def _never_started(received: signal.Signals, command: list[str], name: str, sinks: _Sinks) -> int:
+    """Interrupted before the command started: a cancelled report, and the usual 128+N."""
+    status = RunnerCancelled(
+        runner_id="",
+        name=name,
+        pid=0,
+        command=command,
+        exit=ExitInfo(code=None, description="never started"),
+        started_at=datetime.now(UTC),
+        duration_s=0.0,
+        reason=f"crashsight received {received.name} during start-up; the command never started",
+    )
+    _publish(Report.from_status(status, context=sinks.context), sinks)
+    return 128 + received.value
 
 
 def _publish(report: Report, sinks: _Sinks) -> None:

@@ -69,14 +69,14 @@ class Facts(BaseModel):
         description="Whether the runner's own memory cgroup counted an OOM kill of any process "
         "of its tree (exact); None without a memory cgroup of its own.",
     )
-    pids_limited: bool | None = Field(
-        default=None,
-        description="Whether the runner's cgroup refused a fork at its pids limit; None: no limit.",
-    )
     in_child: ChildProcess | None = Field(
         default=None,
         description="The worker's child whose death it reported (`children.find_child`); its "
         "signal counts for ``signals`` when the worker itself was not killed by one.",
+    )
+    pids_limited: bool | None = Field(
+        default=None,
+        description="Whether the runner's cgroup refused a fork at its pids limit; None: no limit.",
     )
 
 

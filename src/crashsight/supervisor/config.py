@@ -6,7 +6,7 @@ both read it without importing each other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -46,6 +46,8 @@ class RunnerConfig:
     signatures: Sequence[Signature]
     user_events: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     guardian: Guardian | None = None
+    #: Extra collector line sinks for the runner's stderr (the torchrun splitter, for one).
+    stderr_sinks: Sequence[Callable[[str], None]] = ()
     #: How stacks are taken before a stop; None takes none.
     stacks: StackOptions | None = None
     #: Where this runner's cgroups go (or why it gets none); None: cgroups are off.

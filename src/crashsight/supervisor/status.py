@@ -186,9 +186,6 @@ class _StatusBase(_Model):
         "supervisor killed after the runner itself had exited.",
     )
     events_dropped: int = 0
-    containment: Containment | None = Field(
-        default=None, description="None when the runner never started."
-    )
     rank: int | None = Field(
         default=None, description="Rank in a distributed job (RANK, OMPI_COMM_WORLD_RANK, ...)."
     )
@@ -197,6 +194,9 @@ class _StatusBase(_Model):
     node_rank: int | None = Field(default=None, description="torchrun's GROUP_RANK, Slurm's node.")
     host: str | None = Field(default=None, description="The machine the runner ran on.")
     ended_at: datetime | None = Field(default=None, description="When the runner was reaped (UTC).")
+    containment: Containment | None = Field(
+        default=None, description="None when the runner never started."
+    )
     stacks: list[ThreadStack] = Field(
         default_factory=list,
         description="Every Python thread's stack at a stop (crashsight's own, or a SIGTERM from "

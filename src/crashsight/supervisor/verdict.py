@@ -87,7 +87,7 @@ class AttemptFacts:
     def __post_init__(self) -> None:
         self.collector = StderrCollector(
             self.config.signatures,
-            line_sinks=[self.capture, self.traceback_clock],
+            line_sinks=[self.capture, self.traceback_clock, *self.config.stderr_sinks],
             enrich=enrich_fields,
         )
 
@@ -157,9 +157,9 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         "notes": notes,
         "leftovers_killed": facts.leftovers_killed,
         "events_dropped": facts.events_dropped,
-        "containment": facts.containment,
         **identity.model_dump(),
         "ended_at": facts.ended_at,
+        "containment": facts.containment,
     }
     redactor = Redactor(config.env if config.env is not None else os.environ)
     if facts.snapshot is not None:
@@ -189,8 +189,8 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
                 timeout=facts.timeout,
                 oom_killed=oom,
                 oom_in_tree=in_tree,
-                pids_limited=None if pids_hits is None else pids_hits > 0,
                 in_child=child,
+                pids_limited=None if pids_hits is None else pids_hits > 0,
             )
         )
         status = RunnerFailed(
