@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import (
+    bench_aggregate,
     bench_analyze,
     bench_channel,
     bench_collector,
@@ -44,6 +45,7 @@ BENCHMARKS: dict[str, Callable[[Settings], BenchResult]] = {
     "spawn": bench_spawn.run,
     "scale": bench_scale.run,
     "analyze": bench_analyze.run,
+    "aggregate": bench_aggregate.run,
 }
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EXPECTED = ("channel", "failure", "collector", "flood", "spawn", "scale", "analyze")
+EXPECTED = (
+    "channel", "failure", "collector", "flood", "spawn", "scale", "analyze", "aggregate",
+)  # fmt: skip
 
 
 @pytest.mark.timeout(180)
