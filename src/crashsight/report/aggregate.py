@@ -247,7 +247,8 @@ def _title(
         cause = job.root_cause
         label = cause.category + (f"/{cause.subcategory}" if cause.subcategory else "")
         where = f"rank {cause.rank}" if cause.rank is not None else cause.name
-        return f"{prefix} ({label} on {where}, {_count(len(failed), 'rank')} failed)"
+        stopped = sum(1 for shard in shards if shard.role is not None)
+        return f"{prefix} ({label} on {where}, {_count(stopped, 'rank')} failed)"
     noun = "shard" if len(failed) == 1 else "shards"
     if failed:
         return f"{prefix} ({'+'.join(ranked)}, {len(failed)} {noun})"
