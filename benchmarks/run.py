@@ -31,6 +31,7 @@ from . import (
     bench_flood,
     bench_scale,
     bench_spawn,
+    bench_stacks,
 )
 from .common import RESULTS_DIR, BenchResult, Settings
 
@@ -45,6 +46,7 @@ BENCHMARKS: dict[str, Callable[[Settings], BenchResult]] = {
     "spawn": bench_spawn.run,
     "scale": bench_scale.run,
     "analyze": bench_analyze.run,
+    "stacks": bench_stacks.run,
     "aggregate": bench_aggregate.run,
 }
 

@@ -15,7 +15,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = (
-    "channel", "failure", "collector", "flood", "spawn", "scale", "analyze", "aggregate",
+    "channel", "failure", "collector", "flood", "spawn", "scale", "analyze", "stacks", "aggregate",
 )  # fmt: skip
 
 

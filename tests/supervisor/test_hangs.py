@@ -18,7 +18,10 @@ import anyio
 import psutil
 import pytest
 
+from crashsight.diagnostics.blocked import odd_one_out
+from crashsight.diagnostics.hangs import BlockedIn
 from crashsight.protocol import Progress
+from crashsight.supervisor.groupstop import stop_with_stacks
 from crashsight.supervisor.pyspy import find_py_spy
 from crashsight.supervisor.runner import Runner
 from crashsight.supervisor.snapshot import StackOptions
@@ -262,3 +265,31 @@ async def test_native_stacks_reach_a_worker_that_blocks_signals() -> None:
     main = next(stack for stack in status.stacks if stack.thread_name == "MainThread")
     native = [frame for frame in main.native_frames if not frame.file.endswith(".py")]
     assert native, "py-spy found no native frame under time.sleep"
+
+
+RANKS = {"rank-0": "wait_for_batch", "rank-1": "wait_for_batch", "rank-2": "flush_shard"}
+
+
+@pytest.mark.asyncio
+async def test_group_stop_names_the_rank_stuck_elsewhere() -> None:
+    """Two ranks wait in one place, one is stuck elsewhere (the rank that never arrived).
+
+    Every rank's status carries its stacks; the odd one is the rank not waiting with the rest."""
+    async with Supervisor(output="discard") as supervisor:
+        runners = {
+            name: await supervisor.spawn_command([PYTHON, str(HANG), case], env=ANNOUNCE)
+            for name, case in RANKS.items()
+        }
+        with anyio.fail_after(60):
+            for runner in runners.values():
+                await _wait_until_blocked(runner)
+        await stop_with_stacks(list(runners.values()), "job hang")
+    statuses = {name: await runner.wait() for name, runner in runners.items()}
+    blocked: dict[str, BlockedIn | None] = {}
+    for name, status in statuses.items():
+        assert isinstance(status, RunnerCancelled)
+        assert status.reason == "job hang"
+        assert status.blocked_in is not None
+        assert status.blocked_in.function == RANKS[name]
+        blocked[name] = status.blocked_in
+    assert odd_one_out(blocked) == "rank-2"

@@ -40,6 +40,7 @@ from ..report.terminal import render_verdict, wants_colour
 from ..report.torchelastic import ERROR_FILE_ENV, write_error_file
 from ..report.write import check_report_path, write_report, write_text_atomically
 from ..supervisor.identity import IDENTITY_ENV, identity_from_env
+from ..supervisor.snapshot import StackOptions, parse_dump_signal
 from ..supervisor.status import RunnerFailed, RunnerStatus
 from ..supervisor.stop import StopPolicy
 from ..supervisor.supervisor import SpawnOptions, Supervisor
@@ -73,6 +74,30 @@ def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="time between SIGTERM and SIGKILL when stopping (default 5)",
     )
     parser.add_argument("--rules", metavar="FILE", help="TOML classification rules tried first")
+    stacks = parser.add_argument_group("stacks at a stop")
+    stacks.add_argument(
+        "--dump-signal",
+        type=_dump_signal,
+        default=signal.SIGUSR2,
+        metavar="SIGNAL",
+        help="signal that asks the Python processes for their stacks before a stop "
+        "(default SIGUSR2)",
+    )
+    stacks.add_argument(
+        "--stack-wait",
+        type=_grace,
+        default=1.0,
+        metavar="SECONDS",
+        help="how long to wait for the stacks before stopping anyway (default 1)",
+    )
+    stacks.add_argument(
+        "--native-stacks",
+        action="store_true",
+        help="add native (C/C++) frames with py-spy (pip install 'crashsight[stacks]')",
+    )
+    stacks.add_argument(
+        "--no-stacks", action="store_true", help="take no stacks and no process tree at a stop"
+    )
     parser.add_argument("--name", help="name of this run in reports (default: the command)")
     parser.add_argument(
         "--context",
@@ -108,6 +133,13 @@ def _context_item(text: str) -> tuple[str, str]:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key.strip(), value
+
+
+def _dump_signal(text: str) -> signal.Signals:
+    try:
+        return parse_dump_signal(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _rank_number(text: str) -> int:
@@ -172,6 +204,9 @@ def run_command(args: argparse.Namespace) -> int:
             no_progress_timeout=args.no_progress_timeout,
             rules=args.rules,
             handle_signals=True,
+            stacks=None
+            if args.no_stacks
+            else StackOptions(args.dump_signal, wait=args.stack_wait, native=args.native_stacks),
         )
     except ConfigurationError as exc:
         print(f"crashsight run: {exc}", file=sys.stderr)

@@ -19,14 +19,15 @@ The rule, in order:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 from ..protocol import FrameInfo
 from .hangs import BlockedIn, ProcessInfo, ThreadStack, WaitedChild, WaitKind
 
-__all__ = ["WAITS", "Wait", "find_blocked_in", "is_user_code"]
+__all__ = ["WAITS", "Wait", "find_blocked_in", "is_user_code", "odd_one_out"]
 
 #: ``pool``: a child process when the process has children, else another thread.
 _Kind = WaitKind | Literal["pool"]
@@ -143,6 +144,32 @@ def find_blocked_in(stacks: Sequence[ThreadStack], tree: Sequence[ProcessInfo]) 
         waiting_on=kind,
         child=child,
     )
+
+
+def odd_one_out(blocked: Mapping[str, BlockedIn | None]) -> str | None:
+    """The one runner stuck somewhere other than all the others: the root cause of a job hang.
+
+    In a distributed job that hangs, every rank but one waits in the same collective for the one
+    stuck in its own code (or in another collective). A runner without stacks counts as a place
+    of its own: it is not known to wait with the others.
+
+    Args:
+        blocked: Each runner's (or rank's) ``blocked_in``, by its name.
+
+    Returns:
+        The name of the only runner whose place (file, line, function) differs from the one all
+        the others, at least two, share; None when there is no such consensus.
+    """
+    where = {
+        name: None if b is None else (b.file, b.line, b.function) for name, b in blocked.items()
+    }
+    counts = Counter(where.values())
+    if len(counts) != 2:
+        return None
+    (_, shared), (odd, alone) = counts.most_common()
+    if alone != 1 or shared < 2:
+        return None
+    return next(name for name, place in where.items() if place == odd)
 
 
 def _user_frame(stack: ThreadStack, has_children: bool) -> tuple[int | None, WaitKind | None]:

@@ -37,6 +37,7 @@ __all__ = [
     "frames_kind",
     "phase_kind",
     "resolve_phase_kind",
+    "stacks_kind",
 ]
 
 #: Where a phase kind was learnt; see the module docstring.
@@ -143,7 +144,12 @@ def phase_kind(phase: str | None) -> str | None:
 
 def frames_kind(exception: ExceptionInfo | None) -> tuple[str, FrameInfo] | None:
     """The kind of work the traceback's frames were doing, and the frame that says so."""
-    for frames in _frames_root_cause_first(exception):
+    return stacks_kind(_frames_root_cause_first(exception))
+
+
+def stacks_kind(stacks: Iterable[Sequence[FrameInfo]]) -> tuple[str, FrameInfo] | None:
+    """The kind of work of the first stack (innermost frame last) that names one."""
+    for frames in stacks:
         for frame in reversed(frames):
             kind = FRAME_KINDS.get(frame.function.rpartition(".")[2])
             if kind is not None:

@@ -11,8 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..diagnostics.children import ChildProcess
 from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..diagnostics.models import Diagnostic, Role, TimeoutKind
+from ..diagnostics.phases import frames_kind, stacks_kind
 from ..redact import Redactor
 from ..supervisor.status import (
     ExitInfo,
@@ -55,10 +57,17 @@ class Report(BaseModel):
     peak_rss_bytes: int | None = None
     timeout: TimeoutKind | None = None
     oom_killed: bool | None = None
+    in_child: ChildProcess | None = None
     signals_sent: list[str] = Field(default_factory=list)
     protocol_issues: list[ProtocolIssue] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     leftovers_killed: int = 0
+    phase_kind: str | None = Field(
+        default=None,
+        description="The kind of work it failed in (data, initialization, training, evaluation, "
+        "checkpoint, export, monitoring), from the termination error's frames or, for a hang, "
+        "the stuck thread's stack; see crashsight.diagnostics.phases.",
+    )
     stacks: list[ThreadStack] = Field(default_factory=list)
     blocked_in: BlockedIn | None = None
     process_tree: list[ProcessInfo] = Field(default_factory=list)
@@ -102,6 +111,7 @@ class Report(BaseModel):
                     "role",
                     "first_error_at",
                     "blamed_peers",
+                    "in_child",
                 }
             )
         elif isinstance(status, RunnerCancelled):
@@ -138,7 +148,26 @@ class Report(BaseModel):
             }
         )
         report = cls.model_validate(
-            {**common, **outcome, "attempts": attempts, "context": context or {}}
+            {
+                **common,
+                **outcome,
+                "phase_kind": _phase_kind(status) if isinstance(status, RunnerFailed) else None,
+                "attempts": attempts,
+                "context": context or {},
+            }
         )
         redactor = redactor or Redactor()
         return cls.model_validate(redactor.report_fields(report.model_dump(mode="json")))
+
+
+def _phase_kind(status: RunnerFailed) -> str | None:
+    """The kind of work a failed runner was doing: its error's frames, else the stuck thread's."""
+    found = frames_kind(status.termination_error)
+    if found is None and status.stacks:
+        stuck = status.blocked_in
+        stacks = sorted(
+            status.stacks,
+            key=lambda s: not (stuck and (s.pid, s.thread_id) == (stuck.pid, stuck.thread_id)),
+        )
+        found = stacks_kind(stack.frames for stack in stacks)
+    return found[0] if found else None

@@ -14,7 +14,6 @@ from typing import TypeVar
 from pydantic import BaseModel
 
 from ..diagnostics.analysis_model import AnalyzeResult, chain_links
-from ..diagnostics.phases import frames_kind
 from ..protocol import ExceptionInfo
 from ..redact import Redactor
 from ..report.aggregate import ShardReport, Unreadable
@@ -77,11 +76,10 @@ def errors_from_report(job_id: str, report: Report, limits: Limits) -> JobErrors
     )
     analysis = None
     if failed and report.category is not None:
-        found = frames_kind(exception)
         analysis = JobAnalysis(
             category=report.category,
             subcategory=report.subcategory,
-            phase_kind=found[0] if found else None,
+            phase_kind=report.phase_kind,
             description=_describe(report, exception),
             confidence_basis=[_SUPERVISED],
             suggestions=[report.hint] if report.hint else [],
@@ -96,6 +94,9 @@ def errors_from_report(job_id: str, report: Report, limits: Limits) -> JobErrors
         termination_error=exception,
         chain=chain_links(exception),
         analysis=analysis,
+        blocked_in=report.blocked_in,
+        stacks=report.stacks,
+        process_tree=report.process_tree,
         notes=report.notes,
     )
 

@@ -328,6 +328,11 @@ class Attempt:
             self._dumps.close()
         self.facts.events_dropped = self._events.dropped
         status, chunks = build_status(self.facts)
+        # The chunks and the status are put last, and may push old events out of a full buffer:
+        # the status counts those too, so events_dropped is exact.
+        dropped = self._events.dropped + self._events.overflow_of(len(chunks) + 1)
+        if dropped != status.events_dropped:
+            status = status.model_copy(update={"events_dropped": dropped})
         for chunk in chunks:
             self._publish(chunk)
         self._publish(status)

@@ -73,7 +73,7 @@ _RESERVED = frozenset(
         signal.SIGTTOU,
     }
 )
-_POLL_S = 0.01
+_POLL_S = 0.005
 
 
 @dataclass(frozen=True)

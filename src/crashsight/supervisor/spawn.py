@@ -77,6 +77,9 @@ def spawn(
         SpawnError: The command does not exist, is not executable, or ``cwd`` is unusable.
     """
     child_env = dict(os.environ if env is None else env)
+    # Every Python descendant (pool workers, DataLoader workers, spawned tools) dumps its stack on
+    # a fatal signal to the inherited stderr, where the collector finds the child's own evidence.
+    child_env.setdefault("PYTHONFAULTHANDLER", "1")
     if sys.platform == "linux" and not child_env.get(BOOTSTRAP_ENV):
         argv = _with_death_signal(argv, child_env, cwd)
     parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..diagnostics.children import ChildProcess
 from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..diagnostics.models import Diagnostic, Role, TimeoutKind
 from ..protocol import ExceptionInfo
@@ -198,6 +199,11 @@ class RunnerFailed(_StatusBase):
     blamed_peers: list[str] = Field(
         default_factory=list,
         description="Peers its comm errors name (host:port as printed), for the job verdict.",
+    )
+    in_child: ChildProcess | None = Field(
+        default=None,
+        description="The worker's child whose death explains the failure (pool, DataLoader or "
+        "subprocess), when the worker reported one; the wrapper stays in termination_error.",
     )
 
 
