@@ -143,6 +143,8 @@ def test_a_hung_rank_with_its_blocked_frame_is_the_root_cause(tmp_path: Path) ->
     assert (result.root_cause.rank, result.root_cause.category) == (2, "timeout")
     assert result.root_cause.blocked_in == "load_batch (train.py:41)"
     assert "blocked in load_batch (train.py:41)" in result.body.splitlines()[0]
+    entry = result.shards[2]
+    assert (entry.role, entry.category, entry.subcategory) == ("root_cause", "timeout", "hang")
 
 
 def test_4096_ranks_give_a_bounded_body_and_the_right_rank(tmp_path: Path) -> None:

@@ -107,7 +107,8 @@ class JobVerdict(_Model):
 
     root_cause: RootCause | None = Field(description="None when no rank failed.")
     roles: list[Role | None] = Field(
-        description="The role of each outcome, in the order given; None for a success."
+        description="The role of each outcome in the job, in the order given; None for a "
+        "success. The root cause's is root_cause even when its own verdict said otherwise."
     )
     root_index: int | None = Field(
         default=None, description="Index of the root-cause outcome; None for a missing rank."
@@ -208,9 +209,7 @@ def decide_root_cause(
         if missing:
             basis.append(f"{len(missing)} rank(s) wrote no report: {_listed(missing)}")
         index = _earliest(outcomes, roots, votes, basis)
-        return verdict.model_copy(
-            update={"root_cause": _cause(outcomes[index], basis), "root_index": index}
-        )
+        return _named(verdict, index, _cause(outcomes[index], basis))
     if missing:
         return verdict.model_copy(update={"root_cause": _missing_cause(outcomes, missing, basis)})
     basis.append(
@@ -221,7 +220,15 @@ def decide_root_cause(
     cause = _cause(outcomes[index], basis)
     if hung:
         cause = _hung(cause, outcomes[index])
-    return verdict.model_copy(update={"root_cause": cause, "root_index": index})
+    return _named(verdict, index, cause)
+
+
+def _named(verdict: JobVerdict, index: int, cause: RootCause) -> JobVerdict:
+    """The verdict with ``cause`` at ``index``: in the job's view that outcome is the root cause,
+    whatever its own verdict said (a hung rank stopped by the launcher was collateral)."""
+    roles = list(verdict.roles)
+    roles[index] = "root_cause"
+    return verdict.model_copy(update={"root_cause": cause, "root_index": index, "roles": roles})
 
 
 def _label(outcome: RankOutcome) -> str:
@@ -423,13 +430,12 @@ def _stalled_first(outcomes: Sequence[RankOutcome], candidates: list[int]) -> in
 
 def _hung(cause: RootCause, outcome: RankOutcome) -> RootCause:
     where = f" (blocked in {outcome.blocked_in})" if outcome.blocked_in else ""
-    stopped = f"; then {outcome.summary}" if outcome.summary else ""
     return cause.model_copy(
         update={
             "category": "timeout",
             "subcategory": "hang",
-            "summary": f"timeout/hang: hung before the collective its peers failed in{where}"
-            f"{stopped}",
+            "summary": f"timeout/hang: hung before the collective its peers failed in{where}, "
+            "until it was stopped",
         }
     )
 

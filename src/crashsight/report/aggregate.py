@@ -193,6 +193,13 @@ def aggregate(
         job = decide_root_cause([outcome_of(s) for s in shards])
         for shard, role in zip(shards, job.roles, strict=True):
             shard.role = role
+        cause = job.root_cause
+        if job.root_index is not None and cause is not None:
+            # A hung rank named root cause gets the job's timeout verdict in its own entry too.
+            root = shards[job.root_index]
+            if (root.category, root.subcategory) != (cause.category, cause.subcategory):
+                root.category, root.subcategory = cause.category, cause.subcategory
+                root.summary = cause.summary
     failed = [s for s in shards if s.status == "failed"]
     classes = Counter(s.category or "unknown" for s in failed)
     ranked = sorted(classes, key=lambda c: -classes[c])
