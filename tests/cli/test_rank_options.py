@@ -38,6 +38,7 @@ def test_placeholders_give_each_rank_its_own_files(tmp_path: Path) -> None:
     assert report["first_error_at"] <= report["ended_at"]
     assert len(list(tmp_path.glob("p5-*.html"))) == 1
     assert (tmp_path / "t5.log").read_text().startswith("python/ValueError: ")
+    assert f"  rank:      5 of 8 on {socket.gethostname()}, its own fault\n" in result.stderr
 
 
 def test_explicit_rank_options_win_and_leave_the_workers_variables_alone(tmp_path: Path) -> None:
