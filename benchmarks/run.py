@@ -29,6 +29,7 @@ from . import (
     bench_collector,
     bench_failure,
     bench_flood,
+    bench_ray,
     bench_scale,
     bench_spawn,
     bench_stacks,
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, Callable[[Settings], BenchResult]] = {
     "scale": bench_scale.run,
     "analyze": bench_analyze.run,
     "stacks": bench_stacks.run,
+    "ray": bench_ray.run,
     "aggregate": bench_aggregate.run,
 }
 

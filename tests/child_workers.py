@@ -63,6 +63,11 @@ def futures_pool() -> None:
 def futures_pool_oom() -> None:
     """``futures_pool_oom CGROUP_DIR``: join the memory cgroup, then a pool child hoards memory."""
     (Path(_args()[0]) / "cgroup.procs").write_text(str(os.getpid()))
+    futures_pool_hoard()
+
+
+def futures_pool_hoard() -> None:
+    """A pool child hoards memory in the runner's own cgroup until the OOM killer ends it."""
     with concurrent.futures.ProcessPoolExecutor(max_workers=1) as pool:
         pool.submit(hoard_memory).result()
 

@@ -13,6 +13,8 @@ import psutil
 import pytest
 from hypothesis import HealthCheck, settings
 
+from crashsight.supervisor.cgroup import CgroupHost, detect_host
+
 # One set of hypothesis settings for CI and for a user's first `make test`. Built from
 # hypothesis's own defaults, never from the profile it loads by itself when CI is set (that one
 # suppresses too_slow, and inheriting it made CI and users run different checks). No deadline and
@@ -146,3 +148,12 @@ def no_process_left_behind() -> Iterator[None]:
     _reap_adopted_zombies()
     if survivors:
         pytest.fail(f"processes outlived the test: {described}")
+
+
+@pytest.fixture(scope="session")
+def cgroup_host() -> CgroupHost:
+    """This host's runner cgroups; a test that needs them skips where they are not writable."""
+    host = detect_host("auto")
+    if host.v2_base is None:
+        pytest.skip(f"no writable cgroup v2 here: {host.reason}")
+    return host

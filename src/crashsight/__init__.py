@@ -55,6 +55,9 @@ if TYPE_CHECKING:
     from .redact import Redactor as Redactor
     from .report.model import Report as Report
     from .report.write import write_report as write_report
+    from .supervisor.group import GroupOutcome as GroupOutcome
+    from .supervisor.group import GroupRank as GroupRank
+    from .supervisor.group import RunnerGroup as RunnerGroup
     from .supervisor.restart import RestartPolicy as RestartPolicy
     from .supervisor.runner import Runner as Runner
     from .supervisor.snapshot import StackOptions as StackOptions
@@ -109,6 +112,9 @@ _EXPORTS: dict[str, str] = {
     "Report": "crashsight.report.model",
     "Redactor": "crashsight.redact",
     "write_report": "crashsight.report.write",
+    "GroupOutcome": "crashsight.supervisor.group",
+    "GroupRank": "crashsight.supervisor.group",
+    "RunnerGroup": "crashsight.supervisor.group",
     "RestartPolicy": "crashsight.supervisor.restart",
     "Runner": "crashsight.supervisor.runner",
     "StackOptions": "crashsight.supervisor.snapshot",
@@ -138,6 +144,8 @@ __all__ = (
     "Facts",
     "FrameInfo",
     "FrameTooLargeError",
+    "GroupOutcome",
+    "GroupRank",
     "Heartbeat",
     "JobVerdict",
     "ProcessInfo",
@@ -154,6 +162,7 @@ __all__ = (
     "Runner",
     "RunnerCancelled",
     "RunnerFailed",
+    "RunnerGroup",
     "RunnerStateError",
     "RunnerStatus",
     "RunnerSucceeded",

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ from crashsight.diagnostics.models import Diagnostic, MessageAt
 from crashsight.diagnostics.summary import message_line, summary_line
 from crashsight.protocol import ExceptionInfo
 from crashsight.runner.describe import describe_exception
+from crashsight.supervisor.cgroup import CgroupHost
 from crashsight.supervisor.status import RunnerFailed
 from crashsight.supervisor.stop import StopPolicy
 from crashsight.supervisor.supervisor import SpawnOptions, Supervisor
@@ -116,8 +118,12 @@ CASES = [
 # fmt: on
 
 
-async def _run(worker: tuple[str, ...], options: SpawnOptions, cwd: Path) -> RunnerFailed:
-    async with Supervisor(output="discard", stop_policy=StopPolicy(grace=2.0)) as supervisor:
+async def _run(
+    worker: tuple[str, ...], options: SpawnOptions, cwd: Path, **supervision: Any
+) -> RunnerFailed:
+    async with Supervisor(
+        output="discard", stop_policy=StopPolicy(grace=2.0), **supervision
+    ) as supervisor:
         options = {**options, "cwd": cwd}
         runner = await supervisor.spawn(f"{WORKERS}:{worker[0]}", *worker[1:], **options)
         status = await runner.wait()
@@ -154,11 +160,32 @@ async def test_child_failure_is_the_verdict(case: ChildCase, tmp_path: Path) -> 
 
 
 @pytest.mark.asyncio
-async def test_pool_child_oom_killed(oom_cgroup: Path | None, tmp_path: Path) -> None:
-    """A pool child the kernel OOM-kills in the worker's memory cgroup: memory/oom_killed."""
+async def test_pool_child_oom_killed_in_the_runners_own_cgroup(
+    cgroup_host: CgroupHost, tmp_path: Path
+) -> None:
+    """A pool child the kernel OOM-kills inside the runner's own memory cgroup (--memory-max):
+    memory/oom_killed from that cgroup's exact counter, the wrapper kept in the chain."""
+    if not (cgroup_host.v1_bases.get("memory") or "memory" in cgroup_host.v2_controllers):
+        pytest.skip(f"no memory cgroup of the runner's own here: {cgroup_host.reason}")
+    status = await _run(("futures_pool_hoard",), SpawnOptions(), tmp_path, memory_max=96 << 20)
+    assert (status.category, status.subcategory) == ("memory", "oom_killed"), status.summary
+    assert status.oom_killed is True
+    assert status.in_child is not None
+    assert status.termination_error is not None
+    assert status.termination_error.type == "BrokenProcessPool"
+
+
+@pytest.mark.asyncio
+async def test_pool_child_oom_killed_in_a_shared_cgroup(
+    oom_cgroup: Path | None, tmp_path: Path
+) -> None:
+    """Without a cgroup of its own (cgroup='off'), the worker's shared v1 memory group counts the
+    child's OOM kill, and it still decides the verdict."""
     if oom_cgroup is None:
         pytest.skip("no writable cgroup v1 memory controller on this host")
-    status = await _run(("futures_pool_oom", str(oom_cgroup)), SpawnOptions(), tmp_path)
+    status = await _run(
+        ("futures_pool_oom", str(oom_cgroup)), SpawnOptions(), tmp_path, cgroup="off"
+    )
     assert (status.category, status.subcategory) == ("memory", "oom_killed"), status.summary
     assert status.oom_killed is True
     assert status.in_child is not None

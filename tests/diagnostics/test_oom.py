@@ -226,9 +226,11 @@ def v2_memory_group() -> Iterator[Path]:
 def _oom_kill_under_crashsight(group: Path, report: Path) -> dict[str, Any]:
     """`crashsight run` a memory hoarder inside ``group``; return the report."""
     join_then_exec = 'echo $$ > "$0/cgroup.procs" && exec "$@"'
+    # --cgroup off: the evidence path under test is the shared group's counter, which crashsight
+    # reads without a cgroup of the runner's own (tests/supervisor covers that one).
     run = subprocess.run(
         ["sh", "-c", join_then_exec, str(group), sys.executable, "-m", "crashsight", "run",
-         "--report", str(report), "--", sys.executable, "-c", _HOARD],
+         "--cgroup", "off", "--report", str(report), "--", sys.executable, "-c", _HOARD],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert run.returncode == 128 + 9, run.stderr

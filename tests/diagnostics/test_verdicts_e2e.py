@@ -25,6 +25,7 @@ from typing import Literal
 
 import pytest
 
+from crashsight.supervisor.cgroup import CgroupMode
 from crashsight.supervisor.status import RunnerFailed
 from crashsight.supervisor.stop import StopPolicy
 from crashsight.supervisor.supervisor import SpawnOptions, Supervisor
@@ -324,7 +325,13 @@ def _resolve(case: Case, request: pytest.FixtureRequest) -> Case:
 
 
 async def _run(case: Case, cwd: Path) -> RunnerFailed:
-    async with Supervisor(output="discard", stop_policy=StopPolicy(grace=2.0)) as supervisor:
+    # The OOM row proves the evidence read from a memory cgroup the worker shares with others
+    # (its group is the test's, not one of its own): runner cgroups are off for it. A runner's own
+    # cgroup is covered by tests/supervisor/test_cgroup.py.
+    cgroup: CgroupMode = "off" if case.needs == "oom_cgroup" else "auto"
+    async with Supervisor(
+        output="discard", stop_policy=StopPolicy(grace=2.0), cgroup=cgroup
+    ) as supervisor:
         options: SpawnOptions = {**case.options, "cwd": cwd}
         if case.plain:
             flags = ["-S"] if case.no_site else []

@@ -22,12 +22,14 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
 import anyio
 
 from ..diagnostics.jobverdict import peers_named
+from ..diagnostics.launcher import LauncherSplitter, is_torch_launcher
 from ..errors import ConfigurationError, SpawnError
 from ..redact import Redactor
 from ..report.github import publish_to_github
@@ -41,10 +43,12 @@ from ..report.torchelastic import ERROR_FILE_ENV, write_error_file
 from ..report.write import check_report_path, write_report, write_text_atomically
 from ..supervisor.identity import IDENTITY_ENV, identity_from_env
 from ..supervisor.snapshot import StackOptions, parse_dump_signal
-from ..supervisor.status import RunnerFailed, RunnerStatus
+from ..supervisor.status import ExitInfo, RunnerCancelled, RunnerFailed, RunnerStatus
 from ..supervisor.stop import StopPolicy
 from ..supervisor.supervisor import SpawnOptions, Supervisor
 from ..supervisor.timeline import first_error_at
+from .analyze import positive_int
+from .startup import StartupSignals
 
 __all__ = ["add_run_parser", "exit_code_for", "run_command"]
 
@@ -124,6 +128,25 @@ def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument(
         "--world-size", type=_rank_number, metavar="N", help="number of ranks in the job"
     )
+    parser.add_argument(
+        "--cgroup",
+        choices=("auto", "off", "required"),
+        default="auto",
+        help="a cgroup per runner, so nothing it starts escapes the stop: auto (where writable, "
+        "the default), required (fail where not), off (process groups only)",
+    )
+    parser.add_argument(
+        "--memory-max",
+        type=_bytes,
+        metavar="SIZE",
+        help="memory limit of the command's whole process tree, e.g. 512M or 2G (needs a cgroup)",
+    )
+    parser.add_argument(
+        "--pids-max",
+        type=positive_int,
+        metavar="N",
+        help="limit on processes and threads in the command's tree (needs a cgroup)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     parser.set_defaults(handler=run_command)
 
@@ -155,6 +178,23 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+_SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _bytes(text: str) -> int:
+    """``512M`` -> 536870912; plain numbers are bytes, K/M/G/T are powers of 1024."""
+    number, unit = text.strip().rstrip("iBb"), ""
+    if number[-1:].upper() in _SIZE_UNITS:
+        number, unit = number[:-1], number[-1].upper()
+    try:
+        value = int(float(number) * _SIZE_UNITS[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 512M or 2G") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be more than 0 bytes, got {text}")
     return value
 
 
@@ -207,11 +247,18 @@ def run_command(args: argparse.Namespace) -> int:
             stacks=None
             if args.no_stacks
             else StackOptions(args.dump_signal, wait=args.stack_wait, native=args.native_stacks),
+            cgroup=args.cgroup,
+            memory_max=args.memory_max,
+            pids_max=args.pids_max,
         )
     except ConfigurationError as exc:
         print(f"crashsight run: {exc}", file=sys.stderr)
         return 2
-    return anyio.run(_supervise, supervisor, command, args.name, sinks, env)
+    startup: StartupSignals = getattr(args, "startup_signals", None) or StartupSignals()
+    name = args.name or shlex.join(command)
+    if startup.received is not None:
+        return _never_started(startup.received, command, name, sinks)
+    return anyio.run(_supervise, supervisor, command, name, sinks, startup, env)
 
 
 def _identity_env(args: argparse.Namespace) -> dict[str, str] | None:
@@ -276,19 +323,28 @@ class _Sinks:
 async def _supervise(
     supervisor: Supervisor,
     command: list[str],
-    name: str | None,
+    name: str,
     sinks: _Sinks,
+    startup: StartupSignals,
     env: dict[str, str] | None = None,
 ) -> int:
     redactor = Redactor()
     if sinks.context:
         described = " ".join(f"{key}={value}" for key, value in sinks.context.items())
         print(f"crashsight: context {redactor.text(described)}", file=sys.stderr)
+    launcher = LauncherSplitter() if is_torch_launcher(command) else None
     try:
         async with supervisor:
-            options: SpawnOptions = {"name": name or shlex.join(command), "inherit_stdin": True}
+            # From here the supervisor's own handlers listen; a signal before them was recorded.
+            # No await between this check and the spawn: a later signal stops the runner.
+            early = startup.received or supervisor.received_signal
+            if early is not None:
+                return _never_started(early, command, name, sinks)
+            options: SpawnOptions = {"name": name, "inherit_stdin": True}
             if env is not None:
                 options["env"] = env
+            if launcher is not None:
+                options["stderr_sinks"] = [launcher]
             runner = await supervisor.spawn_command(command, **options)
             status = await runner.wait()
     except SpawnError as exc:
@@ -300,6 +356,9 @@ async def _supervise(
     )
     if status.status == "cancelled" and supervisor.received_signal is not None:
         report = _stopped_by_launcher(report)
+    job = launcher.job(supervisor.classifier) if launcher else None
+    if job is not None:
+        report = report.with_launcher_job(job, redactor)
     _publish(report, sinks)
     return exit_code_for(status, supervisor.received_signal)
 
@@ -327,6 +386,22 @@ def _stopped_by_launcher(report: Report) -> Report:
             "blamed_peers": peers_named(report.diagnostics),
         }
     )
+
+
+def _never_started(received: signal.Signals, command: list[str], name: str, sinks: _Sinks) -> int:
+    """Interrupted before the command started: a cancelled report, and the usual 128+N."""
+    status = RunnerCancelled(
+        runner_id="",
+        name=name,
+        pid=0,
+        command=command,
+        exit=ExitInfo(code=None, description="never started"),
+        started_at=datetime.now(UTC),
+        duration_s=0.0,
+        reason=f"crashsight received {received.name} during start-up; the command never started",
+    )
+    _publish(Report.from_status(status, context=sinks.context), sinks)
+    return 128 + received.value
 
 
 def _publish(report: Report, sinks: _Sinks) -> None:

@@ -1,8 +1,8 @@
 """The signature catalogue: every failure text crashsight recognises, as one table of data.
 
 The rows live in `crashsight.diagnostics.signatures`, one module per family (GPU, comm, host,
-config, crash, HTTP, other runtimes, conditions named in words, wrappers of a child's
-death); this module assembles them and answers questions about them.
+config, crash, HTTP, Ray, other runtimes, conditions named in words, wrappers of a
+child's death); this module assembles them and answers questions about them.
 
 Each entry says how to find a line (``literals`` to grep for, then ``pattern``), what it means
 (``category``/``subcategory``, the same taxonomy the classifier's verdicts use) and what to do
@@ -40,7 +40,7 @@ __all__ = [
     "signature_by_id",
 ]
 
-from .signatures import comm, config, crash, gpu, host, http, runtimes, words, wrappers
+from .signatures import comm, config, crash, gpu, host, http, ray, runtimes, words, wrappers
 
 #: Every signature, grouped by family.
 CATALOGUE: tuple[Signature, ...] = (
@@ -53,6 +53,7 @@ CATALOGUE: tuple[Signature, ...] = (
     *runtimes.SIGNATURES,
     *words.SIGNATURES,
     *wrappers.SIGNATURES,
+    *ray.SIGNATURES,
 )
 
 #: Every catalogue id, for validating rules and hooks.

@@ -69,6 +69,10 @@ class Facts(BaseModel):
         description="The worker's child whose death it reported (`children.find_child`); its "
         "signal counts for ``signals`` when the worker itself was not killed by one.",
     )
+    pids_limited: bool | None = Field(
+        default=None,
+        description="Whether the runner's cgroup refused a fork at its pids limit; None: no limit.",
+    )
 
 
 class Verdict(BaseModel):
@@ -132,6 +136,8 @@ def _match(
     if rule.timeout is not None and facts.timeout != rule.timeout:
         return None
     if rule.oom_killed is not None and facts.oom_killed is not rule.oom_killed:
+        return None
+    if rule.pids_limited is not None and facts.pids_limited is not rule.pids_limited:
         return None
     child_signal = facts.in_child.signal if facts.in_child else None
     if rule.signals is not None and (facts.signal or child_signal) not in rule.signals:

@@ -13,10 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..diagnostics.children import ChildProcess
 from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
+from ..diagnostics.launcher import LauncherJob, RankVerdict
 from ..diagnostics.models import Diagnostic, Role, TimeoutKind
 from ..diagnostics.phases import frames_kind, stacks_kind
 from ..redact import Redactor
 from ..supervisor.status import (
+    Containment,
     ExitInfo,
     ProtocolIssue,
     RunnerCancelled,
@@ -68,6 +70,11 @@ class Report(BaseModel):
         "checkpoint, export, monitoring), from the termination error's frames or, for a hang, "
         "the stuck thread's stack; see crashsight.diagnostics.phases.",
     )
+    containment: Containment | None = Field(
+        default=None,
+        description="How the runner's processes were contained (cgroup or process group) and "
+        "why, with its own cgroup's memory and pids counters.",
+    )
     stacks: list[ThreadStack] = Field(default_factory=list)
     blocked_in: BlockedIn | None = None
     process_tree: list[ProcessInfo] = Field(default_factory=list)
@@ -86,6 +93,13 @@ class Report(BaseModel):
     first_error_at: datetime | None = None
     ended_at: datetime | None = None
     blamed_peers: list[str] = Field(default_factory=list)
+    ranks: list[RankVerdict] = Field(
+        default_factory=list,
+        description="For a launcher wrapped whole (torchrun): how each rank ended and its role.",
+    )
+    root_cause_rank: int | None = Field(
+        default=None, description="The rank the job failed because of, when ranks were split."
+    )
 
     @classmethod
     def from_status(
@@ -142,6 +156,7 @@ class Report(BaseModel):
                 "node_rank",
                 "host",
                 "ended_at",
+                "containment",
                 "stacks",
                 "blocked_in",
                 "process_tree",
@@ -158,6 +173,30 @@ class Report(BaseModel):
         )
         redactor = redactor or Redactor()
         return cls.model_validate(redactor.report_fields(report.model_dump(mode="json")))
+
+    def with_launcher_job(self, job: LauncherJob, redactor: Redactor | None = None) -> Report:
+        """This launcher's report with the job's verdict: the root-cause rank's, not the launcher's.
+
+        torchrun's own failure (``ChildFailedError``) only says that a child failed; the
+        category, subcategory and summary become the root-cause rank's, prefixed with its rank.
+        """
+        update: dict[str, object] = {
+            "ranks": job.ranks,
+            "root_cause_rank": job.root_cause_rank,
+            "notes": [*self.notes, *job.notes],
+        }
+        root = job.root_cause
+        if self.status == "failed" and root is not None:
+            where = f"rank {root.rank}" if root.rank is not None else root.name
+            update |= {
+                "category": root.category,
+                "subcategory": root.subcategory,
+                "summary": f"{where}: {root.summary}",
+                "hint": job.hint,
+            }
+        report = self.model_copy(update=update)
+        redactor = redactor or Redactor()
+        return Report.model_validate(redactor.report_fields(report.model_dump(mode="json")))
 
 
 def _phase_kind(status: RunnerFailed) -> str | None:

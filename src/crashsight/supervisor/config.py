@@ -6,12 +6,13 @@ both read it without importing each other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from .cgroup import CgroupHost
 from .guardian import Guardian
 from .output import OutputSink
 from .snapshot import StackOptions
@@ -45,5 +46,9 @@ class RunnerConfig:
     signatures: Sequence[Signature]
     user_events: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     guardian: Guardian | None = None
+    #: Extra collector line sinks for the runner's stderr (the torchrun splitter, for one).
+    stderr_sinks: Sequence[Callable[[str], None]] = ()
     #: How stacks are taken before a stop; None takes none.
     stacks: StackOptions | None = None
+    #: Where this runner's cgroups go (or why it gets none); None: cgroups are off.
+    cgroups: CgroupHost | None = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Literal, Self, TypedDict, Unpack
@@ -34,7 +34,9 @@ from ..diagnostics.rules import Rule, load_rules
 from ..errors import ConfigurationError, RunnerStateError, SpawnError
 from ..framing import DEFAULT_MAX_FRAME_BYTES
 from ..runner.channel import BOOTSTRAP_ENV
+from .cgroup import CGROUP_ROOT, CgroupLimits, CgroupMode, detect_host
 from .config import RunnerConfig
+from .group import RunnerGroup
 from .groupstop import stop_with_stacks
 from .guardian import Guardian
 from .output import OutputSink
@@ -65,6 +67,8 @@ class SpawnOptions(TypedDict, total=False):
         no_progress_timeout: Overrides the supervisor's default; None disables it.
         restart: Opt-in restarts of failed attempts.
         inherit_stdin: Give the runner this process's stdin instead of /dev/null.
+        stderr_sinks: Called with each line of the runner's stderr that they ask for (a
+            `TriggeredSink` only with the lines it wants), in order, like the collector's own.
     """
 
     name: str
@@ -74,6 +78,7 @@ class SpawnOptions(TypedDict, total=False):
     no_progress_timeout: float | None
     restart: RestartPolicy
     inherit_stdin: bool
+    stderr_sinks: Sequence[Callable[[str], None]]
 
 
 class Supervisor:
@@ -96,6 +101,13 @@ class Supervisor:
             name are validated into it.
         handle_signals: Stop every runner gracefully when this process receives SIGINT, SIGTERM or SIGHUP
             (only from the main thread). `received_signal` then tells which one arrived.
+        cgroup: ``auto`` gives each runner a cgroup of its own where the host allows it (nothing
+            escapes its stop; exact OOM evidence), ``required`` raises `ConfigurationError` where
+            it does not, ``off`` uses process groups only. Each report's ``containment`` says
+            which was used and why.
+        memory_max: Memory limit in bytes for each runner's whole tree (needs a memory cgroup).
+        pids_max: Process limit for each runner's whole tree (needs a pids cgroup).
+        cgroup_root: Where the cgroup filesystems are mounted.
         stacks: How every Python thread's stack is taken before crashsight stops a runner (the
             dump signal, the bounded wait, native frames); None takes no stacks.
     """
@@ -114,6 +126,10 @@ class Supervisor:
         signatures: Sequence[Signature] = CATALOGUE,
         user_events: Sequence[type[BaseModel]] = (),
         handle_signals: bool = False,
+        cgroup: CgroupMode = "auto",
+        memory_max: int | None = None,
+        pids_max: int | None = None,
+        cgroup_root: str | os.PathLike[str] = CGROUP_ROOT,
         stacks: StackOptions | None = _DEFAULT_STACKS,
     ) -> None:
         _check_seconds("deadline", deadline)
@@ -136,6 +152,12 @@ class Supervisor:
             load_rules(rules) if isinstance(rules, (str, os.PathLike)) else list(rules or ())
         )
         self.classifier = Classifier(user_rules)
+        if cgroup not in ("auto", "off", "required"):
+            raise ConfigurationError(f"cgroup must be 'auto', 'off' or 'required', got {cgroup!r}")
+        #: Where runner cgroups go on this host (or why they do not), detected once.
+        self.cgroups = detect_host(
+            cgroup, CgroupLimits(memory_max=memory_max, pids_max=pids_max), root=Path(cgroup_root)
+        )
         self._output = output
         self._log: BinaryIO | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -243,6 +265,8 @@ class Supervisor:
             signatures=self.signatures,
             user_events=self.user_events,
             guardian=self._guardian,
+            cgroups=self.cgroups,
+            stderr_sinks=options.get("stderr_sinks", ()),
             stacks=self.stacks,
         )
         runner = Runner(config, options.get("restart") or RestartPolicy(), self.event_buffer)
@@ -250,6 +274,46 @@ class Supervisor:
         self.runners.append(runner)
         self._tg.start_soon(runner.supervise)
         return runner
+
+    async def spawn_group(
+        self,
+        target: str | Sequence[str],
+        *args: str,
+        world_size: int,
+        peer_grace: float | None = 5.0,
+        python: str | None = None,
+        **options: Unpack[SpawnOptions],
+    ) -> RunnerGroup:
+        """Start ``world_size`` runners of one target as the ranks of one job (`RunnerGroup`).
+
+        Each rank gets ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and a free
+        ``MASTER_PORT``; the first failure stops the others (see `crashsight.supervisor.group`).
+
+        Args:
+            target: A Python target as for `spawn`, or a command (a sequence) as for
+                `spawn_command`; ``args`` are appended either way.
+            world_size: How many ranks.
+            peer_grace: After a failure that is only a consequence, seconds the other ranks may
+                take to fail on their own before they are stopped; None waits for them.
+            python: The interpreter of a Python target.
+            **options: As for `spawn_command`; ``env`` is each rank's base environment.
+        """
+        base = options.pop("env", None)
+        name = options.pop("name", None) or (
+            target if isinstance(target, str) else " ".join(target)
+        )
+        group = RunnerGroup(name, world_size, peer_grace)
+
+        async def spawn_rank(rank_name: str, env: Mapping[str, str]) -> Runner:
+            rank_options: SpawnOptions = {**options, "name": rank_name, "env": env}
+            if isinstance(target, str):
+                return await self.spawn(target, *args, python=python, **rank_options)
+            return await self.spawn_command([*target, *args], **rank_options)
+
+        await group.start(spawn_rank, os.environ if base is None else base)
+        assert self._tg is not None  # spawn_rank raised otherwise
+        self._tg.start_soon(group.watch)
+        return group
 
     async def stop_all(self, reason: str = "stopped on request") -> None:
         """Take every runner's stacks, then stop them all with the stop policy, concurrently."""

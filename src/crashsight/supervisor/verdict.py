@@ -26,6 +26,7 @@ from ..protocol import RunnerTerminationError
 from ..redact import Redactor
 from .identity import identity_from_env
 from .status import (
+    Containment,
     ErrorChunk,
     ExitInfo,
     ProtocolIssue,
@@ -61,6 +62,7 @@ class AttemptFacts:
     started_mono: float = 0.0
     started_epoch: float = 0.0
     oom_before: OomCounters | None = None
+    containment: Containment | None = None
     exit: ExitInfo | None = None
     peak_rss_bytes: int | None = None
     ended_mono: float | None = None
@@ -85,7 +87,7 @@ class AttemptFacts:
     def __post_init__(self) -> None:
         self.collector = StderrCollector(
             self.config.signatures,
-            line_sinks=[self.capture, self.traceback_clock],
+            line_sinks=[self.capture, self.traceback_clock, *self.config.stderr_sinks],
             enrich=enrich_fields,
         )
 
@@ -157,6 +159,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         "events_dropped": facts.events_dropped,
         **identity.model_dump(),
         "ended_at": facts.ended_at,
+        "containment": facts.containment,
     }
     redactor = Redactor(config.env if config.env is not None else os.environ)
     if facts.snapshot is not None:
@@ -172,7 +175,8 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         termination = _termination(facts)
         chain = termination.chain() if termination is not None else []
         child = find_child(chain, diagnostics, exit_info.signal)
-        oom = _oom_killed(facts.oom_before, exit_info, child)
+        oom = _oom_killed(facts.oom_before, exit_info, child, facts.containment)
+        pids_hits = facts.containment.pids_limit_hits if facts.containment else None
         verdict = config.classifier.classify(
             Facts(
                 termination_error=termination,
@@ -183,6 +187,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
                 timeout=facts.timeout,
                 oom_killed=oom,
                 in_child=child,
+                pids_limited=None if pids_hits is None else pids_hits > 0,
             )
         )
         status = RunnerFailed(
@@ -225,12 +230,19 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
 
 
 def _oom_killed(
-    before: OomCounters | None, exit_info: ExitInfo, child: ChildProcess | None
+    before: OomCounters | None,
+    exit_info: ExitInfo,
+    child: ChildProcess | None,
+    containment: Containment | None,
 ) -> bool | None:
-    """OOM-kill evidence for a death by signal (the worker's or a child's), else None.
+    """OOM-kill evidence: exact from the runner's own memory cgroup, whatever the exit.
 
-    A shell's 128+N exit status counts as a death by signal.
+    Without one, the shared cgroup's counters are consulted only for a death by signal (the
+    worker's or a child's; a shell's 128+N exit status counts as one), since another process's
+    OOM kill may be counted there too.
     """
+    if containment is not None and containment.oom_kills is not None:
+        return containment.oom_kills > 0
     by_signal = exit_info.signal is not None or (exit_info.code or 0) > 128
     if before is None or not (by_signal or child is not None):
         return None
