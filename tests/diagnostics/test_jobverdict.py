@@ -210,6 +210,21 @@ def test_a_hung_rank_is_named_with_a_timeout_verdict() -> None:
         assert verdict.roles[verdict.root_index] == "root_cause", "the job's view of the rank"
 
 
+def test_a_rank_killed_before_its_peers_failed_did_not_hang() -> None:
+    """A SIGKILL from outside (no OOM evidence) before the peers' resets: it went first, and is
+    named with its own verdict, not as a hang."""
+    job = [
+        outcome(0, "consequence", at=2.0),
+        outcome(1, "collateral", at=1.0, category="crash", subcategory="killed"),
+        outcome(2, "consequence", at=2.1),
+    ]
+    for order in every_order(job):
+        cause = decide_root_cause(order).root_cause
+        assert cause is not None
+        assert (cause.rank, cause.category, cause.subcategory) == (1, "crash", "killed")
+        assert cause.basis[-1].endswith("it went first, killed from outside")
+
+
 def test_only_collateral_the_rank_that_stalled_first_is_named() -> None:
     """Every rank was signalled: the one that stopped making progress first is the suspect."""
     job = [

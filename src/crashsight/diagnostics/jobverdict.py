@@ -18,8 +18,9 @@ this order, writing each step into ``basis``:
    is named;
 5. with only consequences and collateral, the rank the others blame, else a rank that never
    reached the collective its peers failed in (collateral, no comm error of its own; it hung),
-   else the one that stopped making progress first. A rank named because it hung gets a
-   ``timeout/hang`` verdict and its ``blocked_in``.
+   else the one that stopped making progress first. A rank named because it hung (stopped after
+   its peers' comm errors) gets a ``timeout/hang`` verdict and its ``blocked_in``; one killed
+   from outside before them went first and keeps its own verdict.
 
 Nothing here reads files or clocks: the same outcomes always give the same verdict.
 """
@@ -399,18 +400,26 @@ def _suspect(
     basis: list[str],
 ) -> tuple[int, bool]:
     """Among consequences and collateral only: returns (index, whether it hung)."""
+    consequences = [i for i in failed if roles[i] == "consequence"]
+    peers_failed = min((_at(_when(outcomes[i])) for i in consequences), default=_NEVER)
     if votes:
         blamed, count = votes.most_common(1)[0]
         basis.append(f"{count} consequence errors name {who(outcomes[blamed])}")
-        return blamed, roles[blamed] == "collateral"
+        return blamed, _stopped_after(outcomes[blamed], roles[blamed], peers_failed)
     collateral = [i for i in failed if roles[i] == "collateral"]
-    if collateral and len(collateral) < len(failed):
+    if collateral and consequences:
         index = _stalled_first(outcomes, collateral)
+        if _stopped_after(outcomes[index], roles[index], peers_failed):
+            basis.append(
+                f"{who(outcomes[index])} shows no communication error of its own while "
+                f"{len(consequences)} peers failed in a collective: it never reached it"
+            )
+            return index, True
         basis.append(
-            f"{who(outcomes[index])} shows no communication error of its own while "
-            f"{len(failed) - len(collateral)} peers failed in a collective: it never reached it"
+            f"{who(outcomes[index])} was stopped before any peer's communication error "
+            f"(first at {_iso(peers_failed)}): it went first, killed from outside"
         )
-        return index, True
+        return index, False
     index = _stalled_first(outcomes, failed)
     stalled = outcomes[index].last_progress_at
     if stalled is not None:
@@ -418,6 +427,23 @@ def _suspect(
     else:
         basis.append(f"nothing tells the ranks apart; taking the earliest: {who(outcomes[index])}")
     return index, False
+
+
+def _when(outcome: RankOutcome) -> datetime | None:
+    """When an outcome's failure showed: its first error, else its end."""
+    return outcome.first_error_at or outcome.ended_at
+
+
+def _stopped_after(outcome: RankOutcome, role: Role | None, peers_failed: datetime) -> bool:
+    """Whether a collateral rank was stopped after its peers' comm errors: it hung, then.
+
+    A rank killed from outside before any peer failed (SIGKILL without OOM evidence) went first;
+    it is named with its own verdict. Without times, a collateral rank is taken to have hung.
+    """
+    if role != "collateral":
+        return False
+    when = _when(outcome)
+    return when is None or peers_failed == _NEVER or _at(when) >= peers_failed
 
 
 def _stalled_first(outcomes: Sequence[RankOutcome], candidates: list[int]) -> int:
