@@ -116,9 +116,12 @@ def test_json_has_the_root_cause_object_and_a_role_per_report(tmp_path: Path) ->
 
 
 def test_roles_of_old_reports_are_decided_from_what_they_say(tmp_path: Path) -> None:
-    """Reports without roles (older crashsight) still get one: comm is a consequence."""
+    """Reports without roles (older crashsight), or with one this version does not know, still
+    get one: comm is a consequence."""
     paths = [
-        rank_report(tmp_path, 0, "comm/nccl_timeout", "Watchdog", role=None, at=1, world_size=2),
+        rank_report(
+            tmp_path, 0, "comm/nccl_timeout", "Watchdog", role="victim?", at=1, world_size=2
+        ),
         rank_report(tmp_path, 1, "crash/segfault", "SIGSEGV", role=None, at=2, world_size=2),
     ]
     result = aggregate([load_shard(p) for p in paths], "job")

@@ -23,7 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..diagnostics.jobverdict import JobVerdict, RankOutcome, RootCause, decide_root_cause, who
-from ..diagnostics.models import Role
+from ..diagnostics.models import ROLES, Role
 from ..redact import Redactor
 from .markdown import MAX_TASK_LINES, cell, task_error_lines, verdict_label
 
@@ -90,6 +90,12 @@ class ShardReport(_Lenient):
         if isinstance(value, dict):
             return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
         return value
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _known_role(cls, value: object) -> object:
+        """A role this version does not know (a newer report's) is decided afresh."""
+        return value if value in ROLES else None
 
     @field_validator("blocked_in", mode="before")
     @classmethod
