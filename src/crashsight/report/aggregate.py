@@ -80,6 +80,7 @@ class ShardReport(_Lenient):
     )
     first_error_at: datetime | None = None
     ended_at: datetime | None = None
+    last_activity_at: datetime | None = None
     blamed_peers: list[str] = Field(default_factory=list)
     blocked_in: str | None = None
 
@@ -167,7 +168,14 @@ def outcome_of(shard: ShardReport) -> RankOutcome:
     """The job verdict's view of one report; a status it does not know counts as a failure."""
     status = shard.status if shard.status in ("succeeded", "cancelled") else "failed"
     shared = shard.model_dump(include=set(RankOutcome.model_fields))
-    return RankOutcome.model_validate({**shared, "status": status, "path": shard.path or None})
+    return RankOutcome.model_validate(
+        {
+            **shared,
+            "status": status,
+            "path": shard.path or None,
+            "last_progress_at": shard.last_activity_at,
+        }
+    )
 
 
 def aggregate(
