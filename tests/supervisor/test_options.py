@@ -189,7 +189,9 @@ async def test_final_sigkill_goes_leaves_first(monkeypatch: pytest.MonkeyPatch) 
     This is the process-tree sweep, used where the runner has no cgroup of its own (with one,
     ``cgroup.kill`` ends the whole tree at once and no order exists), so cgroups are off here.
     Every process of the tree ignores SIGTERM (inherited from the spawn), so the SIGKILL sweep
-    finds the whole chain alive; the order is recorded where the kills are sent.
+    finds the whole chain alive; the order is recorded where the kills are sent. This is the
+    process-group containment (``cgroup="off"``): with a cgroup, ``cgroup.kill`` ends the whole
+    tree at once, forks in flight included, before the sweep finds anything.
     """
     killed: list[int] = []
     real_kill = psutil.Process.kill
