@@ -225,3 +225,15 @@ def test_a_wrapper_reporting_a_signal_as_128_plus_n_is_read_as_that_signal() -> 
         "crash",
         "segfault",
     )
+
+
+def test_a_rank_line_naming_child_failed_error_does_not_start_the_summary() -> None:
+    """Only torchrun's own, unprefixed ``ChildFailedError:`` line opens its failure summary."""
+    text = (
+        "[rank0]: torch.distributed.elastic.multiprocessing.errors.ChildFailedError: nested\n"
+        "[rank0]: OSError: [Errno 28] No space left on device\n"
+    )
+    splitter, job = _job(text)
+    assert splitter.summary == []
+    assert job is not None
+    assert (job.ranks[0].category, job.ranks[0].subcategory) == ("disk", "enospc")

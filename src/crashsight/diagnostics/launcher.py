@@ -181,9 +181,6 @@ class LauncherSplitter:
         if self._in_summary:
             self._summary_line(line)
             return
-        if _SUMMARY_START in line:
-            self._in_summary = True
-            return
         noticed = _NOTICED.search(line)
         if noticed:
             self._noticed_at.setdefault(int(noticed["pid"]), self.clock())
@@ -206,6 +203,9 @@ class LauncherSplitter:
         prefixed = _RANK_PREFIX.match(line)
         if prefixed is not None:
             self._rank_line(int(prefixed["rank"]), prefixed["text"])
+        elif _SUMMARY_START in line:
+            # torchrun's own exception, never a rank's (a rank's lines carry its prefix).
+            self._in_summary = True
 
     def _rank(self, rank: int, table: dict[int, _Rank]) -> _Rank | None:
         state = table.get(rank)
