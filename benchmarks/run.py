@@ -28,8 +28,10 @@ from . import (
     bench_collector,
     bench_failure,
     bench_flood,
+    bench_ray,
     bench_scale,
     bench_spawn,
+    bench_stacks,
 )
 from .common import RESULTS_DIR, BenchResult, Settings
 
@@ -44,6 +46,8 @@ BENCHMARKS: dict[str, Callable[[Settings], BenchResult]] = {
     "spawn": bench_spawn.run,
     "scale": bench_scale.run,
     "analyze": bench_analyze.run,
+    "stacks": bench_stacks.run,
+    "ray": bench_ray.run,
 }
 
 

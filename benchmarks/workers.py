@@ -30,6 +30,7 @@ __all__ = [
     "emit_events",
     "emit_then_fail",
     "flood",
+    "hang_unanswering",
     "mp_emit_then_fail",
     "mp_pipe_child",
     "mp_queue_child",
@@ -148,3 +149,13 @@ if __name__ == "__main__":
         _flood(int(rest[0]))
     else:
         raise SystemExit(f"unknown command {command!r}")
+
+
+def hang_unanswering() -> None:
+    """Hang with every signal blocked in every thread: no stack dump, and no SIGTERM, gets in.
+
+    The mask is set, then the process becomes a plain sleeping interpreter, whose threads all
+    inherit it (the bootstrap's own threads would otherwise still take signals).
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(3600)"])

@@ -1,8 +1,10 @@
-"""Suite-wide guarantees: no test leaves a process behind."""
+"""Suite-wide guarantees: one set of hypothesis settings, and no test leaves a process behind."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,7 +13,7 @@ import psutil
 import pytest
 from hypothesis import HealthCheck, settings
 
-from crashsight.runner.channel import RUNNER_ID_ENV
+from crashsight.supervisor.cgroup import CgroupHost, detect_host
 
 # One set of hypothesis settings for CI and for a user's first `make test`. Built from
 # hypothesis's own defaults, never from the profile it loads by itself when CI is set (that one
@@ -30,42 +32,128 @@ settings.register_profile("crashsight", _CHECKS)
 settings.register_profile("crashsight-ci", _CHECKS, derandomize=True, print_blob=True)
 settings.load_profile("crashsight-ci" if os.environ.get("CI") else "crashsight")
 
-#: Every process this test session starts inherits this marker, so concurrent test runs on the
-#: same machine do not see each other's runners as leftovers.
+#: Every process this test session starts inherits this marker (crashsight's own helpers too: the
+#: guardian, the CLI, servers), so concurrent test runs on the same machine never see each other's
+#: processes. It is not the product's runner marker, and it is only the second of two means.
 SESSION_ENV = "CRASHSIGHT_TEST_SESSION"
 os.environ[SESSION_ENV] = uuid.uuid4().hex
 
+_PR_SET_CHILD_SUBREAPER = 36
+#: How long a test's processes get to disappear after it ends before they count as survivors.
+_SURVIVOR_WAIT_S = 5.0
 
-def _marked_survivors(since: float) -> list[psutil.Process]:
-    """Live (non-zombie) processes started by a crashsight runner since ``since``."""
-    found = []
-    for proc in psutil.process_iter(["pid", "create_time", "status"]):
-        info = proc.info
-        if proc.pid == os.getpid() or info["create_time"] < since - 1:
-            continue
-        if info["status"] == psutil.STATUS_ZOMBIE:
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Make this pytest process a child subreaper (Linux), the leak check's first means.
+
+    An orphan (a daemon's double fork, a grandchild whose runner died, a process that scrubbed its
+    environment and called setsid) is then re-parented to this process instead of init, so it
+    stays in this process's tree, where the leak check finds it. The product's sweep relies on
+    its runner marker in the environment and on the runner's tree; this check relies on neither.
+    Orphans that exit become zombies here; the leak check reaps them after every test.
+    """
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+Identity = tuple[int, float]
+
+
+def _identity(proc: psutil.Process) -> Identity | None:
+    try:
+        return proc.pid, proc.create_time()
+    except psutil.Error:
+        return None
+
+
+def _tree() -> list[psutil.Process]:
+    """This process's descendants, orphans adopted by the subreaper included."""
+    try:
+        return psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _session_survivors(baseline: set[Identity], since: float) -> list[psutil.Process]:
+    """Live processes of this session started during the test, except the session's helpers.
+
+    Found by two means: this process's tree, and the session marker in the environment (for
+    processes re-parented to another subreaper). A process that existed when the test started
+    (a session fixture's browser or server), or descends from one, is the session's, not the
+    test's.
+    """
+    found: dict[int, psutil.Process] = {proc.pid: proc for proc in _tree()}
+    for proc in psutil.process_iter(["create_time"]):
+        if proc.pid in found or proc.info["create_time"] < since - 1:
             continue
         try:
-            env = proc.environ()
-            if RUNNER_ID_ENV in env and env.get(SESSION_ENV) == os.environ[SESSION_ENV]:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            if proc.environ().get(SESSION_ENV) == os.environ[SESSION_ENV]:
+                found[proc.pid] = proc
+        except psutil.Error:
             continue
-    return found
+    survivors = []
+    for proc in found.values():
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE or _identity(proc) in baseline:
+                continue
+            if any(_identity(parent) in baseline for parent in proc.parents()):
+                continue
+        except psutil.Error:
+            continue
+        survivors.append(proc)
+    return survivors
+
+
+def _reap_adopted_zombies() -> None:
+    """Reap this process's exited children: adopted orphans, and any the finished test left."""
+    for proc in psutil.Process().children():
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(proc.pid, os.WNOHANG)
+        except (psutil.Error, ChildProcessError):
+            continue
+
+
+def _depth(proc: psutil.Process) -> int:
+    try:
+        return len(proc.parents())
+    except psutil.Error:
+        return 0
 
 
 @pytest.fixture(autouse=True)
 def no_process_left_behind() -> Iterator[None]:
-    """Fail any test after which a runner, or anything a runner started, is still alive."""
+    """Fail any test after which a process it started, directly or not, is still alive.
+
+    Session-scoped fixtures are set up before this fixture, so their processes are in the
+    baseline and are not blamed on the test that happened to start them.
+    """
     since = time.time()
+    baseline = {identity for identity in map(_identity, _tree()) if identity is not None}
     yield
-    deadline = time.monotonic() + 3.0
-    survivors = _marked_survivors(since)
+    deadline = time.monotonic() + _SURVIVOR_WAIT_S
+    survivors = _session_survivors(baseline, since)
     while survivors and time.monotonic() < deadline:
         psutil.wait_procs(survivors, timeout=0.1)
-        survivors = _marked_survivors(since)
+        survivors = _session_survivors(baseline, since)
     if survivors:
-        described = [f"{p.pid} {' '.join(p.cmdline())}" for p in survivors]
-        for proc in survivors:
-            proc.kill()
+        described = []
+        for proc in sorted(survivors, key=_depth, reverse=True):  # leaves first
+            try:
+                described.append(f"{proc.pid} {' '.join(proc.cmdline())}")
+                proc.kill()
+            except psutil.Error:
+                continue
+        psutil.wait_procs(survivors, timeout=_SURVIVOR_WAIT_S)
+    _reap_adopted_zombies()
+    if survivors:
         pytest.fail(f"processes outlived the test: {described}")
+
+
+@pytest.fixture(scope="session")
+def cgroup_host() -> CgroupHost:
+    """This host's runner cgroups; a test that needs them skips where they are not writable."""
+    host = detect_host("auto")
+    if host.v2_base is None:
+        pytest.skip(f"no writable cgroup v2 here: {host.reason}")
+    return host

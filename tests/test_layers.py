@@ -28,6 +28,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "testing": frozenset({"base", "runner", "diagnostics", "supervisor", "report"}),
     "server": frozenset({"base", "diagnostics", "supervisor", "report"}),
     "cli": frozenset({"base", "diagnostics", "supervisor", "report", "server", "testing"}),
+    # An adapter at the edge: runs supervisors inside Ray's workers, reports to Ray's driver.
+    "ray": frozenset({"base", "runner", "diagnostics", "supervisor", "report"}),
     "top": frozenset({"base", "runner", "diagnostics", "supervisor", "report", "testing", "cli"}),
 }
 #: Third-party packages a worker must never load: it runs inside every worker process.

@@ -395,14 +395,6 @@ def memory_error() -> None:
     bytearray(1 << 30)
 
 
-def oom_in_cgroup() -> None:
-    """``oom_in_cgroup CGROUP_DIR``: join a memory-limited cgroup and touch memory until killed."""
-    (Path(_args()[0]) / "cgroup.procs").write_text(str(os.getpid()))
-    hoard = []
-    while True:
-        hoard.append(b"\x01" * (16 << 20))  # bytes of ones: every page really touched
-
-
 def http_get() -> None:
     """``http_get URL [TIMEOUT]``: fetch a URL with urllib and let any error propagate."""
     url, *timeout = _args()

@@ -11,6 +11,7 @@ The tests load this file by path, so it imports nothing from the test suite.
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -58,3 +59,39 @@ def many_events() -> None:
     count = int(os.environ.get("EVENT_COUNT", "10000"))
     for i in range(count):
         runner.progress(f"event {i}")
+
+
+def report_stdin() -> None:
+    """Sends one Progress: the device and inode of its fd 0, then the first line read from it."""
+    info = os.fstat(0)
+    runner.progress(f"{info.st_dev}:{info.st_ino} {sys.stdin.readline().strip()}")
+
+
+def report_interpreter() -> None:
+    """Sends one Progress naming the interpreter wrapper it was started through, if any."""
+    runner.progress(f"wrapper={os.environ.get('INTERPRETER_WRAPPER', '')}")
+
+
+def abort_with_core() -> None:
+    """Raises its core-size limit to the hard limit, then aborts: a core is dumped."""
+    _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+    injectors.abort()
+
+
+def process_chain() -> None:
+    """Starts a chain of three descendants (child, grandchild, great-grandchild), each in the
+    runner's group, prints their pids once all run, then hangs."""
+    script = (
+        "import subprocess, sys\n"
+        "depth = int(sys.argv[1])\n"
+        "child = subprocess.Popen([sys.executable, '-c', sys.argv[2], str(depth - 1), sys.argv[2]]"
+        " if depth > 1 else ['sleep', '600'], stdout=None)\n"
+        "print(child.pid, flush=True)\n"
+        "child.wait()\n"
+    )
+    chain = subprocess.Popen([sys.executable, "-c", script, "2", script], stdout=subprocess.PIPE)
+    assert chain.stdout is not None
+    pids = [chain.pid, *(int(chain.stdout.readline()) for _ in range(2))]
+    runner.progress(" ".join(map(str, pids)))
+    injectors.hang()

@@ -12,8 +12,10 @@ first use instead. Type checkers read the explicit imports under ``TYPE_CHECKING
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
+#: Not ``typing.TYPE_CHECKING``: every Python process of a runner's tree imports this package for
+#: its stack dumps, and importing typing would cost each of them more than the dumps do.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .diagnostics.catalogue import CATALOGUE as CATALOGUE
     from .diagnostics.classify import Classifier as Classifier

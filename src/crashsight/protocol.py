@@ -139,6 +139,12 @@ class ExceptionInfo(WireModel):
     exceptions: list[ExceptionInfo] = Field(
         default_factory=list, description="Members of an exception group."
     )
+    attributes: dict[str, str | int] = Field(
+        default_factory=dict,
+        description="Attributes that describe a child process that died: CalledProcessError's "
+        "returncode, cmd and captured stderr (its end), torch ProcessException's error_pid, "
+        "exit_code and signal_name.",
+    )
 
     def chain(self) -> list[ExceptionInfo]:
         """Return this exception and every exception reachable from it, outermost first."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from selenium import webdriver
@@ -39,6 +39,22 @@ def browser() -> Iterator[webdriver.Chrome]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+def console_errors(browser: webdriver.Chrome) -> Callable[[], list[dict[str, object]]]:
+    """Returns the console's SEVERE entries logged since this test began.
+
+    The browser is shared by the session and reading its log empties it, so the fixture empties
+    it first: a test never depends on what earlier tests logged, or on whether they read it.
+    """
+    browser.get_log("browser")  # type: ignore[no-untyped-call]
+
+    def errors() -> list[dict[str, object]]:
+        entries: list[dict[str, object]] = browser.get_log("browser")  # type: ignore[no-untyped-call]
+        return [entry for entry in entries if entry["level"] == "SEVERE"]
+
+    return errors
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import http.server
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from selenium import webdriver
@@ -80,15 +80,18 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     ],
 )
 def test_page_loads_without_console_errors(
-    browser: webdriver.Chrome, site: str, page: str, verdict: str, summary: str
+    browser: webdriver.Chrome,
+    console_errors: Callable[[], list[dict[str, object]]],
+    site: str,
+    page: str,
+    verdict: str,
+    summary: str,
 ) -> None:
     """Each command's page loads from its own bytes alone, with nothing logged as an error."""
     browser.get(f"{site}/{page}")
     assert browser.find_element(By.ID, "verdict").text == verdict
     assert summary in browser.find_element(By.ID, "summary").text
-    logs: list[dict[str, object]] = browser.get_log("browser")  # type: ignore[no-untyped-call]
-    severe = [e for e in logs if e["level"] == "SEVERE"]
-    assert severe == []
+    assert console_errors() == []
 
 
 def test_traceback_expands_to_frames_and_cause(browser: webdriver.Chrome, panel_url: str) -> None:

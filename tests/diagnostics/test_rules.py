@@ -36,6 +36,7 @@ signals = "SIGKILL"
 exit_codes = [1, 137]
 timeout = "deadline"
 oom_killed = false
+pids_limited = false
 stderr = "No space"
 """
 
@@ -54,6 +55,7 @@ def test_parse_rules_reads_every_matcher() -> None:
     assert second.signals == ("SIGKILL",)
     assert second.exit_codes == (1, 137)
     assert second.oom_killed is False
+    assert second.pids_limited is False
     assert set(second.matchers) == set(MATCHERS) - {"exception", "message"}
     assert (first.origin, second.origin) == ("shard.toml rule[0]", "shard.toml rule[1]")
 

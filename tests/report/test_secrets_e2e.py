@@ -1,8 +1,9 @@
-"""Secrets never reach a report, end to end through ``crashsight run --report``.
+"""Secrets never reach a report, end to end through ``crashsight run`` and every sink it writes.
 
 For each shape of credential, a real worker prints the secret on its stderr and raises an exception
-whose message contains it. The secret must appear nowhere in the JSON report and nowhere in the
-verdict block crashsight prints on its stderr; the child's own stderr, which crashsight passes
+whose message contains it. The secret must appear nowhere in the JSON report, the HTML panel, the
+Kubernetes termination log, the GitHub step summary and outputs, and the verdict block crashsight
+prints on its stderr; the child's own stderr, which crashsight passes
 through unchanged by design, still shows it (that is the control: the secret really was there).
 """
 
@@ -83,19 +84,32 @@ def test_secret_reaches_neither_report_nor_verdict(
 
     Not even ten characters of it survive, so a secret cut by a length limit counts as a leak.
     """
-    report = tmp_path / "r.json"
+    sinks = {
+        name: tmp_path / name
+        for name in ("r.json", "panel.html", "termination-log", "step-summary.md", "outputs")
+    }
+    github = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_STEP_SUMMARY": str(sinks["step-summary.md"]),
+        "GITHUB_OUTPUT": str(sinks["outputs"]),
+    }
     result = subprocess.run(
-        [sys.executable, "-m", "crashsight", "run", "--report", str(report), "--",
-         sys.executable, str(WORKERS), "leak"],
-        env={**os.environ, **env, "LEAK": leak},
+        [sys.executable, "-m", "crashsight", "run", "--report", str(sinks["r.json"]),
+         "--html", str(sinks["panel.html"]), "--termination-log", str(sinks["termination-log"]),
+         "--", sys.executable, str(WORKERS), "leak"],
+        env={**os.environ, **env, **github, "LEAK": leak},
         capture_output=True, text=True, timeout=50, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     passed_through, verdict = _verdict_block(result.stderr)
     assert secret in passed_through, "control: the child really printed the secret"
-    text = report.read_text()
-    assert "upload failed after 3 attempts" in text, "control: the report quotes the error"
-    assert "***" in text, "control: the secret was masked, not dropped with its line"
+    written = {name: path.read_text() for name, path in sinks.items()}
+    for name in ("r.json", "panel.html", "step-summary.md"):
+        assert "upload failed after 3 attempts" in written[name], f"control: {name} quotes it"
+    for name in ("r.json", "panel.html", "step-summary.md", "outputs"):
+        assert "***" in written[name], f"control: {name} masked the secret, kept its line"
+    assert "\nhint: " in written["termination-log"], "control: the verdict and hint were written"
     for fragment in _fragments(secret):
         assert fragment not in verdict
-        assert fragment not in text
+        for name, text in written.items():
+            assert fragment not in text, name

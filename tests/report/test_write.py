@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import subprocess
+import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,14 +46,64 @@ def test_concurrent_reader_never_sees_a_partial_report(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"], "no temporary file is left"
 
 
-def test_failed_write_keeps_the_old_report(tmp_path: Path) -> None:
-    """A write that fails part-way leaves the previous report in place and no temporary file."""
-    target = tmp_path / "r.json"
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs mounted for this test: a real filesystem that really fills up."""
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mountpoint)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    except OSError as exc:
+        pytest.skip(f"cannot run mount(8): {exc}")
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_write_that_fills_the_disk_part_way_keeps_the_old_report(tiny_tmpfs: Path) -> None:
+    """ENOSPC after part of the new report is on disk: the old report is untouched, the
+    temporary file is removed and its blocks are free again."""
+    target = tiny_tmpfs / "r.json"
     write_text_atomically('{"n": 1}', target)
-    with pytest.raises(UnicodeEncodeError):
-        write_text_atomically("\ud800 lone surrogate", target)
+    free_before = os.statvfs(tiny_tmpfs).f_bfree
+    with pytest.raises(OSError, match="No space left on device") as failure:
+        write_text_atomically(json.dumps({"n": 2, "pad": "x" * (1 << 20)}), target)
+    assert failure.value.errno == errno.ENOSPC
     assert target.read_text() == '{"n": 1}'
-    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+    assert [p.name for p in tiny_tmpfs.iterdir()] == ["r.json"]
+    assert os.statvfs(tiny_tmpfs).f_bfree == free_before
+
+
+#: Writes a 1 MiB report under a 64 KiB file-size limit (the kernel cuts the write short, then
+#: refuses with EFBIG; Python ignores SIGXFSZ), then prints the error and what is left.
+_FSIZE_PROBE = """
+import json, os, resource, sys
+from crashsight.report.write import write_text_atomically
+target = sys.argv[1]
+write_text_atomically('{"n": 1}', target)
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, 64 << 10))
+try:
+    write_text_atomically(json.dumps({"n": 2, "pad": "x" * (1 << 20)}), target)
+except OSError as exc:
+    print(json.dumps({"errno": exc.errno, "files": sorted(os.listdir(os.path.dirname(target)))}))
+"""
+
+
+def test_write_cut_short_by_the_file_size_limit_keeps_the_old_report(tmp_path: Path) -> None:
+    """EFBIG part-way through (RLIMIT_FSIZE, any user): old report intact, no temporary file."""
+    target = tmp_path / "r.json"
+    probe = subprocess.run(
+        [sys.executable, "-c", _FSIZE_PROBE, str(target)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert json.loads(probe.stdout) == {"errno": errno.EFBIG, "files": ["r.json"]}
+    assert target.read_text() == '{"n": 1}'
 
 
 @pytest.mark.parametrize(
@@ -59,9 +114,8 @@ def test_failed_write_keeps_the_old_report(tmp_path: Path) -> None:
     ],
 )
 def test_unusable_report_path_is_refused_up_front(
-    tmp_path: Path, make: object, message: str
+    tmp_path: Path, make: Callable[[Path], Path], message: str
 ) -> None:
     """A report path that could never be written is refused before any runner starts."""
-    assert callable(make)
     with pytest.raises(ConfigurationError, match=message):
         check_report_path(make(tmp_path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -13,8 +14,9 @@ import pytest
 from pydantic import BaseModel
 
 from crashsight.errors import RunnerStateError
-from crashsight.protocol import Progress, Ready, UserEvent
+from crashsight.protocol import Heartbeat, Progress, Ready, UserEvent
 from crashsight.supervisor.restart import RestartPolicy
+from crashsight.supervisor.runner import Runner
 from crashsight.supervisor.status import RunnerCancelled, RunnerFailed, RunnerSucceeded
 from crashsight.supervisor.stop import StopPolicy
 from crashsight.supervisor.supervisor import Supervisor
@@ -34,9 +36,17 @@ def inject(name: str) -> str:
 
 @pytest.mark.asyncio
 async def test_sigterm_ignored_escalates_to_sigkill() -> None:
-    """A child that ignores SIGTERM is SIGKILLed after the grace period, and the report says so."""
+    """A child that ignores SIGTERM is SIGKILLed after the grace period, and the report says so.
+
+    The child ignores SIGTERM from its first instruction (an ignored disposition is inherited
+    across fork and exec), so the deadline may fire at any point of its start-up.
+    """
     async with Supervisor(output="discard", stop_policy=StopPolicy(grace=0.5)) as supervisor:
-        runner = await supervisor.spawn(inject("ignore_sigterm"), deadline=0.5)
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            runner = await supervisor.spawn(inject("ignore_sigterm"), deadline=0.5)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         status = await runner.wait()
     assert isinstance(status, RunnerFailed)
     assert status.exit.signal == "SIGKILL"
@@ -113,16 +123,23 @@ async def test_ten_thousand_events_complete_and_in_order() -> None:
 
 @pytest.mark.asyncio
 async def test_overflow_drops_oldest_but_never_the_status() -> None:
-    """With nobody reading, the bounded buffer drops the oldest events and counts them."""
+    """With nobody reading, the bounded buffer drops the oldest events and counts them exactly.
+
+    The worker sends Ready and then ``event 0`` to ``event 999``: 1,002 items with the status in a
+    buffer of 100, so Ready and events 0 to 900 are dropped and the newest 99 survive, in order.
+    """
     async with Supervisor(output="discard", event_buffer=100) as supervisor:
         runner = await supervisor.spawn(
             target("many_events"), env={**os.environ, "EVENT_COUNT": "1000"}
         )
         status = await runner.wait()
     events = [event async for event in runner.events()]
-    assert status.events_dropped > 0
-    assert len(events) == 100
     assert events[-1] == status
+    assert [e.message for e in events[:-1] if isinstance(e, Progress)] == [
+        f"event {i}" for i in range(901, 1000)
+    ]
+    assert len(events) == 100
+    assert status.events_dropped == 1 + 901
 
 
 @pytest.mark.asyncio
@@ -138,13 +155,26 @@ async def test_fifty_runners_at_once() -> None:
 
 @pytest.mark.asyncio
 async def test_cancelling_supervisor_stops_runners() -> None:
-    """Cancelling the supervisor stops every runner with the policy and reaps it."""
+    """Cancelling the supervisor stops every runner with the policy and reaps it.
+
+    The cancellation comes once both workers have sent their heartbeat, so the second one
+    really ignores SIGTERM by then.
+    """
     runners = []
-    with anyio.move_on_after(1.0):
-        async with Supervisor(output="discard", stop_policy=StopPolicy(grace=1.0)) as supervisor:
+    with anyio.CancelScope() as scope:
+        async with (
+            Supervisor(output="discard", stop_policy=StopPolicy(grace=1.0)) as supervisor,
+            anyio.create_task_group() as tg,
+        ):
+            beats = []
             for name in ("hang", "ignore_sigterm"):
                 runners.append(await supervisor.spawn(inject(name)))
-            await anyio.sleep(600)
+                beats.append(anyio.Event())
+                tg.start_soon(_signal_heartbeat, runners[-1], beats[-1])
+            with anyio.fail_after(60):
+                for beat in beats:
+                    await beat.wait()
+            scope.cancel()
     statuses = [r.status for r in runners]
     assert all(isinstance(s, RunnerCancelled) for s in statuses), statuses
     assert [s.exit.signal for s in statuses if s is not None] == ["SIGTERM", "SIGKILL"]
@@ -215,6 +245,13 @@ async def test_plain_script_exception_arrives_through_hook(tmp_path: Path) -> No
     assert status.termination_error.frames[-1].function == "step"
 
 
+async def _signal_heartbeat(runner: Runner, beat: anyio.Event) -> None:
+    """Consume the runner's events, setting ``beat`` at its first Heartbeat."""
+    async for event in runner.events():
+        if isinstance(event, Heartbeat):
+            beat.set()
+
+
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -225,12 +262,12 @@ def _alive(pid: int) -> bool:
 @pytest.mark.asyncio
 async def test_cancelled_while_waiting_for_runners_on_exit() -> None:
     """A cancellation that arrives while the block's exit waits for runners stops and reaps them."""
-    runners = []
-    with anyio.move_on_after(0.5) as scope:
+    with anyio.CancelScope() as scope:
         async with Supervisor(output="discard", stop_policy=StopPolicy(grace=1.0)) as supervisor:
-            runners.append(await supervisor.spawn_command(["sleep", "30"]))
+            runner = await supervisor.spawn_command(["sleep", "30"])
+            scope.cancel()  # delivered at the next wait: the block's exit, waiting for the runner
     assert scope.cancelled_caught
-    status = runners[0].status
+    status = runner.status
     assert isinstance(status, RunnerCancelled)
     assert status.exit.signal == "SIGTERM"
     assert not _alive(status.pid)

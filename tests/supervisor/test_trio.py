@@ -7,7 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from crashsight.protocol import Progress
+from crashsight.protocol import Heartbeat, Progress
 from crashsight.supervisor.status import RunnerCancelled, RunnerFailed, RunnerSucceeded
 from crashsight.supervisor.stop import StopPolicy
 from crashsight.supervisor.supervisor import Supervisor
@@ -47,18 +47,23 @@ async def test_no_progress_and_cancellation_under_trio() -> None:
     async with Supervisor(output="discard", no_progress_timeout=0.5) as supervisor:
         hung = await supervisor.spawn(f"{INJECT}hang")
         assert (await hung.wait()).status == "failed"
-    runners = []
-    with anyio.move_on_after(0.5):
+    with anyio.CancelScope() as scope:
         async with Supervisor(output="discard", stop_policy=StopPolicy(grace=0.5)) as supervisor:
-            runners.append(await supervisor.spawn(f"{INJECT}ignore_sigterm"))
-            await anyio.sleep(600)
-    assert isinstance(runners[0].status, RunnerCancelled)
+            stubborn = await supervisor.spawn(f"{INJECT}ignore_sigterm")
+            with anyio.fail_after(60):  # its heartbeat: SIGTERM is ignored from then on
+                async for event in stubborn.events():
+                    if isinstance(event, Heartbeat):
+                        scope.cancel()
+    status = stubborn.status
+    assert isinstance(status, RunnerCancelled)
+    assert status.signals_sent == ["SIGTERM", "SIGKILL"]
 
 
 async def test_cancelled_while_waiting_for_runners_on_exit_under_trio() -> None:
     """Under trio too, a cancellation during the block's exit stops and reaps every runner."""
-    runners = []
-    with anyio.move_on_after(0.5):
+    with anyio.CancelScope() as scope:
         async with Supervisor(output="discard", stop_policy=StopPolicy(grace=1.0)) as supervisor:
-            runners.append(await supervisor.spawn_command(["sleep", "30"]))
-    assert isinstance(runners[0].status, RunnerCancelled)
+            sleeper = await supervisor.spawn_command(["sleep", "30"])
+            scope.cancel()  # delivered at the next wait: the block's exit
+    assert scope.cancelled_caught
+    assert isinstance(sleeper.status, RunnerCancelled)

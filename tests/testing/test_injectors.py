@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+import anyio
 import psutil
 import pytest
 
 from crashsight import testing
-from crashsight.protocol import Progress
+from crashsight.protocol import Heartbeat, Progress
 from crashsight.supervisor.status import RunnerFailed
 from crashsight.supervisor.stop import StopPolicy
 from crashsight.supervisor.supervisor import SpawnOptions, Supervisor
@@ -108,10 +109,19 @@ async def test_injector_gets_its_documented_verdict(run_crash: RunCrash, promise
 
 @pytest.mark.asyncio
 @pytest.mark.crashsight(stop_policy=StopPolicy(grace=0.3))
-async def test_ignore_sigterm_needs_sigkill(run_crash: RunCrash) -> None:
-    """A worker ignoring SIGTERM is SIGKILLed after the grace period, and the report says so."""
-    status = await run_crash("ignore_sigterm", deadline=0.3)
-    assert_verdict(status, "timeout/deadline")
+async def test_ignore_sigterm_needs_sigkill(supervisor: Supervisor) -> None:
+    """A worker ignoring SIGTERM is SIGKILLed after the grace period, and the report says so.
+
+    It is stopped once its heartbeat says it has started ignoring SIGTERM, never before.
+    """
+    async with supervisor:
+        runner = await supervisor.spawn("crashsight.testing.targets:ignore_sigterm")
+        with anyio.fail_after(60):
+            async for event in runner.events():
+                if isinstance(event, Heartbeat):
+                    break
+        status = await runner.stop("enough")
+    assert_verdict(status, "cancelled")
     assert status.exit.signal == "SIGKILL"
     assert status.signals_sent == ["SIGTERM", "SIGKILL"]
 

@@ -41,9 +41,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    import torch.distributed as dist
-
     import torch
+    import torch.distributed as dist
 
     dist.init_process_group(
         "gloo", init_method="env://", timeout=datetime.timedelta(seconds=args.pg_timeout)

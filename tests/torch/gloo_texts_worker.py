@@ -7,15 +7,17 @@ set (by a test or by torchrun). The victim (VICTIM, default 1) fails at step 5:
 * ``hang``: sleeps, so its peers hit the process group's timeout (PG_TIMEOUT seconds);
 * ``store``: rank 0 hosts a TCPStore and exits; the others' next store call fails (TCPStore's
   texts);
-* ``segfault``: a real SIGSEGV;
-* ``record``: raises ValueError inside torch's ``@record``, which writes torchrun's error file.
+* ``segfault``: a real SIGSEGV.
+
+Ranks listed in RECORD_RANKS (comma-separated) run inside torch's ``@record``, which writes
+torchrun's error file itself when they raise.
 """
 
 from __future__ import annotations
 
 import datetime
-import faulthandler
 import os
+import signal
 import sys
 import time
 
@@ -35,9 +37,7 @@ def collectives(mode: str, rank: int, victim: int) -> None:
             if mode == "hang":
                 time.sleep(600)
             if mode == "segfault":
-                faulthandler._sigsegv()
-            if mode == "record":
-                raise ValueError(f"rank {rank} found a bad batch")
+                os.kill(os.getpid(), signal.SIGSEGV)
         dist.all_reduce(tensor)
 
 
@@ -46,7 +46,8 @@ def store(rank: int, world_size: int) -> None:
 
     port = int(os.environ["MASTER_PORT"])
     timeout = datetime.timedelta(seconds=30)
-    client = dist.TCPStore("127.0.0.1", port, world_size, rank == 0, timeout=timeout)
+    # TCPStore is re-exported by torch.distributed without being declared so to type checkers.
+    client = vars(dist)["TCPStore"]("127.0.0.1", port, world_size, rank == 0, timeout=timeout)
     client.set(f"up{rank}", "1")
     client.wait([f"up{r}" for r in range(world_size)])
     if rank == 0:
@@ -61,7 +62,7 @@ def main() -> None:
     victim = int(os.environ.get("VICTIM", "1"))
     if mode == "store":
         store(rank, world_size)
-    elif mode == "record":
+    elif str(rank) in os.environ.get("RECORD_RANKS", "").split(","):
         from torch.distributed.elastic.multiprocessing.errors import record
 
         record(collectives)(mode, rank, victim)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -64,28 +63,16 @@ async def run_job(mode: str, victim: int) -> list[RunnerStatus]:
 
 
 def outcome(status: RunnerStatus) -> RankOutcome:
-    failed = isinstance(status, RunnerFailed)
-    return RankOutcome(
-        name=status.name,
-        rank=status.rank,
-        world_size=status.world_size,
-        host=status.host,
-        status=status.status,
-        category=status.category if failed else None,
-        subcategory=status.subcategory if failed else None,
-        summary=status.summary if failed else "",
-        role=status.role if failed else None,
-        first_error_at=status.first_error_at if failed else None,
-        ended_at=status.ended_at,
-        blamed_peers=status.blamed_peers if failed else [],
-        blocked_in=status.blocked_in.describe() if status.blocked_in else None,
-    )
+    """The job verdict's view of a rank's final status."""
+    shared = status.model_dump(include=set(RankOutcome.model_fields) - {"blocked_in"})
+    blocked = status.blocked_in.describe() if status.blocked_in else None
+    return RankOutcome.model_validate({**shared, "blocked_in": blocked})
 
 
 @pytest.fixture(scope="session")
-def jobs() -> Iterator[dict[str, list[RunnerStatus]]]:
+def jobs() -> dict[str, list[RunnerStatus]]:
     """Each failure mode's job, run once: exit (peer dies), hang (peer hangs), store (host dies)."""
-    yield {
+    return {
         "exit": anyio.run(run_job, "exit", 1),
         "hang": anyio.run(run_job, "hang", 1),
         "store": anyio.run(run_job, "store", 0),
@@ -108,7 +95,8 @@ def test_a_dead_peer_is_a_gloo_consequence_naming_the_peer(
             status.summary, status.stderr_tail[-3:]
         )  # fmt: skip
         assert {d.id for d in status.diagnostics} <= {"gloo.peer_closed", "gloo.io_error"}
-        assert status.blamed_peers and status.blamed_peers[0].startswith("[127.0.0.1]:")
+        assert status.blamed_peers
+        assert status.blamed_peers[0].startswith("[127.0.0.1]:")
         assert (status.world_size, status.host) == (WORLD_SIZE, socket.gethostname())
     victim = statuses[1]
     assert isinstance(victim, RunnerFailed)

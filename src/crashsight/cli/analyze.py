@@ -32,7 +32,7 @@ from ..report.html import render_panel
 from ..report.panels import panel_from_analysis
 from ..report.write import check_report_path, write_text_atomically
 
-__all__ = ["add_analyze_parser", "analyze_command", "exit_status"]
+__all__ = ["add_analyze_parser", "analyze_command", "exit_status", "positive_int"]
 
 
 def add_analyze_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -55,7 +55,7 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     parser.add_argument("--rules", metavar="FILE", help="TOML classification rules tried first")
     parser.add_argument(
         "--max-errors",
-        type=_positive,
+        type=positive_int,
         default=500,
         metavar="N",
         help="distinct errors listed; more are only counted (default 500)",
@@ -63,7 +63,8 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     parser.set_defaults(handler=analyze_command)
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
     try:
         value = int(text)
     except ValueError:

@@ -22,6 +22,7 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -41,10 +42,13 @@ from ..report.terminal import render_verdict, wants_colour
 from ..report.torchelastic import ERROR_FILE_ENV, write_error_file
 from ..report.write import check_report_path, write_report, write_text_atomically
 from ..supervisor.identity import IDENTITY_ENV, identity_from_env
-from ..supervisor.status import RunnerFailed, RunnerStatus
+from ..supervisor.snapshot import StackOptions, parse_dump_signal
+from ..supervisor.status import ExitInfo, RunnerCancelled, RunnerFailed, RunnerStatus
 from ..supervisor.stop import StopPolicy
 from ..supervisor.supervisor import SpawnOptions, Supervisor
 from ..supervisor.timeline import first_error_at
+from .analyze import positive_int
+from .startup import StartupSignals
 
 __all__ = ["add_run_parser", "exit_code_for", "run_command"]
 
@@ -74,6 +78,30 @@ def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
         help="time between SIGTERM and SIGKILL when stopping (default 5)",
     )
     parser.add_argument("--rules", metavar="FILE", help="TOML classification rules tried first")
+    stacks = parser.add_argument_group("stacks at a stop")
+    stacks.add_argument(
+        "--dump-signal",
+        type=_dump_signal,
+        default=signal.SIGUSR2,
+        metavar="SIGNAL",
+        help="signal that asks the Python processes for their stacks before a stop "
+        "(default SIGUSR2)",
+    )
+    stacks.add_argument(
+        "--stack-wait",
+        type=_grace,
+        default=1.0,
+        metavar="SECONDS",
+        help="how long to wait for the stacks before stopping anyway (default 1)",
+    )
+    stacks.add_argument(
+        "--native-stacks",
+        action="store_true",
+        help="add native (C/C++) frames with py-spy (pip install 'crashsight[stacks]')",
+    )
+    stacks.add_argument(
+        "--no-stacks", action="store_true", help="take no stacks and no process tree at a stop"
+    )
     parser.add_argument("--name", help="name of this run in reports (default: the command)")
     parser.add_argument(
         "--context",
@@ -100,6 +128,25 @@ def add_run_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument(
         "--world-size", type=_rank_number, metavar="N", help="number of ranks in the job"
     )
+    parser.add_argument(
+        "--cgroup",
+        choices=("auto", "off", "required"),
+        default="auto",
+        help="a cgroup per runner, so nothing it starts escapes the stop: auto (where writable, "
+        "the default), required (fail where not), off (process groups only)",
+    )
+    parser.add_argument(
+        "--memory-max",
+        type=_bytes,
+        metavar="SIZE",
+        help="memory limit of the command's whole process tree, e.g. 512M or 2G (needs a cgroup)",
+    )
+    parser.add_argument(
+        "--pids-max",
+        type=positive_int,
+        metavar="N",
+        help="limit on processes and threads in the command's tree (needs a cgroup)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     parser.set_defaults(handler=run_command)
 
@@ -109,6 +156,13 @@ def _context_item(text: str) -> tuple[str, str]:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key.strip(), value
+
+
+def _dump_signal(text: str) -> signal.Signals:
+    try:
+        return parse_dump_signal(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _rank_number(text: str) -> int:
@@ -124,6 +178,23 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+_SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _bytes(text: str) -> int:
+    """``512M`` -> 536870912; plain numbers are bytes, K/M/G/T are powers of 1024."""
+    number, unit = text.strip().rstrip("iBb"), ""
+    if number[-1:].upper() in _SIZE_UNITS:
+        number, unit = number[:-1], number[-1].upper()
+    try:
+        value = int(float(number) * _SIZE_UNITS[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 512M or 2G") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be more than 0 bytes, got {text}")
     return value
 
 
@@ -173,11 +244,21 @@ def run_command(args: argparse.Namespace) -> int:
             no_progress_timeout=args.no_progress_timeout,
             rules=args.rules,
             handle_signals=True,
+            stacks=None
+            if args.no_stacks
+            else StackOptions(args.dump_signal, wait=args.stack_wait, native=args.native_stacks),
+            cgroup=args.cgroup,
+            memory_max=args.memory_max,
+            pids_max=args.pids_max,
         )
     except ConfigurationError as exc:
         print(f"crashsight run: {exc}", file=sys.stderr)
         return 2
-    return anyio.run(_supervise, supervisor, command, args.name, sinks, env)
+    startup: StartupSignals = getattr(args, "startup_signals", None) or StartupSignals()
+    name = args.name or shlex.join(command)
+    if startup.received is not None:
+        return _never_started(startup.received, command, name, sinks)
+    return anyio.run(_supervise, supervisor, command, name, sinks, startup, env)
 
 
 def _identity_env(args: argparse.Namespace) -> dict[str, str] | None:
@@ -242,8 +323,9 @@ class _Sinks:
 async def _supervise(
     supervisor: Supervisor,
     command: list[str],
-    name: str | None,
+    name: str,
     sinks: _Sinks,
+    startup: StartupSignals,
     env: dict[str, str] | None = None,
 ) -> int:
     redactor = Redactor()
@@ -253,7 +335,12 @@ async def _supervise(
     launcher = LauncherSplitter() if is_torch_launcher(command) else None
     try:
         async with supervisor:
-            options: SpawnOptions = {"name": name or shlex.join(command), "inherit_stdin": True}
+            # From here the supervisor's own handlers listen; a signal before them was recorded.
+            # No await between this check and the spawn: a later signal stops the runner.
+            early = startup.received or supervisor.received_signal
+            if early is not None:
+                return _never_started(early, command, name, sinks)
+            options: SpawnOptions = {"name": name, "inherit_stdin": True}
             if env is not None:
                 options["env"] = env
             if launcher is not None:
@@ -293,6 +380,22 @@ def _stopped_by_launcher(report: Report) -> Report:
             "blamed_peers": peers_named(report.diagnostics),
         }
     )
+
+
+def _never_started(received: signal.Signals, command: list[str], name: str, sinks: _Sinks) -> int:
+    """Interrupted before the command started: a cancelled report, and the usual 128+N."""
+    status = RunnerCancelled(
+        runner_id="",
+        name=name,
+        pid=0,
+        command=command,
+        exit=ExitInfo(code=None, description="never started"),
+        started_at=datetime.now(UTC),
+        duration_s=0.0,
+        reason=f"crashsight received {received.name} during start-up; the command never started",
+    )
+    _publish(Report.from_status(status, context=sinks.context), sinks)
+    return 128 + received.value
 
 
 def _publish(report: Report, sinks: _Sinks) -> None:

@@ -39,6 +39,7 @@ from .logtable import ErrorGroup, ErrorTable, LogRecord
 from .models import Diagnostic
 from .phases import KindBasis, during, resolve_phase_kind
 from .rules import Rule
+from .summary import summary_line
 from .tracebacks import parse_traceback
 
 __all__ = [
@@ -351,7 +352,7 @@ def _analysis(
     if signature is not None:
         what = signature.description
     elif exception is not None:
-        what = f"Python raised {exception.summary()}."
+        what = f"Python raised {summary_line(exception.summary()) or exception.type}."
     else:
         what = f"The log records an error: {row.message}"
     times = "time" if row.count == 1 else "times"
@@ -360,7 +361,10 @@ def _analysis(
         + (f" ({row.first_time})" if row.first_time else "")
         + f", {row.count} {times} in all."
     )
-    shown = RANK_PREFIX.sub("", (verdict.evidence or row.message).strip().splitlines()[0])[:200]
+    # Colour codes and a message that starts with a newline or a ruler (torch's
+    # ProcessRaisedException, ChildFailedError) must not leave the summary empty.
+    shown = summary_line(verdict.evidence or row.message) or summary_line(row.message)
+    shown = RANK_PREFIX.sub("", shown or (exception.type if exception else "error"))[:200]
     # "python/ValueError: ValueError: bad shape" says the type twice; keep it once.
     shown = shown.removeprefix(f"{verdict.subcategory}: ")
     return Analysis(

@@ -13,20 +13,22 @@ The rule, in order:
    crashsight itself. With no such frame anywhere, the thread's innermost frame.
 4. **What it waits on.** The library frames called from that frame, matched against `WAITS`
    (outermost first: ``queue.get`` is a queue, not the condition variable inside it). When it
-   waits on a child process and the process has exactly one live child, that child is named.
+   waits on a child process, the child is named: the one the kernel shows it waiting for in
+   ``wait4``/``waitid`` (``ProcessInfo.waiting_for``), else the only one it has.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 from ..protocol import FrameInfo
 from .hangs import BlockedIn, ProcessInfo, ThreadStack, WaitedChild, WaitKind
 
-__all__ = ["WAITS", "Wait", "find_blocked_in", "is_user_code"]
+__all__ = ["WAITS", "Wait", "find_blocked_in", "is_user_code", "odd_one_out"]
 
 #: ``pool``: a child process when the process has children, else another thread.
 _Kind = WaitKind | Literal["pool"]
@@ -130,9 +132,7 @@ def find_blocked_in(stacks: Sequence[ThreadStack], tree: Sequence[ProcessInfo]) 
             chosen = busy[0]
     stack, index, kind = chosen
     frame = stack.frames[index if index is not None else -1]
-    child = None
-    if kind == "child" and len(children) == 1:
-        child = WaitedChild(pid=children[0].pid, name=children[0].name)
+    child = _waited_child(children, tree, pid) if kind == "child" else None
     return BlockedIn(
         file=frame.file,
         line=frame.line,
@@ -143,6 +143,43 @@ def find_blocked_in(stacks: Sequence[ThreadStack], tree: Sequence[ProcessInfo]) 
         waiting_on=kind,
         child=child,
     )
+
+
+def _waited_child(
+    children: Sequence[ProcessInfo], tree: Sequence[ProcessInfo], pid: int
+) -> WaitedChild | None:
+    """The child the kernel says ``pid`` waits for, else its only child; None among several."""
+    waited = next((p.waiting_for for p in tree if p.pid == pid), [])
+    named = [c for c in children if c.pid in waited] or (
+        list(children) if len(children) == 1 else []
+    )
+    return WaitedChild(pid=named[0].pid, name=named[0].name) if len(named) == 1 else None
+
+
+def odd_one_out(blocked: Mapping[str, BlockedIn | None]) -> str | None:
+    """The one runner stuck somewhere other than all the others: the root cause of a job hang.
+
+    In a distributed job that hangs, every rank but one waits in the same collective for the one
+    stuck in its own code (or in another collective). A runner without stacks counts as a place
+    of its own: it is not known to wait with the others.
+
+    Args:
+        blocked: Each runner's (or rank's) ``blocked_in``, by its name.
+
+    Returns:
+        The name of the only runner whose place (file, line, function) differs from the one all
+        the others, at least two, share; None when there is no such consensus.
+    """
+    where = {
+        name: None if b is None else (b.file, b.line, b.function) for name, b in blocked.items()
+    }
+    counts = Counter(where.values())
+    if len(counts) != 2:
+        return None
+    (_, shared), (odd, alone) = counts.most_common()
+    if alone != 1 or shared < 2:
+        return None
+    return next(name for name, place in where.items() if place == odd)
 
 
 def _user_frame(stack: ThreadStack, has_children: bool) -> tuple[int | None, WaitKind | None]:

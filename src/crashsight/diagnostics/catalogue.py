@@ -1,7 +1,8 @@
 """The signature catalogue: every failure text crashsight recognises, as one table of data.
 
 The rows live in `crashsight.diagnostics.signatures`, one module per family (GPU, comm, host,
-config, crash, HTTP); this module assembles them and answers questions about them.
+config, crash, HTTP, Ray, other runtimes, conditions named in words, wrappers of a
+child's death); this module assembles them and answers questions about them.
 
 Each entry says how to find a line (``literals`` to grep for, then ``pattern``), what it means
 (``category``/``subcategory``, the same taxonomy the classifier's verdicts use) and what to do
@@ -17,6 +18,7 @@ they agree on the category; the intended overlaps are:
   ``python.connection_refused`` (http/connection) or ``requests.read_timeout`` (http/timeout).
 * ``cxx.libcxxabi_terminate`` and ``cxx.terminate`` are evidence only: they wrap the real error
   (``[METAL] ...``, ``[ring] ...``) on the same line, and that error's entry gives the verdict.
+  ``cxx.bad_alloc`` (memory/memory_error) is such an error: it names the exception type itself.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ __all__ = [
     "signature_by_id",
 ]
 
-from .signatures import comm, config, crash, gpu, host, http
+from .signatures import comm, config, crash, gpu, host, http, ray, runtimes, words, wrappers
 
 #: Every signature, grouped by family.
 CATALOGUE: tuple[Signature, ...] = (
@@ -48,6 +50,10 @@ CATALOGUE: tuple[Signature, ...] = (
     *config.SIGNATURES,
     *crash.SIGNATURES,
     *http.SIGNATURES,
+    *runtimes.SIGNATURES,
+    *words.SIGNATURES,
+    *wrappers.SIGNATURES,
+    *ray.SIGNATURES,
 )
 
 #: Every catalogue id, for validating rules and hooks.

@@ -19,6 +19,9 @@ How each matcher is evaluated:
   ``errno`` and neither of the other two takes the first exception, else diagnostic, with it.
 * The termination error's messages are also run through the catalogue, so an error that reached
   the supervisor only over the channel (never printed) still meets the signature tiers.
+* A child's death the worker reported (``Facts.in_child``): the child's signal stands in for
+  ``signals`` when the worker itself exited normally, and tracebacks that wrappers carry in their
+  message (``ProcessRaisedException``) are parsed and put first in the chain.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..protocol import ExceptionInfo
-from .catalogue import CATALOGUE, diagnose_line
+from .catalogue import CATALOGUE, SIGNATURE_IDS, diagnose_line, signature_by_id
+from .children import ChildProcess, child_exceptions
 from .models import Diagnostic, Role, TimeoutKind
 from .rules import Rule, builtin_rules
+from .summary import message_line
 
 __all__ = ["Classifier", "Facts", "Verdict"]
 
@@ -59,6 +64,15 @@ class Facts(BaseModel):
     signal: str | None = Field(default=None, description="e.g. 'SIGSEGV' when killed by a signal.")
     timeout: TimeoutKind | None = Field(default=None, description="Which watchdog fired, if any.")
     oom_killed: bool | None = Field(default=None, description="None means 'could not tell'.")
+    in_child: ChildProcess | None = Field(
+        default=None,
+        description="The worker's child whose death it reported (`children.find_child`); its "
+        "signal counts for ``signals`` when the worker itself was not killed by one.",
+    )
+    pids_limited: bool | None = Field(
+        default=None,
+        description="Whether the runner's cgroup refused a fork at its pids limit; None: no limit.",
+    )
 
 
 class Verdict(BaseModel):
@@ -105,11 +119,13 @@ class Classifier:
     def classify(self, facts: Facts) -> Verdict:
         """Return the verdict of the first rule that matches, or category ``unknown``."""
         chain = facts.termination_error.chain() if facts.termination_error else []
+        # A child's exception carried as text inside a wrapper is the root of the chain: first.
+        chain = [*child_exceptions(chain), *chain]
         diagnostics = [*facts.diagnostics, *_diagnostics_from(chain, facts.diagnostics)]
         for rule in self._rules:
             match = _match(rule, facts, chain, diagnostics)
             if match is not None:
-                return _verdict(rule, match)
+                return _verdict(rule, match, facts.stderr_lines)
         return Verdict(category="unknown", hint=_UNKNOWN_HINT, rule="none")
 
 
@@ -121,7 +137,10 @@ def _match(
         return None
     if rule.oom_killed is not None and facts.oom_killed is not rule.oom_killed:
         return None
-    if rule.signals is not None and facts.signal not in rule.signals:
+    if rule.pids_limited is not None and facts.pids_limited is not rule.pids_limited:
+        return None
+    child_signal = facts.in_child.signal if facts.in_child else None
+    if rule.signals is not None and (facts.signal or child_signal) not in rule.signals:
         return None
     if rule.exit_codes is not None and facts.exit_code not in rule.exit_codes:
         return None
@@ -196,12 +215,17 @@ def _class_names(info: ExceptionInfo) -> set[str]:
 def _diagnostics_from(chain: list[ExceptionInfo], seen: list[Diagnostic]) -> list[Diagnostic]:
     """Run the catalogue over the chain's messages, for errors never printed to stderr.
 
+    A child's stderr that ``subprocess`` captured (``attributes["stderr"]``) is read the same way:
+    the child's own error is there and nowhere else.
+
     Only signatures the collector did not already report are added, after its diagnostics.
     """
     found: list[Diagnostic] = []
     known = {diagnostic.id for diagnostic in seen}
     for info in chain:
-        for text in info.summary().splitlines():
+        captured = info.attributes.get("stderr")  # a child's stderr that subprocess captured
+        texts = [*info.summary().splitlines(), *str(captured or "").splitlines()]
+        for text in texts:
             for signature in CATALOGUE:
                 diagnostic = None if signature.id in known else diagnose_line(signature, text)
                 if diagnostic is not None:
@@ -210,14 +234,19 @@ def _diagnostics_from(chain: list[ExceptionInfo], seen: list[Diagnostic]) -> lis
     return found
 
 
-def _verdict(rule: Rule, match: _Match) -> Verdict:
+def _verdict(rule: Rule, match: _Match, lines: Sequence[str]) -> Verdict:
     bare = match.exception.type.rsplit(".", 1)[-1] if match.exception else ""
 
     def render(template: str) -> str:
         return template.format(exception=bare, signature=match.diagnostic)
 
     if match.diagnostic is not None:
-        evidence: str | None = match.diagnostic.first_line
+        where = (
+            signature_by_id(match.diagnostic.id).message_at
+            if match.diagnostic.id in SIGNATURE_IDS
+            else "line"
+        )
+        evidence: str | None = message_line(match.diagnostic.first_line, where, lines)
     elif match.exception is not None:
         evidence = match.exception.summary()
     else:

@@ -32,6 +32,7 @@ from pydantic_core import SchemaValidator, core_schema
 
 from .models import Diagnostic, Signature
 from .prefilter import build_prefilter, minimal_needles
+from .rayprefix import split_ray_prefix
 
 __all__ = ["StderrCollector", "TriggeredSink"]
 
@@ -40,6 +41,8 @@ _UTF8 = SchemaValidator(core_schema.str_schema())
 _NL = b"\n"
 _CR = b"\r"
 _CRLF = b"\r\n"
+#: How a line with Ray's worker prefix starts: its "(" or the ANSI colour code before it.
+_RAY_PREFIX_STARTS = ("(", "\x1b[")
 
 
 def _utc_now() -> datetime:
@@ -352,7 +355,14 @@ class StderrCollector:
         return found
 
     def _match(self, raw: bytes, line: str, lineno: int, now: datetime) -> None:
-        """Run the signatures whose literals occur in ``raw`` and record their matches."""
+        """Run the signatures whose literals occur in ``raw`` and record their matches.
+
+        A line a Ray driver forwarded from a worker is matched and kept without Ray's
+        ``(name pid=N)`` prefix, whose name and pid become fields of the diagnostic.
+        """
+        origin: dict[str, str] = {}
+        if line.startswith(_RAY_PREFIX_STARTS):
+            line, origin = split_ray_prefix(line)
         for sig_id, (sig, literals) in self._signatures.items():
             if not any(lit in raw for lit in literals):
                 continue
@@ -369,6 +379,7 @@ class StderrCollector:
             fields = {k: v for k, v in match.groupdict().items() if v is not None}
             if self._enrich is not None:
                 fields = self._enrich(sig_id, fields)
+            fields |= origin
             decisive = not _WARNING_LINE.search(line)
             self._hits[sig_id] = _Hit(
                 sig, 1, line, line, lineno, lineno, now, now, fields, decisive

@@ -9,9 +9,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ROLES", "Diagnostic", "Role", "Signature", "TimeoutKind"]
+__all__ = ["ROLES", "Diagnostic", "MessageAt", "Role", "Signature", "TimeoutKind"]
 
 TimeoutKind = Literal["deadline", "no_progress"]
+MessageAt = Literal["line", "next_line", "error_above"]
 
 #: What a failure means for a job of many ranks: its own fault (``root_cause``), a peer's failure
 #: that reached it (``consequence``), or a stop it did not cause (``collateral``).
@@ -47,6 +48,12 @@ class Signature(BaseModel):
     role: Role = Field(
         default="root_cause",
         description="The role of a verdict this line decides: comm failures are consequences.",
+    )
+    message_at: MessageAt = Field(
+        default="line",
+        description="Where the failure's own words are, for the summary: on the matched line, "
+        "on the line after it (a Rust panic's message), or on the nearest 'SomethingError: ...' "
+        "line above it (Node.js prints its version after the uncaught error).",
     )
 
     @cached_property

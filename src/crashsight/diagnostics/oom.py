@@ -13,6 +13,11 @@ the ``oom_kill`` line of the memory controller's ``memory.oom_control`` (Linux 4
 That counter is local to one group, so the v1 reading sums it over the group and its descendants
 (a worker may move itself into a child group with a lower limit), which gives it v2's meaning.
 
+When the supervisor gives a runner a memory cgroup of its own (``supervisor/cgroup.py``), none
+of that guessing is needed: `read_own_memory` reads that group's counters, which count this
+runner's tree and nothing else (which runner, how many kills, the tree's peak memory, and the
+pressure stall time that shows thrashing before a kill).
+
 Everything here answers "could not tell" (``None``) rather than "no": on macOS, without a
 readable counter, without permission, or after the process is gone.
 """
@@ -26,11 +31,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 __all__ = [
+    "MemoryPressure",
     "OomCounters",
+    "OwnMemory",
     "cgroup_path",
     "oom_evidence",
     "read_cgroup_oom_counters",
     "read_oom_counters",
+    "read_own_memory",
+    "read_pressure",
 ]
 
 PROC_ROOT = Path("/proc")
@@ -50,6 +59,92 @@ class OomCounters(BaseModel):
     hierarchy: Literal["v2", "v1"] = "v2"
     oom_kill: int
     oom_group_kill: int = 0
+
+
+class MemoryPressure(BaseModel):
+    """Memory pressure stall information (PSI) of a cgroup: time its tasks waited for memory.
+
+    ``some``: at least one task stalled; ``full``: all non-idle tasks stalled at once (thrashing).
+    The totals are cumulative microseconds over the cgroup's life; the averages are percentages
+    over the last 10 seconds when it was read.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    some_avg10: float
+    full_avg10: float
+    some_total_us: int
+    full_total_us: int
+
+
+class OwnMemory(BaseModel):
+    """Memory evidence from a cgroup that holds one runner's process tree and nothing else."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hierarchy: Literal["v2", "v1"]
+    oom_kills: int = 0
+    limit_hits: int = 0
+    peak_bytes: int | None = None
+
+
+def read_own_memory(folder: Path, hierarchy: Literal["v2", "v1"]) -> OwnMemory | None:
+    """Read a runner's own memory cgroup: its OOM kills, limit hits and peak usage.
+
+    v2: ``memory.events`` (``oom_kill``, ``max``) and ``memory.peak`` (Linux 5.19+). v1:
+    ``memory.oom_control`` (``oom_kill``, Linux 4.13+), ``memory.failcnt`` and
+    ``memory.max_usage_in_bytes``; v1 counters are local to one group, so a worker that made
+    sub-groups of its own has them summed in.
+
+    Returns:
+        The evidence, or None when the group has no OOM counter (or is gone).
+    """
+    if hierarchy == "v2":
+        events = _read_counters(folder / "memory.events")
+        if "oom_kill" not in events:
+            return None
+        return OwnMemory(
+            hierarchy="v2",
+            oom_kills=events["oom_kill"],
+            limit_hits=events.get("max", 0),
+            peak_bytes=_read_int(folder / "memory.peak"),
+        )
+    if "oom_kill" not in _read_counters(folder / "memory.oom_control"):
+        return None
+    return OwnMemory(
+        hierarchy="v1",
+        oom_kills=_subtree_oom_kills(folder, "memory.oom_control"),
+        limit_hits=_read_int(folder / "memory.failcnt") or 0,
+        peak_bytes=_read_int(folder / "memory.max_usage_in_bytes"),
+    )
+
+
+def read_pressure(path: Path) -> MemoryPressure | None:
+    """Parse a PSI file (``memory.pressure``); None when absent or PSI is disabled."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    fields: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        kind, *pairs = line.split()
+        fields[kind] = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+    try:
+        return MemoryPressure(
+            some_avg10=float(fields["some"]["avg10"]),
+            full_avg10=float(fields["full"]["avg10"]),
+            some_total_us=int(fields["some"]["total"]),
+            full_total_us=int(fields["full"]["total"]),
+        )
+    except (KeyError, ValueError):
+        return None
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def cgroup_path(

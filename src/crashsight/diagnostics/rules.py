@@ -12,20 +12,21 @@ A rules file is a list of ``[[rule]]`` tables. Each rule names a verdict (``cate
 
 Matchers (see `crashsight.diagnostics.classify` for how each is evaluated):
 
-=============  ================================================================================
-``exception``  class name or list of names, bare (``OSError``) or qualified
-               (``requests.exceptions.HTTPError``), matched against the MRO of any exception in
-               the termination error's chain
-``message``    regex searched in that exception's message (any exception's, without ``exception``)
-``errno``      number, name (``ENOSPC``) or list; constrains the matched exception and/or
-               diagnostic, or with neither named, is met by either
-``signature``  catalogue id or list of ids; a trailing ``*`` selects a family (``cuda.*``)
-``stderr``     regex searched in every collected stderr line
-``exit_codes`` list of exit statuses
-``signals``    list of signal names (``SIGKILL``)
-``timeout``    ``deadline`` or ``no_progress``: which supervisor watchdog fired
-``oom_killed`` true/false: whether the cgroup counted an OOM kill
-=============  ================================================================================
+================  ================================================================================
+``exception``     class name or list of names, bare (``OSError``) or qualified
+                  (``requests.exceptions.HTTPError``), matched against the MRO of any exception in
+                  the termination error's chain
+``message``       regex searched in that exception's message (any exception's, without ``exception``)
+``errno``         number, name (``ENOSPC``) or list; constrains the matched exception and/or
+                  diagnostic, or with neither named, is met by either
+``signature``     catalogue id or list of ids; a trailing ``*`` selects a family (``cuda.*``)
+``stderr``        regex searched in every collected stderr line
+``exit_codes``    list of exit statuses
+``signals``       list of signal names (``SIGKILL``)
+``timeout``       ``deadline`` or ``no_progress``: which supervisor watchdog fired
+``oom_killed``    true/false: whether the cgroup counted an OOM kill
+``pids_limited``  true/false: whether the runner's cgroup refused a fork at its pids limit
+================  ================================================================================
 
 ``role`` says what the verdict means for a job of many ranks: ``root_cause`` (the worker's own
 fault, the default), ``consequence`` (a peer's failure reached it: a comm error) or ``collateral``
@@ -80,6 +81,7 @@ MATCHERS = (
     "signals",
     "timeout",
     "oom_killed",
+    "pids_limited",
 )
 _TEMPLATE_FIELDS = {
     "exception": ("exception", "message"),
@@ -122,6 +124,7 @@ class Rule(BaseModel):
     signals: tuple[str, ...] | None = None
     timeout: TimeoutKind | None = None
     oom_killed: bool | None = None
+    pids_limited: bool | None = None
     _origin: str = PrivateAttr(default="rule")
 
     @property

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .markdown import MAX_TASK_LINES, cell, fenced, task_error_lines
 from .model import Report
+from .stacks_text import stack_lines, tree_lines
 
 __all__ = ["github_outputs", "publish_to_github", "step_summary"]
 
@@ -27,6 +28,9 @@ def step_summary(report: Report) -> str:
     lines.append(f"- exit: {report.exit.description}")
     if report.hint:
         lines.append(f"- hint: {cell(report.hint)}")
+    if report.blocked_in is not None:
+        where = report.blocked_in
+        lines.append(f"- blocked in: `{cell(where.function)}` at `{cell(where.file)}:{where.line}`")
     for key, value in report.context.items():
         lines.append(f"- {cell(key)}: {cell(value)}")
     tasks = task_error_lines(report)
@@ -44,7 +48,21 @@ def step_summary(report: Report) -> str:
     if report.stderr_tail:
         lines += ["", "<details><summary>stderr tail</summary>", "", fenced(report.stderr_tail)]
         lines += ["", "</details>"]
+    lines += _stop_sections(report)
     return "\n".join(lines) + "\n\n"
+
+
+def _stop_sections(report: Report) -> list[str]:
+    """Collapsed sections with the stacks and the process tree of a stop."""
+    lines: list[str] = []
+    if report.stacks:
+        count = f"{len(report.stacks)} threads"
+        lines += ["", f"<details><summary>Stacks at the stop ({count})</summary>", ""]
+        lines += [fenced(stack_lines(report.stacks, report.process_tree)), "", "</details>"]
+    if report.process_tree:
+        lines += ["", "<details><summary>Process tree at the stop</summary>", ""]
+        lines += [fenced(tree_lines(report.process_tree)), "", "</details>"]
+    return lines
 
 
 def github_outputs(report: Report) -> dict[str, str]:

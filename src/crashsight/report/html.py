@@ -17,7 +17,9 @@ from html import escape
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..protocol import ExceptionInfo
+from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
+from ..protocol import ExceptionInfo, FrameInfo
+from .stacks_text import thread_title
 
 __all__ = ["Panel", "PanelRow", "TimelineEntry", "render_panel"]
 
@@ -58,6 +60,9 @@ class Panel(BaseModel):
     timeline: list[TimelineEntry] = Field(default_factory=list)
     traceback: ExceptionInfo | None = None
     stderr_tail: list[str] = Field(default_factory=list)
+    stacks: list[ThreadStack] = Field(default_factory=list)
+    blocked_in: BlockedIn | None = None
+    process_tree: list[ProcessInfo] = Field(default_factory=list)
     full_text: str = ""
 
 
@@ -131,6 +136,7 @@ def render_panel(panel: Panel) -> str:
     if panel.traceback is not None:
         parts.append("<h2>Traceback</h2>")
         parts.append(_exception(panel.traceback, "the error that ended the run", open_=False))
+    parts += _stop(panel)
     if panel.stderr_tail:
         parts.append("<h2>stderr tail</h2>")
         parts.append(f'<pre id="stderr">{escape(chr(10).join(panel.stderr_tail))}</pre>')
@@ -148,14 +154,58 @@ def _row(row: PanelRow) -> str:
     )
 
 
-def _exception(info: ExceptionInfo, relation: str, *, open_: bool) -> str:
-    """A collapsible block for one exception, with its frames and the chain nested inside."""
-    frames = "".join(
+def _stop(panel: Panel) -> list[str]:
+    """The stacks at a stop, one collapsible block per thread (the stuck one open), and the tree."""
+    parts: list[str] = []
+    if panel.stacks:
+        stuck = panel.blocked_in
+        parts.append('<h2>Stacks at the stop</h2><div id="stacks">')
+        for stack in panel.stacks:
+            is_stuck = stuck is not None and (stuck.pid, stuck.thread_id) == (
+                stack.pid,
+                stack.thread_id,
+            )
+            title = thread_title(stack, panel.process_tree) + (
+                " (blocked here)" if is_stuck else ""
+            )
+            native = (
+                f"<details><summary>native frames</summary>{_frames(stack.native_frames)}</details>"
+                if stack.native_frames
+                else ""
+            )
+            parts.append(
+                f'<details class="thread"{" open" if is_stuck else ""}>'
+                f"<summary>{escape(title)}</summary>{_frames(stack.frames)}{native}</details>"
+            )
+        parts.append("</div>")
+    if panel.process_tree:
+        parts.append('<h2>Process tree at the stop</h2><table id="process-tree">')
+        parts.append(
+            "<tr><th>pid</th><th>ppid</th><th>name</th><th>state</th><th>CPU s</th>"
+            "<th>age s</th><th>command</th></tr>"
+        )
+        parts += [
+            f"<tr><td>{p.pid}</td><td>{p.ppid}</td><td>{escape(p.name)}</td>"
+            f"<td>{escape(p.state)}</td><td>{p.cpu_time_s:.2f}</td><td>{p.age_s:.1f}</td>"
+            f"<td><code>{escape(' '.join(p.cmdline))}</code></td></tr>"
+            for p in panel.process_tree
+        ]
+        parts.append("</table>")
+    return parts
+
+
+def _frames(frames: list[FrameInfo]) -> str:
+    return "".join(
         f'<div class="frame"><code>{escape(f.file)}:{f.line} in {escape(f.function)}</code>'
         + (f'<div class="src"><code>{escape(f.code)}</code></div>' if f.code else "")
         + "</div>"
-        for f in info.frames
+        for f in frames
     )
+
+
+def _exception(info: ExceptionInfo, relation: str, *, open_: bool) -> str:
+    """A collapsible block for one exception, with its frames and the chain nested inside."""
+    frames = _frames(info.frames)
     notes = "".join(f"<div><em>{escape(note)}</em></div>" for note in info.notes)
     linked = []
     if info.cause is not None:

@@ -11,12 +11,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..diagnostics.children import ChildProcess
 from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..diagnostics.launcher import LauncherJob, RankVerdict
 from ..diagnostics.models import Diagnostic, Role, TimeoutKind
 from ..diagnostics.phases import frames_kind, stacks_kind
 from ..redact import Redactor
 from ..supervisor.status import (
+    Containment,
     ExitInfo,
     ProtocolIssue,
     RunnerCancelled,
@@ -57,6 +59,7 @@ class Report(BaseModel):
     peak_rss_bytes: int | None = None
     timeout: TimeoutKind | None = None
     oom_killed: bool | None = None
+    in_child: ChildProcess | None = None
     signals_sent: list[str] = Field(default_factory=list)
     protocol_issues: list[ProtocolIssue] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
@@ -66,6 +69,11 @@ class Report(BaseModel):
         description="The kind of work it failed in (data, initialization, training, evaluation, "
         "checkpoint, export, monitoring), from the termination error's frames or, for a hang, "
         "the stuck thread's stack; see crashsight.diagnostics.phases.",
+    )
+    containment: Containment | None = Field(
+        default=None,
+        description="How the runner's processes were contained (cgroup or process group) and "
+        "why, with its own cgroup's memory and pids counters.",
     )
     stacks: list[ThreadStack] = Field(default_factory=list)
     blocked_in: BlockedIn | None = None
@@ -117,6 +125,7 @@ class Report(BaseModel):
                     "role",
                     "first_error_at",
                     "blamed_peers",
+                    "in_child",
                 }
             )
         elif isinstance(status, RunnerCancelled):
@@ -147,6 +156,7 @@ class Report(BaseModel):
                 "node_rank",
                 "host",
                 "ended_at",
+                "containment",
                 "stacks",
                 "blocked_in",
                 "process_tree",

@@ -7,6 +7,7 @@ from .aggregate import Aggregate, ordered_for_reading, root_cause_line
 from .html import Panel, PanelRow, TimelineEntry
 from .markdown import verdict_label
 from .model import Report
+from .stacks_text import stack_lines, tree_lines
 from .terminal import render_verdict
 
 __all__ = ["panel_from_aggregate", "panel_from_analysis", "panel_from_report"]
@@ -44,6 +45,12 @@ def panel_from_report(report: Report) -> Panel:
     text = render_verdict(report)
     if report.stderr_tail:
         text += "\n\nstderr tail:\n" + "\n".join(report.stderr_tail)
+    if report.stacks:
+        text += "\n\nstacks at the stop:\n" + "\n".join(
+            stack_lines(report.stacks, report.process_tree)
+        )
+    if report.process_tree:
+        text += "\n\nprocess tree at the stop:\n" + "\n".join(tree_lines(report.process_tree))
     return Panel(
         title=f"crashsight: {report.name}",
         status=report.status,
@@ -64,6 +71,9 @@ def panel_from_report(report: Report) -> Panel:
         timeline=sorted(timeline, key=lambda entry: entry.when),
         traceback=report.termination_error,
         stderr_tail=report.stderr_tail,
+        stacks=report.stacks,
+        blocked_in=report.blocked_in,
+        process_tree=report.process_tree,
         full_text=text,
     )
 

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from ..protocol import FrameInfo
 from .model import Report
+from .stacks_text import blocked_rows
 
 __all__ = ["render_verdict", "wants_colour"]
 
@@ -52,6 +53,7 @@ def render_verdict(report: Report, report_path: str | None = None, *, colour: bo
     if error is not None and error.frames:
         frame = _own_frame(error.frames)
         rows.append(("failed in", f"{frame.file}:{frame.line} in {frame.function}"))
+    rows += blocked_rows(report.blocked_in, report.stacks, report.process_tree)
     if report.tasks.in_flight:
         rows.append(("in flight", ", ".join(report.tasks.in_flight[:_MAX_TASKS])))
     rows += [("task", f"{t.task_id}: {t.error}") for t in report.tasks.failed[:_MAX_TASKS]]

@@ -5,6 +5,8 @@ with no arguments (plain or ``async def``) and sees ``sys.argv == [TARGET, *ARGS
 
 Order of work, and why:
 
+0. Wait at the start gate, when the supervisor set one, until it has moved this process into the
+   runner's cgroup (`crashsight.runner.gate`): nothing of the worker runs outside it.
 1. Enable faulthandler on fd 2 for all threads first, so even a crash while importing the target
    leaves a stack dump in the stderr that the supervisor tails; register the stack dumps the
    supervisor asks for before a stop (`crashsight.runner.stackdump`), which the ``.pth`` hook has
@@ -33,6 +35,7 @@ from typing import Literal, NoReturn
 from .api import connect, send_fields
 from .channel import BOOTSTRAP_ENV, Channel
 from .describe import termination_fields
+from .gate import wait_for_start_gate
 from .orphan import watch_for_supervisor_death
 from .stackdump import install as install_stack_dumps
 
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     if not args or ":" not in args[0]:
         print(_USAGE, file=sys.stderr)
         raise SystemExit(2)
+    wait_for_start_gate()
     _enable_faulthandler()
     install_stack_dumps()
     # Programs this runner starts are not bootstrapped: their own .pth hook may report for them.

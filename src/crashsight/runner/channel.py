@@ -33,11 +33,13 @@ if TYPE_CHECKING:
     from ..protocol import Message
 
 __all__ = [
+    "ANCESTOR_RUNNERS_ENV",
     "BOOTSTRAP_ENV",
     "CHANNEL_FD_ENV",
     "CHANNEL_OWNER_ENV",
     "MAX_FRAME_ENV",
     "RUNNER_ID_ENV",
+    "START_GATE_ENV",
     "Channel",
     "open_from_environment",
 ]
@@ -49,6 +51,14 @@ MAX_FRAME_ENV = "CRASHSIGHT_MAX_FRAME"
 #: Set on every runner and inherited by everything it starts: the supervisor finds escaped
 #: descendants (new sessions, re-parented orphans) by this marker, the way Jenkins uses BUILD_ID.
 RUNNER_ID_ENV = "CRASHSIGHT_RUNNER_ID"
+#: The runner ids of every supervisor above this one, space-separated, when a runner starts a
+#: supervisor of its own (a nested ``crashsight run``): the inner supervisor sets its own
+#: ``RUNNER_ID_ENV`` and appends the outer id here, so the outer one still finds its descendants.
+ANCESTOR_RUNNERS_ENV = "CRASHSIGHT_ANCESTOR_RUNNERS"
+#: A descriptor the runner reads one byte from before it runs any worker code: the supervisor
+#: writes it once the runner is in its cgroup (`crashsight.runner.gate`). The exec shim reads it
+#: too, by this same name.
+START_GATE_ENV = "CRASHSIGHT_START_GATE"
 
 #: The pid of the process that may open the channel, when known before it starts (the exec shim
 #: sets it to its own pid, which the program keeps across execve). Descendants that inherit the

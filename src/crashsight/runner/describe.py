@@ -27,6 +27,12 @@ _MAX_DEPTH = 8
 _MAX_GROUP_MEMBERS = 16
 _MAX_FRAMES = 64
 _MAX_TEXT = 16 * 1024
+#: Attributes through which exceptions describe a child process that died, kept verbatim (ints)
+#: or as text: subprocess.CalledProcessError (``returncode``, ``cmd``, and ``stderr`` when it was
+#: captured, which is where the child's own error is), torch.multiprocessing's ProcessException
+#: (``error_pid``, ``exit_code``, ``signal_name``).
+_CHILD_ATTRIBUTES = ("returncode", "cmd", "stderr", "error_pid", "exit_code", "signal_name")
+_MAX_ATTRIBUTE = 4 * 1024  # of a captured stderr, the end is kept: that is where the error is
 
 Fields = dict[str, object]
 
@@ -105,6 +111,9 @@ def _describe(exc: BaseException, max_frames: int, depth: int, seen: set[int]) -
         "frames": _frames(exc, max_frames),
         "notes": [_clip(str(n), _MAX_TEXT // 4) for n in getattr(exc, "__notes__", ())][:16],
     }
+    attributes = _child_attributes(exc)
+    if attributes:
+        info["attributes"] = attributes
     if depth >= _MAX_DEPTH:
         return info
 
@@ -120,6 +129,24 @@ def _describe(exc: BaseException, max_frames: int, depth: int, seen: set[int]) -
         members = [linked(e) for e in exc.exceptions[:_MAX_GROUP_MEMBERS]]
         info["exceptions"] = [m for m in members if m is not None]
     return info
+
+
+def _child_attributes(exc: BaseException) -> dict[str, object]:
+    """The `_CHILD_ATTRIBUTES` that ``exc`` has, as ints or bounded text."""
+    found: dict[str, object] = {}
+    for name in _CHILD_ATTRIBUTES:
+        try:
+            value = getattr(exc, name, None)
+        except Exception:  # a property that fails must not hide the original failure
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            found[name] = value
+        elif isinstance(value, bytes | str) and value:
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+            found[name] = text[-_MAX_ATTRIBUTE:]
+        elif isinstance(value, list | tuple) and value:
+            found[name] = _clip(repr([str(part) for part in value]), _MAX_ATTRIBUTE)
+    return found
 
 
 def _frames(exc: BaseException, max_frames: int) -> list[dict[str, object]]:

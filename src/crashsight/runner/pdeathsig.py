@@ -29,6 +29,11 @@ def main(argv: list[str]) -> None:
         os.write(2, f"crashsight: prctl(PR_SET_PDEATHSIG) failed: {os.strerror(err)}\n".encode())
     if os.getppid() != int(supervisor_pid):
         os._exit(128 + signal.SIGKILL)  # the supervisor died before the signal was armed
+    # The start gate (runner.gate, runner.channel.START_GATE_ENV): wait until the supervisor has
+    # moved this process into the runner's cgroup, so the program runs nowhere else.
+    gate = os.environ.pop("CRASHSIGHT_START_GATE", None)
+    if gate and not _gate_opened(int(gate)):
+        os._exit(128 + signal.SIGKILL)  # the supervisor died or gave up before opening it
     # This interpreter ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across
     # execve: give the program the defaults it would get from a shell (so `yes | head` ends).
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):
@@ -41,6 +46,13 @@ def main(argv: list[str]) -> None:
     except OSError as exc:
         os.write(2, f"crashsight: cannot execute {program}: {exc.strerror}\n".encode())
         os._exit(127 if isinstance(exc, FileNotFoundError) else 126)
+
+
+def _gate_opened(fd: int) -> bool:
+    try:
+        return os.read(fd, 1) != b""
+    finally:
+        os.close(fd)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,11 @@
 
 ``crashsight run -- python train.py`` does not go through the bootstrap, yet its uncaught exception
 should still arrive structured. Installing crashsight puts ``crashsight_hook.pth`` in site-packages
-(the way coverage.py measures subprocesses); at interpreter start-up it imports this module only when
-``CRASHSIGHT_CHANNEL_FD`` or ``CRASHSIGHT_STACKS_DIR`` is set. Every Python process of a runner's
-tree registers its stack dumps (`crashsight.runner.stackdump`); the runner itself, unless the
-bootstrap is the one starting (which reports itself), also opens the channel. The cost for every
-other interpreter is two dictionary lookups.
+(the way coverage.py measures subprocesses). At interpreter start-up it registers the stack dumps
+of every Python process of a runner's tree (``CRASHSIGHT_STACKS_DIR`` set: only
+`crashsight.runner.stackdump` is imported), and imports this module only when
+``CRASHSIGHT_CHANNEL_FD`` is set and the bootstrap is not the one starting (which reports itself).
+The cost for every other interpreter is two dictionary lookups.
 """
 
 from __future__ import annotations

@@ -23,19 +23,25 @@ send the dump signal before any other.
 
 A child forked by ``os.fork`` or ``multiprocessing`` gets a file and a registration of its own,
 so parent and child never write into each other's file.
+
+This module loads in every Python process of a runner's tree, so it imports only built-in modules:
+``_signal`` rather than ``signal`` (whose enums load enum, functools and collections), and not
+typing, contextlib or functools. A handler the program installs goes through ``_signal.signal``
+whichever way it is set (``signal.signal``, asyncio's ``add_signal_handler``), which is where it
+is noticed.
 """
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # no stub: see the module docstring
 import _thread
-import contextlib
 import faulthandler
 import os
-import signal
 import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar, cast
+
+TYPE_CHECKING = False  # not typing's: see the module docstring
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "DEFAULT_DUMP_SIGNAL",
@@ -46,6 +52,7 @@ __all__ = [
     "STACKS_DIR_ENV",
     "STACKS_SUFFIX",
     "install",
+    "name_thread",
 ]
 
 #: The folder where every process of the runner's tree writes ``<pid>.stacks``.
@@ -61,6 +68,8 @@ STACKS_SUFFIX = ".stacks"
 HEADER_PREFIX = "# crashsight stacks "
 #: A line that explains something about this process's stacks; faulthandler lines never start so.
 NOTE_PREFIX = "# crashsight note: "
+#: A thread crashsight started, by name: ``# crashsight thread 0x7f... crashsight-supervisor-watch``.
+THREAD_PREFIX = "# crashsight thread "
 #: The note that means "do not send me the dump signal": it would reach the program's handler.
 OWN_HANDLER_NOTE = "own handler for "
 
@@ -68,16 +77,17 @@ OWN_HANDLER_NOTE = "own handler for "
 class _Registration:
     """This process's file and the signals whose dump crashsight owns in it."""
 
-    __slots__ = ("fd", "folder", "given_up", "owned", "signal")
+    __slots__ = ("fd", "folder", "given_up", "names", "owned")
 
-    def __init__(self, folder: str, dump_signal: signal.Signals) -> None:
+    def __init__(self, folder: str, dump_signal: int, dump_name: str) -> None:
         self.folder = folder
-        self.signal = dump_signal
         self.fd = -1
+        #: The dump signal, then SIGTERM: number -> name.
+        self.names: dict[int, str] = {dump_signal: dump_name, _signal.SIGTERM: "SIGTERM"}
         #: Signals whose disposition is crashsight's faulthandler registration.
-        self.owned: set[signal.Signals] = set()
-        #: Signals the program took over with ``signal.signal``: never taken back, even in a fork.
-        self.given_up: set[signal.Signals] = set()
+        self.owned: set[int] = set()
+        #: Signals the program took over: never taken back, not even in a forked child.
+        self.given_up: set[int] = set()
 
     def open_and_register(self) -> None:
         """Open this pid's file, write the header, and register on the signals still free."""
@@ -89,23 +99,23 @@ class _Registration:
         except OSError:
             self.fd = -1  # the folder is gone (its supervisor ended) or unwritable: no dumps
             return
-        self.write(
-            f"{HEADER_PREFIX}pid={pid} main={_thread.get_ident():#x} signal={self.signal.name}"
-        )
-        owned: set[signal.Signals] = set()
-        for sig, chain in ((self.signal, False), (signal.SIGTERM, True)):
+        dump_name = next(iter(self.names.values()))
+        self.write(f"{HEADER_PREFIX}pid={pid} main={_thread.get_ident():#x} signal={dump_name}")
+        owned: set[int] = set()
+        for sig, name in self.names.items():
             if sig in self.given_up:
-                self.write(f"{NOTE_PREFIX}{OWN_HANDLER_NOTE}{sig.name} (inherited); left alone")
+                self.write(f"{NOTE_PREFIX}{OWN_HANDLER_NOTE}{name} (inherited); left alone")
                 continue
-            current = signal.getsignal(sig)
+            current = _signal.getsignal(sig)
             # Python reports SIG_DFL for a signal only faulthandler handles: a forked child sees
             # its parent's registration as free, and takes it over for its own file.
-            if current is not signal.SIG_DFL:
+            if current != _signal.SIG_DFL:
                 self.write(
-                    f"{NOTE_PREFIX}{OWN_HANDLER_NOTE}{sig.name} ({_describe(current)}); left alone"
+                    f"{NOTE_PREFIX}{OWN_HANDLER_NOTE}{name} ({_describe(current)}); left alone"
                 )
                 continue
-            faulthandler.register(sig, file=self.fd, all_threads=True, chain=chain)
+            # Chained on SIGTERM only: the dump, then SIGTERM's own action (the end of the process).
+            faulthandler.register(sig, file=self.fd, all_threads=True, chain=sig == _signal.SIGTERM)
             owned.add(sig)
         self.owned = owned
 
@@ -119,19 +129,20 @@ class _Registration:
         """The program set its own handler for ``signalnum``: note it if it replaced ours."""
         if signalnum not in self.owned:
             return
-        sig = signal.Signals(signalnum)
-        self.owned.discard(sig)
-        self.given_up.add(sig)
+        self.owned.discard(signalnum)
+        self.given_up.add(signalnum)
         self.write(
-            f"{NOTE_PREFIX}{OWN_HANDLER_NOTE}{sig.name} ({_describe(handler)}, installed at "
-            f"{where}); crashsight's stack dump on it is replaced"
+            f"{NOTE_PREFIX}{OWN_HANDLER_NOTE}{self.names[signalnum]} ({_describe(handler)}, "
+            f"installed at {where}); crashsight's stack dump on it is replaced"
         )
 
     def write(self, line: str) -> None:
         """Append one line; a full disk must not break the program, so errors are ignored."""
         if self.fd >= 0:
-            with contextlib.suppress(OSError):  # the supervisor then says it got nothing
+            try:  # noqa: SIM105 - contextlib is not loaded in every process
                 os.write(self.fd, (line.replace("\n", " ") + "\n").encode(errors="replace"))
+            except OSError:
+                pass  # the supervisor then says it got nothing from this process
 
 
 _registration: _Registration | None = None
@@ -143,37 +154,46 @@ def install() -> None:
     folder = os.environ.get(STACKS_DIR_ENV)
     if not folder or _registration is not None:
         return
-    try:
-        dump_signal = signal.Signals[os.environ.get(DUMP_SIGNAL_ENV) or DEFAULT_DUMP_SIGNAL]
-    except KeyError:
+    name = os.environ.get(DUMP_SIGNAL_ENV) or DEFAULT_DUMP_SIGNAL
+    number = getattr(_signal, name, None) if name.startswith("SIG") else None
+    if not isinstance(number, int):
         return  # the supervisor validates the name: a foreign value is not ours to act on
-    registration = _registration = _Registration(folder, dump_signal)
+    registration = _registration = _Registration(folder, number, name)
     registration.open_and_register()
     os.register_at_fork(after_in_child=registration.after_fork)
-    signal.signal = _watching(signal.signal, registration)
+    _signal.signal = _watching(_signal.signal, registration)
 
 
-_SignalFunction = TypeVar("_SignalFunction", bound=Callable[..., Any])
+def name_thread(ident: int | None, name: str) -> None:
+    """Record the name of a thread of crashsight's own: faulthandler prints only its id."""
+    if _registration is not None and ident is not None:
+        _registration.write(f"{THREAD_PREFIX}{ident:#x} {name}")
 
 
-def _watching(original: _SignalFunction, registration: _Registration) -> _SignalFunction:
-    """Wrap ``signal.signal`` so a handler the program installs for our signals is noted."""
+def _watching(original: Any, registration: _Registration) -> Any:
+    """Wrap ``_signal.signal`` so a handler the program installs for our signals is noted."""
 
-    @wraps(original)
     def signal_signal(signalnum: int, handler: Any) -> Any:
         previous = original(signalnum, handler)
         caller = sys._getframe(1)
+        while caller.f_back is not None and caller.f_globals.get("__name__") == "signal":
+            caller = caller.f_back  # signal.signal() is the usual way in: name its caller
         registration.handler_installed(
             signalnum, handler, f"{caller.f_code.co_filename}:{caller.f_lineno}"
         )
         return previous
 
-    return cast("_SignalFunction", signal_signal)
+    signal_signal.__name__ = signal_signal.__qualname__ = original.__name__
+    signal_signal.__doc__ = original.__doc__
+    signal_signal.__wrapped__ = original  # type: ignore[attr-defined]
+    return signal_signal
 
 
 def _describe(handler: object) -> str:
-    if handler is signal.SIG_IGN:
+    if handler == _signal.SIG_IGN:
         return "ignored"
+    if handler == _signal.SIG_DFL:
+        return "the default action"
     if handler is None:
         return "a handler not installed from Python"
     return getattr(handler, "__qualname__", None) or repr(handler)

@@ -13,6 +13,8 @@ Shapes::
     ├── chain[]                      ChainLink: the exceptions of that error, outermost first
     ├── analysis                     JobAnalysis: category, subcategory, phase, description,
     │                                confidence (+ basis), suggestions
+    ├── blocked_in                   BlockedIn: where a stopped job was stuck (user's frame)
+    ├── stacks[], process_tree[]     ThreadStack, ProcessInfo: every thread and process at a stop
     ├── notes[]
     └── truncated, truncation[]      what the size limits cut, one line per cut
 
@@ -31,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from ..diagnostics.analysis_model import ChainLink
+from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..protocol import ExceptionInfo
 
 __all__ = [
@@ -130,6 +133,15 @@ class JobErrors(_Model):
     )
     chain: list[ChainLink] = Field(default_factory=list)
     analysis: JobAnalysis | None = None
+    blocked_in: BlockedIn | None = Field(
+        default=None, description="Where a job crashsight stopped was stuck: the user's frame."
+    )
+    stacks: list[ThreadStack] = Field(
+        default_factory=list, description="Every Python thread's stack at the stop."
+    )
+    process_tree: list[ProcessInfo] = Field(
+        default_factory=list, description="The job's processes at the stop."
+    )
     notes: list[str] = Field(default_factory=list)
     truncated: bool = Field(default=False, description="A size limit cut something.")
     truncation: list[str] = Field(default_factory=list, description="What was cut, one per line.")

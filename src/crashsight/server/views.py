@@ -94,6 +94,9 @@ def errors_from_report(job_id: str, report: Report, limits: Limits) -> JobErrors
         termination_error=exception,
         chain=chain_links(exception),
         analysis=analysis,
+        blocked_in=report.blocked_in,
+        stacks=report.stacks,
+        process_tree=report.process_tree,
         notes=report.notes,
     )
 

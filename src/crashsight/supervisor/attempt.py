@@ -28,13 +28,15 @@ import anyio
 from pydantic import ValidationError
 
 from ..diagnostics.oom import read_oom_counters
-from ..errors import RunnerStateError
+from ..errors import RunnerStateError, SpawnError
 from ..protocol import Message
+from . import cgroupfs
+from .cgroup import RunnerCgroup
 from .config import RunnerConfig
 from .events import EventBuffer
 from .snapshot import Snapshot, StackDumps
 from .spawn import ExitResult, SpawnedProcess, spawn, wait_for_exit
-from .status import ExitInfo, ProtocolIssue, RunnerStatus
+from .status import Containment, ExitInfo, ProtocolIssue, RunnerStatus
 from .stop import kill_tree, signal_group, wait_gone
 from .streams import ChannelReader, pump_output
 from .verdict import AttemptFacts, build_status
@@ -65,6 +67,7 @@ class Attempt:
         self.facts = AttemptFacts(config=config, attempt=number)
         self.pid: int | None = None
         self._proc: SpawnedProcess | None = None
+        self._cgroup: RunnerCgroup | None = None
         self.exit: ExitInfo | None = None
         self._exited = anyio.Event()
         self._streams_done = anyio.Event()
@@ -86,6 +89,7 @@ class Attempt:
         if config.stacks is not None:
             self._dumps = StackDumps(config.stacks)
             env = {**(os.environ if env is None else env), **self._dumps.environment()}
+        self._cgroup = self._make_cgroup()
         try:
             self._proc = spawn(
                 config.argv,
@@ -94,14 +98,37 @@ class Attempt:
                 cwd=config.cwd,
                 max_frame_bytes=config.max_frame_bytes,
                 inherit_stdin=config.inherit_stdin,
+                cgroup=self._cgroup,
             )
         except BaseException:
             if self._dumps is not None:
                 self._dumps.close()
+            if self._cgroup is not None:
+                cgroupfs.remove_all(self._cgroup.folders)
             raise
         self.pid = self._proc.pid
-        if self.config.guardian is not None:
-            self.config.guardian.watch(self.pid)
+        if config.guardian is not None:
+            config.guardian.watch(self.pid)
+            if self._cgroup is not None:
+                config.guardian.watch_cgroup(self._cgroup)
+
+    def _make_cgroup(self) -> RunnerCgroup | None:
+        """This attempt's cgroups; without them, the containment it falls back to, and why."""
+        host = self.config.cgroups
+        if host is None:
+            self.facts.containment = Containment(method="process_group", reason="cgroups are off")
+            return None
+        try:
+            made = host.create(f"crashsight-{self.config.runner_id}-{self.number}")
+        except OSError as exc:
+            reason = f"could not create the runner's cgroup: {exc.strerror}"
+            if host.required:
+                raise SpawnError(f"cannot start the runner: {reason}") from exc
+            self.facts.containment = Containment(method="process_group", reason=reason)
+            return None
+        if made is None:
+            self.facts.containment = Containment(method="process_group", reason=host.reason)
+        return made
 
     async def run(self) -> RunnerStatus:
         """Supervise the started process until it is reaped; return its final status."""
@@ -110,7 +137,8 @@ class Attempt:
             raise RunnerStateError("Attempt.run() needs Attempt.start() first")
         config = self.config
         facts = self.facts
-        facts.start(proc.pid, read_oom_counters(proc.pid))
+        own_memory = self._cgroup is not None and self._cgroup.has_memory
+        facts.start(proc.pid, None if own_memory else read_oom_counters(proc.pid))
         self._last_activity = anyio.current_time()
         reader = ChannelReader(
             proc.channel, config.max_frame_bytes, self._on_message, facts.issue, self._touch
@@ -124,12 +152,14 @@ class Attempt:
             try:
                 await self._exited.wait()
                 await self._drain()
+                await self._close_cgroup()
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
                     if self._exited.is_set():
                         facts.notes.append("the supervisor was cancelled while reading its output")
                     await self.terminate(reason="the supervisor was cancelled")
                     await self._kill_leftovers()
+                    await self._close_cgroup()
                     self._finish()
                 raise
             finally:
@@ -169,7 +199,8 @@ class Attempt:
         with anyio.move_on_after(policy.grace):
             await self._exited.wait()
         if not self._exited.is_set():
-            killed = kill_tree(self.pid, self.config.runner_id, facts.started_epoch)
+            contained = await self._kill_contained()
+            killed = contained | {*kill_tree(self.pid, self.config.runner_id, facts.started_epoch)}
             facts.signals_sent.append("SIGKILL")
             facts.notes.append(
                 f"did not stop within the {policy.grace:g} s grace period; killed its process "
@@ -251,13 +282,28 @@ class Attempt:
 
     async def _kill_leftovers(self) -> list[int]:
         pid = None if self._exited.is_set() else self.pid
+        contained = await self._kill_contained()
         killed = kill_tree(pid, self.config.runner_id, self.facts.started_epoch)
         if pid is None and self.pid is not None:
             signal_group(self.pid, signal.SIGKILL)  # kill_tree signalled the group if it had a pid
         stragglers = await wait_gone(killed)
         if stragglers:
             self.facts.notes.append(f"processes {stragglers} were sent SIGKILL but still exist")
-        return killed
+        return sorted(contained | set(killed))
+
+    async def _kill_contained(self) -> set[int]:
+        """Kill everything in the runner's cgroup (nothing escapes it); no-op without one."""
+        return await self._cgroup.kill() if self._cgroup is not None else set()
+
+    async def _close_cgroup(self) -> None:
+        """Read the runner's own cgroup counters into the facts and remove its cgroups."""
+        cgroup, self._cgroup = self._cgroup, None
+        if cgroup is None:
+            return
+        self.facts.containment, problems = await cgroup.close()
+        self.facts.notes.extend(problems)
+        if self.config.guardian is not None:
+            self.config.guardian.forget_cgroup(cgroup)
 
     async def _watchdog(self) -> None:
         config = self.config
@@ -328,6 +374,11 @@ class Attempt:
             self._dumps.close()
         self.facts.events_dropped = self._events.dropped
         status, chunks = build_status(self.facts)
+        # The chunks and the status are put last, and may push old events out of a full buffer:
+        # the status counts those too, so events_dropped is exact.
+        dropped = self._events.dropped + self._events.overflow_of(len(chunks) + 1)
+        if dropped != status.events_dropped:
+            status = status.model_copy(update={"events_dropped": dropped})
         for chunk in chunks:
             self._publish(chunk)
         self._publish(status)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from .cgroup import CgroupHost
 from .guardian import Guardian
 from .output import OutputSink
 from .snapshot import StackOptions
@@ -49,3 +50,5 @@ class RunnerConfig:
     stderr_sinks: Sequence[Callable[[str], None]] = ()
     #: How stacks are taken before a stop; None takes none.
     stacks: StackOptions | None = None
+    #: Where this runner's cgroups go (or why it gets none); None: cgroups are off.
+    cgroups: CgroupHost | None = None

@@ -43,6 +43,10 @@ class EventBuffer:
         if self._waiting:  # setting an Event costs more than a flag check, and most puts find
             self._ready.set()  # the consumer busy or absent
 
+    def overflow_of(self, count: int) -> int:
+        """How many held events putting ``count`` more would drop."""
+        return max(0, len(self._items) + count - self._capacity)
+
     def close(self) -> None:
         """No more events will come; the iterator ends once the buffer is empty."""
         self._closed = True

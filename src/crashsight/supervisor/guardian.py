@@ -1,26 +1,39 @@
-"""A guardian process that kills the runners' process groups if the supervisor itself is killed.
+"""A guardian process that kills the runners' process groups and cgroups if the supervisor is killed.
 
 ``PR_SET_PDEATHSIG`` (the exec shim) and the bootstrap's channel watch stop a runner's *own*
 process when the supervisor dies, but not the rest of its group: ``crashsight run -- bash -c
 'sleep 600 | cat'`` SIGKILLed would leave ``sleep`` and ``cat`` running. So each supervisor starts
 one small guardian (``python -S`` running this file: standard library only) in a session of its
-own, and tells it over a pipe which process groups are live::
+own, and tells it over a pipe which process groups and runner cgroups are live::
 
-    supervisor ──stdin pipe: "+4242\n" (runner started), "-4242\n" (runner reaped)──► guardian
+    supervisor ──stdin pipe: "+4242\n" (runner started), "-4242\n" (runner reaped),
+                             "+c {json}\n" (cgroups made), "-c name\n" (removed)──► guardian
 
 The guardian holds the pipe's read end and nothing else. When the pipe reaches end-of-file (the
-supervisor exited, however it died), it SIGKILLs every group still listed, then exits. A
-supervisor that closes normally has reaped every runner first, so nothing is left to kill.
+supervisor exited, however it died), it SIGKILLs every group still listed, kills everything in
+every cgroup still listed and removes those cgroups, then exits. A supervisor that closes normally
+has reaped every runner and removed its cgroups first, so nothing is left to do.
+
+The guardian runs this file with ``python -S`` and the standard library only (plus `cgroupfs`,
+also standard library only, when it has cgroups to remove): a few milliseconds per supervisor.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .cgroup import RunnerCgroup
 
 __all__ = ["Guardian"]
+#: How long the guardian keeps killing a cgroup's members before it removes what it can.
+_KILL_WITHIN_S = 5.0
 
 
 class Guardian:
@@ -41,6 +54,19 @@ class Guardian:
     def forget(self, pgid: int) -> None:
         """The runner was reaped and its group swept: nothing left to guard."""
         self._send(f"-{pgid}\n")
+
+    def watch_cgroup(self, cgroup: RunnerCgroup) -> None:
+        """A runner's cgroups exist: kill their members and remove them if the supervisor dies."""
+        spec = {
+            "v2": None if cgroup.v2 is None else str(cgroup.v2),
+            "v1": [str(folder) for folder in cgroup.v1.values()],
+            "kill_file": cgroup.host.kill_file,
+        }
+        self._send(f"+c {json.dumps(spec)}\n")
+
+    def forget_cgroup(self, cgroup: RunnerCgroup) -> None:
+        """The runner's cgroups were removed."""
+        self._send(f"-c {json.dumps(str(cgroup.folders[0]))}\n")
 
     def close(self) -> None:
         """End the guardian (it kills any group still listed) and reap it."""
@@ -67,9 +93,17 @@ def _guard() -> None:
     """The guardian's side: track groups from stdin; at end-of-file, kill what is left."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     live: set[int] = set()
+    cgroups: dict[str, tuple[Path | None, list[Path], bool]] = {}
     for raw in sys.stdin.buffer:
         line = raw.strip()
-        if line[:1] == b"+":
+        if line[:3] == b"+c ":
+            spec = json.loads(line[3:])
+            v2 = Path(spec["v2"]) if spec["v2"] else None
+            v1 = [Path(folder) for folder in spec["v1"]]
+            cgroups[str(v2 or v1[0])] = (v2, v1, bool(spec["kill_file"]))
+        elif line[:3] == b"-c ":
+            cgroups.pop(json.loads(line[3:]), None)
+        elif line[:1] == b"+":
             live.add(int(line[1:]))
         elif line[:1] == b"-":
             live.discard(int(line[1:]))
@@ -78,7 +112,16 @@ def _guard() -> None:
             os.killpg(pgid, signal.SIGKILL)
         except OSError:
             continue
+    if not cgroups:
+        return
+    # Absolute, and only now: this file runs as a script, with crashsight's folder put on the path.
+    from crashsight.supervisor.cgroupfs import kill_all, remove_all
+
+    for v2, v1, kill_file in cgroups.values():
+        kill_all(v2, v1, kill_file=kill_file, within=_KILL_WITHIN_S)
+        remove_all([*([v2] if v2 is not None else []), *v1])
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # no site: find crashsight
     _guard()

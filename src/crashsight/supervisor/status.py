@@ -14,11 +14,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..diagnostics.children import ChildProcess
 from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..diagnostics.models import Diagnostic, Role, TimeoutKind
+from ..diagnostics.oom import MemoryPressure
 from ..protocol import ExceptionInfo
 
 __all__ = [
+    "Containment",
     "ErrorChunk",
     "ExitInfo",
     "ProtocolIssue",
@@ -121,6 +124,43 @@ class TerminationInfo(ExceptionInfo):
     source: Literal["channel", "stderr"] = "channel"
 
 
+class Containment(_Model):
+    """How a runner's processes were held together, and what its own cgroup counted.
+
+    ``cgroup``: the runner had a cgroup v2 of its own; stopping it killed the whole cgroup, so no
+    descendant escaped (setsid, double fork, a scrubbed environment). ``process_group``: cgroups
+    were off or not writable (``reason`` says which); descendants are found through the process
+    group, the process tree and an environment marker, which a daemon can escape.
+    """
+
+    method: Literal["cgroup", "process_group"]
+    reason: str
+    cgroup: str | None = Field(default=None, description="The runner's cgroup v2 folder.")
+    memory_cgroup: str | None = Field(
+        default=None,
+        description="The runner's own memory cgroup folder (v2, or v1 where memory is bound to v1).",
+    )
+    memory_max_bytes: int | None = None
+    pids_max: int | None = None
+    oom_kills: int | None = Field(
+        default=None,
+        description="OOM kills inside this runner's own memory cgroup (any process of its tree); "
+        "None without one.",
+    )
+    memory_limit_hits: int | None = Field(
+        default=None, description="Times the tree's memory use reached the limit."
+    )
+    peak_memory_bytes: int | None = Field(
+        default=None, description="Peak memory of the runner's whole process tree."
+    )
+    pids_limit_hits: int | None = Field(
+        default=None, description="Forks refused because the tree reached its pids limit."
+    )
+    memory_pressure: MemoryPressure | None = Field(
+        default=None, description="Memory stall time (PSI) of the tree over its life."
+    )
+
+
 class _StatusBase(_Model):
     runner_id: str
     name: str
@@ -154,6 +194,9 @@ class _StatusBase(_Model):
     node_rank: int | None = Field(default=None, description="torchrun's GROUP_RANK, Slurm's node.")
     host: str | None = Field(default=None, description="The machine the runner ran on.")
     ended_at: datetime | None = Field(default=None, description="When the runner was reaped (UTC).")
+    containment: Containment | None = Field(
+        default=None, description="None when the runner never started."
+    )
     stacks: list[ThreadStack] = Field(
         default_factory=list,
         description="Every Python thread's stack at a stop (crashsight's own, or a SIGTERM from "
@@ -198,6 +241,11 @@ class RunnerFailed(_StatusBase):
     blamed_peers: list[str] = Field(
         default_factory=list,
         description="Peers its comm errors name (host:port as printed), for the job verdict.",
+    )
+    in_child: ChildProcess | None = Field(
+        default=None,
+        description="The worker's child whose death explains the failure (pool, DataLoader or "
+        "subprocess), when the worker reported one; the wrapper stays in termination_error.",
     )
 
 

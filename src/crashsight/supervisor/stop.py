@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import anyio
 import psutil
 
-from ..runner.channel import RUNNER_ID_ENV
+from ..runner.channel import ANCESTOR_RUNNERS_ENV, RUNNER_ID_ENV
 
 __all__ = ["StopPolicy", "find_marked_processes", "kill_tree", "signal_group", "wait_gone"]
 
@@ -52,6 +52,9 @@ def signal_group(pgid: int, sig: signal.Signals) -> bool:
 def find_marked_processes(runner_id: str, not_before: float) -> list[psutil.Process]:
     """Processes whose environment carries this runner's marker.
 
+    A process under a nested supervisor (a ``crashsight run`` inside the runner) carries the
+    inner runner's id, and this one's among its ancestors: it is found too.
+
     Args:
         runner_id: The value of ``CRASHSIGHT_RUNNER_ID`` given to the runner.
         not_before: The runner's start (epoch seconds); older processes are skipped unread, which
@@ -65,7 +68,10 @@ def find_marked_processes(runner_id: str, not_before: float) -> list[psutil.Proc
         try:
             if proc.pid == me or proc.create_time() < not_before - 1.0:
                 continue
-            if proc.environ().get(RUNNER_ID_ENV) == runner_id:
+            env = proc.environ()
+            if env.get(RUNNER_ID_ENV) == runner_id or runner_id in env.get(
+                ANCESTOR_RUNNERS_ENV, ""
+            ).split(" "):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
             continue

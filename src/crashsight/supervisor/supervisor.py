@@ -34,6 +34,7 @@ from ..diagnostics.rules import Rule, load_rules
 from ..errors import ConfigurationError, RunnerStateError, SpawnError
 from ..framing import DEFAULT_MAX_FRAME_BYTES
 from ..runner.channel import BOOTSTRAP_ENV
+from .cgroup import CGROUP_ROOT, CgroupLimits, CgroupMode, detect_host
 from .config import RunnerConfig
 from .group import RunnerGroup
 from .groupstop import stop_with_stacks
@@ -100,6 +101,13 @@ class Supervisor:
             name are validated into it.
         handle_signals: Stop every runner gracefully when this process receives SIGINT, SIGTERM or SIGHUP
             (only from the main thread). `received_signal` then tells which one arrived.
+        cgroup: ``auto`` gives each runner a cgroup of its own where the host allows it (nothing
+            escapes its stop; exact OOM evidence), ``required`` raises `ConfigurationError` where
+            it does not, ``off`` uses process groups only. Each report's ``containment`` says
+            which was used and why.
+        memory_max: Memory limit in bytes for each runner's whole tree (needs a memory cgroup).
+        pids_max: Process limit for each runner's whole tree (needs a pids cgroup).
+        cgroup_root: Where the cgroup filesystems are mounted.
         stacks: How every Python thread's stack is taken before crashsight stops a runner (the
             dump signal, the bounded wait, native frames); None takes no stacks.
     """
@@ -118,6 +126,10 @@ class Supervisor:
         signatures: Sequence[Signature] = CATALOGUE,
         user_events: Sequence[type[BaseModel]] = (),
         handle_signals: bool = False,
+        cgroup: CgroupMode = "auto",
+        memory_max: int | None = None,
+        pids_max: int | None = None,
+        cgroup_root: str | os.PathLike[str] = CGROUP_ROOT,
         stacks: StackOptions | None = _DEFAULT_STACKS,
     ) -> None:
         _check_seconds("deadline", deadline)
@@ -140,6 +152,12 @@ class Supervisor:
             load_rules(rules) if isinstance(rules, (str, os.PathLike)) else list(rules or ())
         )
         self.classifier = Classifier(user_rules)
+        if cgroup not in ("auto", "off", "required"):
+            raise ConfigurationError(f"cgroup must be 'auto', 'off' or 'required', got {cgroup!r}")
+        #: Where runner cgroups go on this host (or why they do not), detected once.
+        self.cgroups = detect_host(
+            cgroup, CgroupLimits(memory_max=memory_max, pids_max=pids_max), root=Path(cgroup_root)
+        )
         self._output = output
         self._log: BinaryIO | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -247,6 +265,7 @@ class Supervisor:
             signatures=self.signatures,
             user_events=self.user_events,
             guardian=self._guardian,
+            cgroups=self.cgroups,
             stderr_sinks=options.get("stderr_sinks", ()),
             stacks=self.stacks,
         )

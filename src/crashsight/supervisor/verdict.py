@@ -15,15 +15,18 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..diagnostics.catalogue import enrich_fields
+from ..diagnostics.children import ChildProcess, find_child
 from ..diagnostics.classify import Facts, Verdict
 from ..diagnostics.collector import StderrCollector
 from ..diagnostics.jobverdict import peers_named
 from ..diagnostics.oom import OomCounters, oom_evidence, read_cgroup_oom_counters
+from ..diagnostics.summary import summary_line
 from ..diagnostics.tracebacks import TracebackCapture
 from ..protocol import RunnerTerminationError
 from ..redact import Redactor
 from .identity import identity_from_env
 from .status import (
+    Containment,
     ErrorChunk,
     ExitInfo,
     ProtocolIssue,
@@ -59,6 +62,7 @@ class AttemptFacts:
     started_mono: float = 0.0
     started_epoch: float = 0.0
     oom_before: OomCounters | None = None
+    containment: Containment | None = None
     exit: ExitInfo | None = None
     peak_rss_bytes: int | None = None
     ended_mono: float | None = None
@@ -155,6 +159,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         "events_dropped": facts.events_dropped,
         **identity.model_dump(),
         "ended_at": facts.ended_at,
+        "containment": facts.containment,
     }
     redactor = Redactor(config.env if config.env is not None else os.environ)
     if facts.snapshot is not None:
@@ -168,7 +173,10 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         status = RunnerSucceeded(**common)
     else:
         termination = _termination(facts)
-        oom = _oom_killed(facts.oom_before, exit_info)
+        chain = termination.chain() if termination is not None else []
+        child = find_child(chain, diagnostics, exit_info.signal)
+        oom = _oom_killed(facts.oom_before, exit_info, child, facts.containment)
+        pids_hits = facts.containment.pids_limit_hits if facts.containment else None
         verdict = config.classifier.classify(
             Facts(
                 termination_error=termination,
@@ -178,6 +186,8 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
                 signal=exit_info.signal,
                 timeout=facts.timeout,
                 oom_killed=oom,
+                in_child=child,
+                pids_limited=None if pids_hits is None else pids_hits > 0,
             )
         )
         status = RunnerFailed(
@@ -185,7 +195,8 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
             subcategory=verdict.subcategory,
             hint=verdict.hint,
             rule=verdict.rule,
-            summary=_summary(verdict, facts, exit_info, termination, redactor),
+            summary=_summary(verdict, facts, exit_info, termination, redactor, child),
+            in_child=child,
             termination_error=termination,
             timeout=facts.timeout,
             oom_killed=oom,
@@ -218,10 +229,22 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
     return clean, clean_chunks
 
 
-def _oom_killed(before: OomCounters | None, exit_info: ExitInfo) -> bool | None:
-    """OOM-kill evidence for a death by signal, or a shell's 128+N report of one; else None."""
+def _oom_killed(
+    before: OomCounters | None,
+    exit_info: ExitInfo,
+    child: ChildProcess | None,
+    containment: Containment | None,
+) -> bool | None:
+    """OOM-kill evidence: exact from the runner's own memory cgroup, whatever the exit.
+
+    Without one, the shared cgroup's counters are consulted only for a death by signal (the
+    worker's or a child's; a shell's 128+N exit status counts as one), since another process's
+    OOM kill may be counted there too.
+    """
+    if containment is not None and containment.oom_kills is not None:
+        return containment.oom_kills > 0
     by_signal = exit_info.signal is not None or (exit_info.code or 0) > 128
-    if before is None or not by_signal:
+    if before is None or not (by_signal or child is not None):
         return None
     after = read_cgroup_oom_counters(before.cgroup, hierarchy=before.hierarchy)
     return oom_evidence(before, after)
@@ -245,24 +268,34 @@ def _summary(
     exit_info: ExitInfo,
     termination: TerminationInfo | None,
     redactor: Redactor,
+    child: ChildProcess | None,
 ) -> str:
-    """One line for a human: ``gpu/oom: CUDA out of memory. Tried to allocate 2.00 GiB``."""
+    """One line for a human: ``gpu/oom: CUDA out of memory. Tried to allocate 2.00 GiB``.
+
+    A child's death says whose: ``crash/segfault in child toktx (pid 4242): ...``.
+    """
     label = verdict.category + (f"/{verdict.subcategory}" if verdict.subcategory else "")
+    if child is not None:
+        label += f" in {child.label()}"
     config = facts.config
     stuck = facts.snapshot.blocked_in if facts.snapshot is not None else None
-    if facts.timeout == "deadline":
+    # A child's crash that a watchdog only noticed later (tier 0 of the rules) explains itself.
+    timed_out = facts.timeout if not (child is not None and verdict.evidence) else None
+    if timed_out == "deadline":
         where = f"stopped in {stuck.describe()}" if stuck else "stopped"
         because = f"still running after the {config.deadline:g} s deadline; {where}"
-    elif facts.timeout == "no_progress":
+    elif timed_out == "no_progress":
         where = f"blocked in {stuck.describe()}" if stuck else "stopped"
         because = f"no event or output for {config.no_progress_timeout:g} s; {where}"
     elif verdict.evidence:
         because = verdict.evidence
+    elif child is not None and child.exit is not None:
+        because = child.exit
     elif termination is not None:
         because = termination.summary()
     else:
         because = exit_info.description
-    first_line = because.strip().splitlines()[0] if because.strip() else exit_info.description
+    first_line = summary_line(because) or exit_info.description
     # "python/KeyError: KeyError: 'x'" says the type twice; keep it once.
     first_line = first_line.removeprefix(f"{verdict.subcategory}: ")
     if (

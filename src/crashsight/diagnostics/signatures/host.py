@@ -107,5 +107,18 @@ SIGNATURES: tuple[Signature, ...] = (
         source=_STRERROR,
         samples=("OSError: [Errno 24] Too many open files: '/data/shard-0042.tar'",),
     ),
+    Signature(
+        id="shell.fork_eagain", category="resource", subcategory="pids_max",
+        pattern=r"\bfork: (?:retry: )?Resource temporarily unavailable|can't start new thread",
+        literals=("fork: retry: Resource temporarily unavailable", "fork: Resource temporarily unavailable", "can't start new thread"),
+        description="A fork or thread creation failed with EAGAIN: the process tree reached its process limit (cgroup pids.max, ulimit -u).",
+        hint="Something forks without bound (a fork bomb, a pool that never shrinks): find it, or raise --pids-max / pids.max / ulimit -u.",
+        source="GNU Bash jobs.c make_child(): sys_error (\"fork: retry\") then sys_error (\"fork\") with strerror(EAGAIN); CPython Modules/_threadmodule.c \"can't start new thread\"",
+        samples=(
+            "/tmp/bomb.sh: fork: retry: Resource temporarily unavailable",
+            "bash: fork: Resource temporarily unavailable",
+            "RuntimeError: can't start new thread",
+        ),
+    ),
 )
 # fmt: on

@@ -1,0 +1,127 @@
+"""Killing and removing a runner's cgroups: file operations only, standard library only.
+
+Two processes run these: the supervisor (from a worker thread, when a runner stops or ends) and
+the guardian (when the supervisor itself died), which runs with ``python -S`` and must not load
+pydantic or anyio. So this module imports nothing but the standard library.
+
+A runner may have up to three cgroup folders, all holding the same processes: one in the v2
+hierarchy (for ``cgroup.kill``) and, where the host binds a controller to a v1 hierarchy, one in
+that controller's hierarchy (``memory``, ``pids``). Killing works on whichever exist:
+
+* v2 with ``cgroup.kill`` (Linux 5.14+): one write kills the whole subtree, forks in flight
+  included, as ``systemctl kill`` does.
+* v2 without it: freeze the subtree (nothing can fork while frozen), SIGKILL every member,
+  thaw. SIGKILL reaches frozen tasks in cgroup v2.
+* v1 only: SIGKILL every member until none is left; a process cannot leave a cgroup on its own
+  unless it may write to ``cgroup.procs`` elsewhere (root), so the loop converges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["kill_all", "members", "remove_all"]
+
+#: How often the kill loop looks at the cgroups again while they still hold processes.
+_POLL_S = 0.005
+
+
+def members(folder: Path) -> set[int]:
+    """Pids in ``folder`` and its sub-groups (a worker may create sub-groups of its own)."""
+    found: set[int] = set()
+    for directory, _, _ in os.walk(folder):
+        try:
+            text = (Path(directory) / "cgroup.procs").read_text()
+        except OSError:
+            continue
+        found.update(int(line) for line in text.split() if line.isdigit())
+    return found
+
+
+def kill_all(v2: Path | None, v1: Sequence[Path], *, kill_file: bool, within: float) -> set[int]:
+    """SIGKILL every process in a runner's cgroups and wait (bounded) until they are empty.
+
+    Args:
+        v2: The runner's v2 folder, if it has one.
+        v1: Its v1 folders (memory, pids), which hold the same processes.
+        kill_file: Whether the kernel has ``cgroup.kill``; without it the v2 folder is frozen
+            first so that nothing forks while members are killed one by one.
+        within: Seconds to keep killing before giving up on stragglers.
+
+    Returns:
+        The pids that were members when the kill began or appeared during it.
+    """
+    folders = [*([v2] if v2 is not None else []), *v1]
+    victims = _members_of(folders)
+    if v2 is not None:
+        if kill_file:
+            _write(v2 / "cgroup.kill", "1")
+        else:
+            _freeze(v2, within)
+    deadline = time.monotonic() + within
+    try:
+        while left := _members_of(folders):
+            victims |= left
+            for pid in left:
+                _sigkill(pid)
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(_POLL_S)
+    finally:
+        if v2 is not None and not kill_file:
+            _write(v2 / "cgroup.freeze", "0")
+    return victims
+
+
+def remove_all(folders: Sequence[Path]) -> list[str]:
+    """Remove the folders and their sub-groups, deepest first; return one line per failure.
+
+    A cgroup folder cannot be deleted file by file: each (empty) group is removed with rmdir.
+    """
+    problems: list[str] = []
+    for folder in folders:
+        for directory, _, _ in os.walk(folder, topdown=False):
+            try:
+                os.rmdir(directory)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                problems.append(f"could not remove cgroup {directory}: {exc.strerror}")
+    return problems
+
+
+def _members_of(folders: Sequence[Path]) -> set[int]:
+    found: set[int] = set()
+    for folder in folders:
+        found |= members(folder)
+    return found
+
+
+def _freeze(folder: Path, within: float) -> None:
+    """Freeze the v2 subtree and wait (bounded) until the kernel says it is frozen."""
+    _write(folder / "cgroup.freeze", "1")
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            events = (folder / "cgroup.events").read_text().split()
+        except OSError:
+            return
+        if "frozen" in events and events[events.index("frozen") + 1] == "1":
+            return
+        time.sleep(_POLL_S)
+
+
+def _write(path: Path, text: str) -> None:
+    # Gone already (the group was removed) or never there: the kill loop still runs.
+    with contextlib.suppress(OSError):
+        path.write_text(text)
+
+
+def _sigkill(pid: int) -> None:
+    with contextlib.suppress(OSError):  # exited in the meantime
+        os.kill(pid, signal.SIGKILL)
