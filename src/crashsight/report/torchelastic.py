@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..protocol import ExceptionInfo
 from .model import Report
+from .terminal import ROLE_WORDS
 
 __all__ = ["ERROR_FILE_ENV", "error_file_data", "write_error_file"]
 
@@ -37,17 +38,11 @@ ERROR_FILE_ENV = "TORCHELASTIC_ERROR_FILE"
 _MAX_FRAMES = 30
 _MAX_TAIL = 20
 
-_ROLE_WORDS = {
-    "root_cause": "its own fault",
-    "consequence": "a consequence of a peer's failure",
-    "collateral": "collateral: stopped by a signal it did not cause",
-}
-
 
 def error_file_data(report: Report) -> dict[str, object]:
     """The error-file document torchrun reads, for a report that is not a success."""
     label = report.summary
-    role = f" [{_ROLE_WORDS[report.role]}]" if report.role else ""
+    role = f" [{ROLE_WORDS[report.role]}]" if report.role else ""
     lines = [f"crashsight: {label}{role}"]
     if report.rank is not None:
         host = f" on {report.host}" if report.host else ""

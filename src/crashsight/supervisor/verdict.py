@@ -67,6 +67,7 @@ class AttemptFacts:
     peak_rss_bytes: int | None = None
     ended_mono: float | None = None
     ended_at: datetime | None = None
+    last_activity_at: datetime | None = None
     in_flight: dict[str, None] = field(default_factory=dict)
     failed_tasks: list[TaskError] = field(default_factory=list)
     termination_error: RunnerTerminationError | None = None
@@ -159,6 +160,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         "events_dropped": facts.events_dropped,
         **identity.model_dump(),
         "ended_at": facts.ended_at,
+        "last_activity_at": facts.last_activity_at,
         "containment": facts.containment,
     }
     redactor = Redactor(config.env if config.env is not None else os.environ)
