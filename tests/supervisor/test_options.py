@@ -187,7 +187,9 @@ async def test_final_sigkill_goes_leaves_first(monkeypatch: pytest.MonkeyPatch) 
     no parent lives on to replace a killed child.
 
     Every process of the tree ignores SIGTERM (inherited from the spawn), so the SIGKILL sweep
-    finds the whole chain alive; the order is recorded where the kills are sent.
+    finds the whole chain alive; the order is recorded where the kills are sent. This is the
+    process-group containment (``cgroup="off"``): with a cgroup, ``cgroup.kill`` ends the whole
+    tree at once, forks in flight included, before the sweep finds anything.
     """
     killed: list[int] = []
     real_kill = psutil.Process.kill
@@ -197,7 +199,9 @@ async def test_final_sigkill_goes_leaves_first(monkeypatch: pytest.MonkeyPatch) 
         real_kill(self)
 
     monkeypatch.setattr(psutil.Process, "kill", recording_kill)
-    async with Supervisor(output="discard", stop_policy=StopPolicy(grace=0.5)) as supervisor:
+    async with Supervisor(
+        output="discard", stop_policy=StopPolicy(grace=0.5), cgroup="off"
+    ) as supervisor:
         previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             runner = await supervisor.spawn(f"{WORKERS}:process_chain")

@@ -64,6 +64,11 @@ class Facts(BaseModel):
     signal: str | None = Field(default=None, description="e.g. 'SIGSEGV' when killed by a signal.")
     timeout: TimeoutKind | None = Field(default=None, description="Which watchdog fired, if any.")
     oom_killed: bool | None = Field(default=None, description="None means 'could not tell'.")
+    oom_in_tree: bool | None = Field(
+        default=None,
+        description="Whether the runner's own memory cgroup counted an OOM kill of any process "
+        "of its tree (exact); None without a memory cgroup of its own.",
+    )
     in_child: ChildProcess | None = Field(
         default=None,
         description="The worker's child whose death it reported (`children.find_child`); its "
@@ -136,6 +141,8 @@ def _match(
     if rule.timeout is not None and facts.timeout != rule.timeout:
         return None
     if rule.oom_killed is not None and facts.oom_killed is not rule.oom_killed:
+        return None
+    if rule.oom_in_tree is not None and facts.oom_in_tree is not rule.oom_in_tree:
         return None
     if rule.pids_limited is not None and facts.pids_limited is not rule.pids_limited:
         return None

@@ -25,6 +25,7 @@ Matchers (see `crashsight.diagnostics.classify` for how each is evaluated):
 ``signals``       list of signal names (``SIGKILL``)
 ``timeout``       ``deadline`` or ``no_progress``: which supervisor watchdog fired
 ``oom_killed``    true/false: whether the cgroup counted an OOM kill
+``oom_in_tree``   true/false: whether the runner's own memory cgroup counted an OOM kill (exact)
 ``pids_limited``  true/false: whether the runner's cgroup refused a fork at its pids limit
 ================  ================================================================================
 
@@ -81,6 +82,7 @@ MATCHERS = (
     "signals",
     "timeout",
     "oom_killed",
+    "oom_in_tree",
     "pids_limited",
 )
 _TEMPLATE_FIELDS = {
@@ -124,6 +126,7 @@ class Rule(BaseModel):
     signals: tuple[str, ...] | None = None
     timeout: TimeoutKind | None = None
     oom_killed: bool | None = None
+    oom_in_tree: bool | None = None
     pids_limited: bool | None = None
     _origin: str = PrivateAttr(default="rule")
 
