@@ -41,7 +41,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from .catalogue import CATALOGUE, enrich_fields
 from .classify import Classifier, Facts
 from .collector import StderrCollector
-from .jobverdict import RankOutcome, Role, RootCause, decide_root_cause, peers_named
+from .jobverdict import (
+    RankOutcome,
+    Role,
+    RootCause,
+    decide_root_cause,
+    peers_named,
+    role_of,
+)
 from .models import Diagnostic, Signature
 from .tracebacks import TracebackCapture
 
@@ -313,6 +320,12 @@ class LauncherSplitter:
             for rank in ranks
         ]
         verdict = decide_root_cause(outcomes, world_size=max(ranks) + 1)
+        root, roles, notes = verdict.root_cause, list(verdict.roles), []
+        if root is not None and not any(o.status == "failed" for o in outcomes):
+            # Every rank was stopped from outside (crashsight's own watchdog stopping the
+            # launcher, say) with no error of its own: no rank to blame.
+            notes.append("every rank was stopped with no error of its own; none is blamed")
+            root, roles = None, [role_of(outcome) for outcome in outcomes]
         verdicts = [
             RankVerdict(
                 rank=rank,
@@ -321,10 +334,8 @@ class LauncherSplitter:
                 role=role,
                 summary=outcome.summary,
             )
-            for rank, outcome, role in zip(ranks, outcomes, verdict.roles, strict=True)
+            for rank, outcome, role in zip(ranks, outcomes, roles, strict=True)
         ]
-        root = verdict.root_cause
-        notes = []
         launcher_pick = next((f.rank for f in self._summary if f.first_observed), None)
         if launcher_pick is not None and root is not None and root.rank != launcher_pick:
             notes.append(
