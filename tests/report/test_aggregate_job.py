@@ -42,7 +42,7 @@ def rank_report(
         "role": role,
         "first_error_at": (T0 + timedelta(seconds=at)).isoformat(),
         "ended_at": (T0 + timedelta(seconds=at + 1)).isoformat(),
-        "stderr_tail": ["x" * 200] * 50,
+        "stderr_tail": ["x" * 200] * 5,
         **extra,
     }
     path.write_text(json.dumps(report))

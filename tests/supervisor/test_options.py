@@ -186,6 +186,8 @@ async def test_final_sigkill_goes_leaves_first(monkeypatch: pytest.MonkeyPatch) 
     """After the grace period, the whole tree is SIGKILLed deepest first and the runner last, so
     no parent lives on to replace a killed child.
 
+    This is the process-tree sweep, used where the runner has no cgroup of its own (with one,
+    ``cgroup.kill`` ends the whole tree at once and no order exists), so cgroups are off here.
     Every process of the tree ignores SIGTERM (inherited from the spawn), so the SIGKILL sweep
     finds the whole chain alive; the order is recorded where the kills are sent. This is the
     process-group containment (``cgroup="off"``): with a cgroup, ``cgroup.kill`` ends the whole

@@ -22,7 +22,8 @@ Matchers (see `crashsight.diagnostics.classify` for how each is evaluated):
 ``signature``     catalogue id or list of ids; a trailing ``*`` selects a family (``cuda.*``)
 ``stderr``        regex searched in every collected stderr line
 ``exit_codes``    list of exit statuses
-``signals``       list of signal names (``SIGKILL``)
+``signals``       list of signal names (``SIGKILL``); a child's, when the worker reports its
+                  death
 ``timeout``       ``deadline`` or ``no_progress``: which supervisor watchdog fired
 ``oom_killed``    true/false: whether the cgroup counted an OOM kill
 ``oom_in_tree``   true/false: whether the runner's own memory cgroup counted an OOM kill (exact)

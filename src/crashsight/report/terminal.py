@@ -54,12 +54,15 @@ def render_verdict(report: Report, report_path: str | None = None, *, colour: bo
 
         crashsight: gpu/oom: CUDA out of memory. Tried to allocate 2.00 GiB
           exit:      exited with code 1
+          child:     toktx (pid 4242) killed by signal SIGSEGV (11): toktx in.png  (a child's death)
           evidence:  cuda.oom x3  torch.OutOfMemoryError: CUDA out of memory. ...
           hint:      lower the batch size ...
           failed in: train.py:42 in step
           report:    r.json
     """
     rows = [("exit", report.exit.description)]
+    if report.in_child is not None:
+        rows.append(("child", report.in_child.describe()[:200]))
     if report.rank is not None:
         rows.append(("rank", _rank_line(report)))
     if report.signals_sent:

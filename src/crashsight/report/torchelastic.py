@@ -12,11 +12,11 @@ The format, from torch/distributed/elastic/multiprocessing/errors/error_handler.
 
 `crashsight run` writes its verdict there when the worker wrote nothing itself: the message is
 ``category/subcategory: summary`` with the role, and ``py_callstack`` starts with crashsight's
-verdict, then the traceback. The timestamp is the first failure evidence (whole seconds, as
-torchrun reads it) for a rank that failed of its own fault; for a consequence or collateral
-failure it is one second after the rank ended, so that torchrun, which only compares seconds,
-prefers an own-fault rank whenever the two failed within the same second or the consequence was
-noticed first.
+verdict, then the traceback. The timestamp (whole seconds, as torchrun reads it) is true either
+way: for a rank that failed of its own fault, its first failure evidence; for a consequence or
+collateral failure, when the rank ended, since the first error it saw was its peer's. torchrun's
+pick is still torchrun's own (whole seconds, ties unordered); `crashsight aggregate` of the ranks'
+reports decides with microseconds and roles.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def error_file_data(report: Report) -> dict[str, object]:
 def _timestamp(report: Report) -> int:
     ended = report.ended_at.timestamp() if report.ended_at else report.started_at.timestamp()
     if report.role in ("consequence", "collateral"):
-        return math.floor(ended) + 1
+        return math.floor(ended)
     first = report.first_error_at.timestamp() if report.first_error_at else ended
     return math.floor(first)
 
