@@ -11,6 +11,7 @@ outside a runner.
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import tempfile
 import time
@@ -92,11 +93,11 @@ def run(settings: Settings) -> BenchResult:
             rounds,
         )
         ratio = median_ratio(values["stacks"], values["none"])
-        extra = sorted(s - n for s, n in zip(values["stacks"], values["none"], strict=True))
+        extra = [s - n for s, n in zip(values["stacks"], values["none"], strict=True)]
         detail: dict[str, object] = {
-            "median_ms_with_stacks": round(sorted(values["stacks"])[len(extra) // 2] * 1e3, 1),
-            "median_ms_without": round(sorted(values["none"])[len(extra) // 2] * 1e3, 1),
-            "median_extra_ms": round(extra[len(extra) // 2] * 1e3, 1),
+            "median_ms_with_stacks": round(statistics.median(values["stacks"]) * 1e3, 1),
+            "median_ms_without": round(statistics.median(values["none"]) * 1e3, 1),
+            "median_extra_ms": round(statistics.median(extra) * 1e3, 1),
             "wait_s": on.wait,
         }
         result.figures.append(
@@ -122,6 +123,10 @@ def run(settings: Settings) -> BenchResult:
             "python -c pass in a runner's tree (stack hook) vs outside one",
             median_ratio(starts["hook"], starts["plain"]),
             "x the time",
+            detail={
+                "median_ms_hook": round(statistics.median(starts["hook"]) * 1e3, 1),
+                "median_ms_plain": round(statistics.median(starts["plain"]) * 1e3, 1),
+            },
         )
     )
     result.checks["every stop of a hung worker carried blocked_in"] = bool(answered) and all(

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from . import (
+    bench_aggregate,
     bench_analyze,
     bench_channel,
     bench_collector,
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, Callable[[Settings], BenchResult]] = {
     "analyze": bench_analyze.run,
     "stacks": bench_stacks.run,
     "ray": bench_ray.run,
+    "aggregate": bench_aggregate.run,
 }
 
 

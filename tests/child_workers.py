@@ -79,7 +79,22 @@ def mp_pool() -> None:
     worker waits forever: the supervisor's no-progress watchdog stops it.
     """
     with multiprocessing.Pool(processes=1) as pool:
+        # Output resets the no-progress watchdog: it counts from here, not from the start-up.
+        print("pool started", file=sys.stderr, flush=True)
         pool.apply(_FAILURES[_args()[0]])
+
+
+def mp_process() -> None:
+    """``mp_process FAILURE``: a multiprocessing.Process that fails; the worker checks its exit.
+
+    The child's traceback reaches stderr under ``Process Process-1:``; the worker only learns
+    an exit code, and raises as a careful caller does.
+    """
+    child = multiprocessing.Process(target=_FAILURES[_args()[0]])
+    child.start()
+    child.join()
+    if child.exitcode:
+        raise RuntimeError(f"shard writer exited with code {child.exitcode}")
 
 
 def run_command() -> None:
@@ -119,15 +134,15 @@ def dataloader_segfault() -> None:
 
 
 def _spawn_target(index: int, how: str) -> None:
-    """Process 1 of the spawned pair fails as ``how`` says; process 0 succeeds."""
-    if index == 1:
-        _FAILURES[how]()
+    """The spawned process fails as ``how`` says."""
+    _FAILURES[how]()
 
 
 def mp_spawn() -> None:
-    """``mp_spawn FAILURE``: torch.multiprocessing.spawn of 2 processes; process 1 fails."""
+    """``mp_spawn FAILURE``: torch.multiprocessing.spawn of one process (each imports torch,
+    which is slow), which fails that way."""
     mp: Any = importlib.import_module("torch.multiprocessing")
-    mp.spawn(_spawn_target, args=(_args()[0],), nprocs=2, join=True)
+    mp.spawn(_spawn_target, args=(_args()[0],), nprocs=1, join=True)
 
 
 def loky_segfault() -> None:

@@ -96,12 +96,32 @@ def _session_survivors(baseline: set[Identity], since: float) -> list[psutil.Pro
         try:
             if proc.status() == psutil.STATUS_ZOMBIE or _identity(proc) in baseline:
                 continue
+            if _of_the_shared_ray_cluster(proc):
+                continue
             if any(_identity(parent) in baseline for parent in proc.parents()):
                 continue
         except psutil.Error:
             continue
         survivors.append(proc)
     return survivors
+
+
+def _of_the_shared_ray_cluster(proc: psutil.Process) -> bool:
+    """Whether ``proc`` is a process of Ray itself while this session's Ray cluster is up.
+
+    tests/ray/conftest.py starts one local cluster in the first test that needs it, keeps it for
+    the others, and checks on shutdown that none of its processes is left; until then its daemons
+    and idle workers are the session's, not a leak of the test that happened to start them. What
+    runs under them (a supervisor in a Ray task, its runners) is still checked here.
+    """
+    ray = sys.modules.get("ray")
+    if ray is None or ray.__file__ is None or not ray.is_initialized():
+        return False
+    command = proc.cmdline()
+    package = os.path.dirname(ray.__file__) + os.sep
+    return bool(command) and (
+        command[0].startswith("ray::") or any(part.startswith(package) for part in command)
+    )
 
 
 def _reap_adopted_zombies() -> None:

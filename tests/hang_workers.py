@@ -10,6 +10,7 @@ the tests look for those names in ``blocked_in``. Also usable as runner targets
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import queue
 import signal
@@ -72,6 +73,14 @@ def run_tool() -> None:
     subprocess.run(["sh", "-c", script], check=False)
 
 
+def run_tools() -> None:
+    """Runs two tools that never exit, and waits for the second."""
+    first = subprocess.Popen(["sleep", "3601"])
+    second = subprocess.Popen(["sh", "-c", "echo hang worker ready >&2; exec sleep 3602"])
+    second.wait()
+    first.wait()
+
+
 def compress_chunk(lock: threading.Lock) -> None:
     """A pool task that deadlocks."""
     lock.acquire()
@@ -118,6 +127,20 @@ def nap_with_own_handler() -> None:
     signal.signal(signal.Signals[os.environ.get("CRASHSIGHT_DUMP_SIGNAL", "SIGUSR2")], on_signal)
     ready()
     time.sleep(FOREVER)
+
+
+def encode_shard() -> None:
+    """A pool task, in a worker process, that deadlocks."""
+    lock = threading.Lock()
+    lock.acquire()
+    ready()
+    lock.acquire()
+
+
+def process_pool() -> None:
+    """Waits for a task of a one-process pool (forked) that never ends."""
+    with multiprocessing.get_context("fork").Pool(processes=1) as pool:
+        pool.apply(encode_shard)
 
 
 def blocked_signals() -> None:

@@ -24,6 +24,7 @@ EXPECTED = (
     "analyze",
     "stacks",
     "ray",
+    "aggregate",
 )
 #: Benchmarks that may report "not available" in a smoke run, with a note saying why.
 MAY_BE_MISSING = {"analyze", "ray"}

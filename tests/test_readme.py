@@ -87,3 +87,35 @@ def test_embedding_snippet_serves_a_jobs_errors(
     response = anyio.run(ask, {"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.json()["analysis"]["phase_kind"] == "evaluation"
+
+
+def test_hang_example_says_where_it_is_stuck(tmp_path: Path) -> None:
+    """The "Hangs" example, run as shown, prints the verdict shown (pids and seconds aside)."""
+    section = _section("Hangs: every thread's stack at the stop")
+    (tmp_path / "writer.py").write_text(_python_blocks(section)["writer.py"])
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crashsight",
+            "run",
+            "--no-progress-timeout",
+            "3",
+            "--",
+            sys.executable,
+            "writer.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 124, result.stderr
+
+    def verdict(text: str) -> str:
+        found = re.search(r"^crashsight: timeout/.*$", text, flags=re.M)
+        assert found is not None, text
+        return re.sub(r"\d+ s;|pid \d+", "N", found.group())
+
+    assert verdict(result.stderr) == verdict(section)

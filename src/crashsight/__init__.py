@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from .supervisor.restart import RestartPolicy as RestartPolicy
     from .supervisor.runner import Runner as Runner
     from .supervisor.snapshot import StackOptions as StackOptions
+    from .supervisor.status import Containment as Containment
     from .supervisor.status import ErrorChunk as ErrorChunk
     from .supervisor.status import ExitInfo as ExitInfo
     from .supervisor.status import RunnerCancelled as RunnerCancelled
@@ -118,6 +119,7 @@ _EXPORTS: dict[str, str] = {
     "RestartPolicy": "crashsight.supervisor.restart",
     "Runner": "crashsight.supervisor.runner",
     "StackOptions": "crashsight.supervisor.snapshot",
+    "Containment": "crashsight.supervisor.status",
     "ErrorChunk": "crashsight.supervisor.status",
     "ExitInfo": "crashsight.supervisor.status",
     "RunnerCancelled": "crashsight.supervisor.status",
@@ -136,6 +138,7 @@ __all__ = (
     "ChannelError",
     "Classifier",
     "ConfigurationError",
+    "Containment",
     "CrashsightError",
     "Diagnostic",
     "ErrorChunk",

@@ -111,6 +111,7 @@ def test_a_contained_fork_bomb_names_its_limit(tmp_path: Path, cgroup_host: Cgro
     assert done.returncode == 124, done.stderr
     data = json.loads(report.read_text())
     assert (data["category"], data["subcategory"]) == ("resource", "pids_max")
+    assert data["summary"].startswith("resource/pids_max: the pids limit (8) refused ")
     assert "fork: retry: Resource temporarily unavailable" in "\n".join(data["stderr_tail"])
     assert "shell.fork_eagain" in [d["id"] for d in data["diagnostics"]]
     assert data["containment"]["pids_max"] == 8

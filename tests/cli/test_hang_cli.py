@@ -14,12 +14,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
+import psutil
 import pytest
 
 import crashsight
@@ -224,8 +226,9 @@ def test_the_server_json_shows_it(hang: HangRun) -> None:
     assert "blocked in run_tool" in answer["summary"]
 
 
-def test_a_forwarded_sigterm_takes_the_stacks_first(tmp_path: Path) -> None:
-    """SIGTERM to crashsight: the worker's stacks are taken, then it is stopped; cancelled."""
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_a_forwarded_signal_takes_the_stacks_first(tmp_path: Path, sig: signal.Signals) -> None:
+    """SIGTERM or SIGINT to crashsight: the worker's stacks are taken, then it is stopped."""
     report = tmp_path / "r.json"
     with subprocess.Popen(
         [*CRASHSIGHT, "run", "--report", str(report), "--", sys.executable, str(HANG), "nap"],
@@ -233,16 +236,32 @@ def test_a_forwarded_sigterm_takes_the_stacks_first(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     ) as proc:
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == "hang worker ready\n"
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 143, stderr
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "hang worker ready\n"
+            _wait_until_asleep(proc.pid, str(HANG))
+            proc.send_signal(sig)
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            proc.kill()  # crashsight ends its worker too; a no-op once it has ended
+    assert proc.returncode == 128 + sig, stderr
     data = json.loads(report.read_text())
     assert data["status"] == "cancelled"
     line = data["blocked_in"]["line"]
-    expected = f"cancelled: crashsight received SIGTERM; stopped in nap (hang_workers.py:{line})"
+    expected = f"cancelled: crashsight received {sig.name}; stopped in nap (hang_workers.py:{line})"
     assert data["summary"] == expected
+
+
+def _wait_until_asleep(crashsight: int, marker: str) -> None:
+    """Until crashsight's worker (the child whose command names ``marker``) sleeps in its block."""
+    worker = next(
+        child
+        for child in psutil.Process(crashsight).children()
+        if marker in " ".join(child.cmdline())
+    )
+    deadline = time.monotonic() + 60
+    while worker.status() != psutil.STATUS_SLEEPING and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def test_another_dump_signal_reaches_the_workers(runs: dict[str, HangRun | None]) -> None:

@@ -38,6 +38,7 @@ def test_placeholders_give_each_rank_its_own_files(tmp_path: Path) -> None:
     assert report["first_error_at"] <= report["ended_at"]
     assert len(list(tmp_path.glob("p5-*.html"))) == 1
     assert (tmp_path / "t5.log").read_text().startswith("python/ValueError: ")
+    assert f"  rank:      5 of 8 on {socket.gethostname()}, its own fault\n" in result.stderr
 
 
 def test_explicit_rank_options_win_and_leave_the_workers_variables_alone(tmp_path: Path) -> None:
@@ -95,3 +96,45 @@ def test_torchrun_error_file_of_the_worker_is_never_replaced(tmp_path: Path) -> 
     )
     assert result.returncode == 1
     assert error_file.read_text() == own
+
+
+@pytest.mark.parametrize(
+    ("printed", "role", "verdict"),
+    [
+        pytest.param("", "collateral", None, id="nothing-of-its-own"),
+        pytest.param(
+            "RuntimeError: Connection closed by peer [10.0.0.7]:4100",
+            "consequence",
+            "comm",
+            id="after-a-comm-error",
+        ),
+    ],
+)
+def test_a_launchers_sigterm_makes_the_rank_collateral_or_a_consequence(
+    tmp_path: Path, printed: str, role: str, verdict: str | None
+) -> None:
+    """torchrun stops the survivors by signalling crashsight: the report says what they were."""
+    script = (
+        f"import sys, time; print({printed!r}, file=sys.stderr, flush=True); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    clean = {k: v for k, v in os.environ.items() if k != "TORCHELASTIC_ERROR_FILE"}
+    with subprocess.Popen(
+        [*CRASHSIGHT, "--report", f"{tmp_path}/r.json", "--", sys.executable, "-c", script],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**clean, "RANK": "1", "WORLD_SIZE": "2"},
+    ) as proc:  # fmt: skip
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "ready\n"
+            proc.terminate()
+            assert proc.wait(timeout=60) == 143
+        finally:
+            proc.kill()
+            proc.wait()
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert (report["status"], report["role"], report["category"]) == ("cancelled", role, verdict)
+    if verdict:
+        assert report["blamed_peers"] == ["[10.0.0.7]:4100"]
+        assert report["summary"].startswith("comm/gloo: RuntimeError: Connection closed by peer")
+        assert report["first_error_at"] < report["ended_at"]

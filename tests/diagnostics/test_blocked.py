@@ -73,7 +73,7 @@ def test_without_any_user_frame_the_innermost_frame_is_named() -> None:
 
 
 def test_a_child_is_named_only_when_it_is_the_only_one() -> None:
-    """Waiting on children: one child is named; among several, none is guessed."""
+    """Waiting on children: the one the kernel says, or the only one; among several, no guess."""
     main = _thread(
         1,
         _frame("/app/job.py", "run_tools", 3),
@@ -82,8 +82,13 @@ def test_a_child_is_named_only_when_it_is_the_only_one() -> None:
     )
     one = [_process(10, 1, "python"), _process(11, 10, "toktx")]
     two = [*one, _process(12, 10, "ffmpeg")]
+    told = [two[0].model_copy(update={"waiting_for": [12]}), *two[1:]]
     alone = find_blocked_in([main], one)
     among = find_blocked_in([main], two)
+    waited = find_blocked_in([main], told)
+    assert waited is not None
+    assert waited.child is not None
+    assert (waited.child.pid, waited.child.name) == (12, "ffmpeg")
     assert alone is not None
     assert among is not None
     assert alone.child is not None

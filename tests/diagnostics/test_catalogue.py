@@ -41,9 +41,7 @@ INTENDED_OVERLAPS = {
     # The terminate handlers are evidence only; std::bad_alloc says what they terminated on.
     ("cxx.bad_alloc", "cxx.terminate"),
     ("cxx.bad_alloc", "cxx.libcxxabi_terminate"),
-    # cxx.what is the catch-all for a C++ exception's what() line; NCCL's watchdog throws its
-    # timeout as one, and the specific entry ranks first in the rules (comm before the runtimes'
-    # generic texts).
+    # cxx.what is evidence only: the what() of a C++ exception may quote another library's error.
     ("nccl.watchdog_timeout", "cxx.what"),
 }
 

@@ -33,9 +33,15 @@ from crashsight.supervisor.supervisor import SpawnOptions, Supervisor
 WORKERS = Path(__file__).resolve().parent.parent / "child_workers.py"
 _HAS_TORCH = importlib.util.find_spec("torch") is not None
 _HAS_LOKY = importlib.util.find_spec("loky") is not None
-needs_torch = pytest.mark.skipif(
-    not _HAS_TORCH, reason="torch is not installed (.venv/bin/pip install torch==2.13.0)"
-)
+#: torch rows: marked, skipped without torch, and given time to import torch twice (worker and
+#: child) on a loaded machine.
+TORCH = [
+    pytest.mark.torch,
+    pytest.mark.skipif(
+        not _HAS_TORCH, reason="torch is not installed (.venv/bin/pip install torch==2.13.0)"
+    ),
+    pytest.mark.timeout(240),
+]
 
 
 @dataclass(frozen=True)
@@ -77,12 +83,16 @@ CASES = [
     ),
     pytest.param(
         # A Pool never fails the task its dead worker held: the worker hangs until the watchdog.
-        ChildCase("crash/segfault", ("mp_pool", "segfault"), options=SpawnOptions(no_progress_timeout=5.0)),
+        ChildCase("crash/segfault", ("mp_pool", "segfault"), options=SpawnOptions(no_progress_timeout=8.0)),
         id="multiprocessing-pool-segfault-then-hang",
     ),
     pytest.param(
         ChildCase("disk/enospc", ("mp_pool", "enospc"), child_signal=None, wrapper="OSError"),
         id="multiprocessing-pool-dev-full",
+    ),
+    pytest.param(
+        ChildCase("disk/enospc", ("mp_process", "enospc"), child_signal=None, child_name="Process-1", wrapper="RuntimeError"),
+        id="multiprocessing-process-dev-full",
     ),
     pytest.param(
         ChildCase("crash/segfault", ("python_child_segfault",), child_name="python", wrapper="CalledProcessError"),
@@ -99,15 +109,15 @@ CASES = [
     ),
     pytest.param(
         ChildCase("crash/segfault", ("dataloader_segfault",), child_name="DataLoader worker", wrapper="RuntimeError", pid_known=True),
-        id="torch-dataloader-worker-segfault", marks=[pytest.mark.torch, needs_torch],
+        id="torch-dataloader-worker-segfault", marks=TORCH,
     ),
     pytest.param(
-        ChildCase("crash/segfault", ("mp_spawn", "segfault"), child_name="process 1", wrapper="ProcessExitedException", pid_known=True),
-        id="torch-mp-spawn-segfault", marks=[pytest.mark.torch, needs_torch],
+        ChildCase("crash/segfault", ("mp_spawn", "segfault"), child_name="process 0", wrapper="ProcessExitedException", pid_known=True),
+        id="torch-mp-spawn-segfault", marks=TORCH,
     ),
     pytest.param(
-        ChildCase("disk/enospc", ("mp_spawn", "enospc"), child_signal=None, child_name="Process 1", wrapper="ProcessRaisedException", pid_known=True),
-        id="torch-mp-spawn-raises-enospc", marks=[pytest.mark.torch, needs_torch],
+        ChildCase("disk/enospc", ("mp_spawn", "enospc"), child_signal=None, child_name="Process 0", wrapper="ProcessRaisedException", pid_known=True),
+        id="torch-mp-spawn-raises-enospc", marks=TORCH,
     ),
     pytest.param(
         ChildCase("crash/segfault", ("loky_segfault",), wrapper="TerminatedWorkerError"),
@@ -374,3 +384,14 @@ def test_analyze_summary_is_never_empty(last_line: str, tmp_path: Path) -> None:
     shown = analysis.summary.split(": ", 1)[1]
     assert shown.strip()
     assert "\x1b" not in shown
+
+
+def test_classifier_finds_the_child_itself() -> None:
+    """Without a supervisor (a log analysed later), a wrapper's signal still decides the verdict."""
+    wrapper = ExceptionInfo(
+        type="RuntimeError",
+        module="builtins",
+        message="DataLoader worker (pid 3151) is killed by signal: Segmentation fault. ",
+    )
+    verdict = Classifier().classify(Facts(termination_error=wrapper, exit_code=1))
+    assert (verdict.category, verdict.subcategory) == ("crash", "segfault")

@@ -308,3 +308,24 @@ def test_nothing_known_is_unknown() -> None:
     verdict = classify(exit_code=2, stderr_lines=["something odd"])
     assert (verdict.category, verdict.rule, verdict.evidence) == ("unknown", "none", None)
     assert verdict.hint
+
+
+def test_shared_oom_evidence_never_explains_another_death_alone() -> None:
+    """An OOM kill counted in a cgroup shared with others does not make a segfault an OOM kill;
+    the runner's own cgroup counting one in its tree explains even a plain exit 1."""
+    assert kind(classify(signal="SIGSEGV", oom_killed=True)) == ("crash", "segfault")
+    assert kind(classify(exit_code=1, oom_killed=True)) != ("memory", "oom_killed")
+    assert kind(classify(exit_code=1, oom_killed=True, oom_in_tree=True)) == (
+        "memory",
+        "oom_killed",
+    )
+
+
+def test_a_refused_fork_outranks_the_watchdog_that_ended_the_bomb() -> None:
+    """Forks refused at the runner's pids limit explain a run a deadline then stopped."""
+    verdict = classify(timeout="deadline", signal="SIGTERM", pids_limited=True)
+    assert kind(verdict) == ("resource", "pids_max")
+    assert kind(classify(timeout="deadline", signal="SIGTERM", pids_limited=False)) == (
+        "timeout",
+        "deadline",
+    )

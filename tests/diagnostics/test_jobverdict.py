@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from crashsight.diagnostics.jobverdict import RankOutcome, decide_root_cause
+from crashsight.diagnostics.jobverdict import RankOutcome, decide_root_cause, role_of
 
 T0 = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 
@@ -205,6 +205,24 @@ def test_a_hung_rank_is_named_with_a_timeout_verdict() -> None:
         assert cause.blocked_in == "train.py:41 in step"
         assert "blocked in train.py:41 in step" in cause.summary
         assert "never reached it" in cause.basis[-1]
+        verdict = decide_root_cause(order)
+        assert verdict.root_index is not None
+        assert verdict.roles[verdict.root_index] == "root_cause", "the job's view of the rank"
+
+
+def test_a_rank_killed_before_its_peers_failed_did_not_hang() -> None:
+    """A SIGKILL from outside (no OOM evidence) before the peers' resets: it went first, and is
+    named with its own verdict, not as a hang."""
+    job = [
+        outcome(0, "consequence", at=2.0),
+        outcome(1, "collateral", at=1.0, category="crash", subcategory="killed"),
+        outcome(2, "consequence", at=2.1),
+    ]
+    for order in every_order(job):
+        cause = decide_root_cause(order).root_cause
+        assert cause is not None
+        assert (cause.rank, cause.category, cause.subcategory) == (1, "crash", "killed")
+        assert cause.basis[-1].endswith("it went first, killed from outside")
 
 
 def test_only_collateral_the_rank_that_stalled_first_is_named() -> None:
@@ -234,7 +252,7 @@ def test_reports_without_roles_are_read_by_status_and_category(
 ) -> None:
     """Reports of older crashsight versions have no role; it is read from what they do say."""
     old = outcome(0, None, at=1.0, category=category or "x", status=status, world_size=None)
-    assert decide_root_cause([old]).roles == [expected]
+    assert role_of(old) == expected
 
 
 def test_nothing_failed_means_no_root_cause() -> None:

@@ -225,3 +225,37 @@ def test_a_wrapper_reporting_a_signal_as_128_plus_n_is_read_as_that_signal() -> 
         "crash",
         "segfault",
     )
+
+
+def test_a_rank_line_naming_child_failed_error_does_not_start_the_summary() -> None:
+    """Only torchrun's own, unprefixed ``ChildFailedError:`` line opens its failure summary."""
+    text = (
+        "[rank0]: torch.distributed.elastic.multiprocessing.errors.ChildFailedError: nested\n"
+        "[rank0]: OSError: [Errno 28] No space left on device\n"
+    )
+    splitter, job = _job(text)
+    assert splitter.summary == []
+    assert job is not None
+    assert (job.ranks[0].category, job.ranks[0].subcategory) == ("disk", "enospc")
+
+
+def test_ranks_all_stopped_from_outside_blame_no_rank() -> None:
+    """When torchrun stops every rank (it was itself told to stop), no rank is the root cause."""
+    blocks = "".join(
+        f"[{i}]:\n  time      : 2026-11-29_20:38:52\n  host      : node-a\n"
+        f"  rank      : {i} (local_rank: {i})\n  exitcode  : -15 (pid: {70 + i})  (SIGTERM)\n"
+        f"  error_file: <N/A>\n  traceback : Signal 15 (SIGTERM) received by PID {70 + i}\n"
+        for i in range(2)
+    )
+    text = (
+        "W1129 20:38:52.791000 15886 torch/distributed/elastic/multiprocessing/api.py:1028] "
+        "Sending process 70 closing signal SIGTERM\n"
+        "W1129 20:38:52.791000 15886 torch/distributed/elastic/multiprocessing/api.py:1028] "
+        "Sending process 71 closing signal SIGTERM\n"
+        "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n"
+        f"=====\nx FAILED\n-----\nFailures:\n{blocks}-----\n=====\n"
+    )
+    _, job = _job(text)
+    assert job is not None
+    assert job.root_cause_rank is None
+    assert [r.role for r in job.ranks] == ["collateral", "collateral"]

@@ -22,11 +22,14 @@ def torch_failure(type_: str, message: str) -> Facts:
     return Facts(exit_code=1, termination_error=error)
 
 
-def test_every_comm_entry_is_a_consequence_and_nothing_else_is() -> None:
-    """The comm family is where a peer's failure shows; every other family is a root cause."""
+def test_every_comm_entry_is_a_consequence_and_own_faults_are_root_causes() -> None:
+    """The comm family is where a peer's failure shows; a worker's own faults are root causes."""
+    own_faults = {"gpu", "memory", "disk", "resource", "crash", "http", "config"}
     for signature in CATALOGUE:
-        expected = "consequence" if signature.category == "comm" else "root_cause"
-        assert signature.role == expected, signature.id
+        if signature.category == "comm":
+            assert signature.role == "consequence", signature.id
+        elif signature.category in own_faults:
+            assert signature.role == "root_cause", signature.id
 
 
 @pytest.mark.parametrize(
@@ -128,3 +131,20 @@ def test_a_bad_role_is_a_clear_error(rule: str, problem: str) -> None:
     """An unknown role, or a signature's role without a signature, is refused with the reason."""
     with pytest.raises(RulesError, match=problem):
         parse_rules(f'[[rule]]\ncategory = "x"\n{rule}\n', "mine.toml")
+
+
+def test_an_nccl_watchdog_abort_is_a_consequence_not_a_cxx_crash() -> None:
+    """The watchdog's DistBackendError ends the process through std::terminate and SIGABRT; the
+    verdict is the comm timeout a peer caused (lines from huggingface/open-r1 issue 620)."""
+    lines = [
+        "terminate called after throwing an instance of 'c10::DistBackendError'",
+        "  what():  [PG ID 0 PG GUID 0(default_pg) Rank 3] Process group watchdog thread "
+        "terminated with exception: [Rank 3] Watchdog caught collective operation timeout: "
+        "WorkNCCL(SeqNum=4, OpType=BROADCAST, NumelIn=112, NumelOut=112, Timeout(ms)=1800000) "
+        "ran for 1800011 milliseconds before timing out.",
+    ]
+    diagnostics = [d for line in lines for s in CATALOGUE if (d := diagnose_line(s, line))]
+    verdict = Classifier().classify(Facts(diagnostics=diagnostics, signal="SIGABRT"))
+    assert (verdict.category, verdict.subcategory, verdict.role) == (
+        "comm", "nccl_timeout", "consequence",
+    )  # fmt: skip

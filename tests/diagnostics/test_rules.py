@@ -36,6 +36,7 @@ signals = "SIGKILL"
 exit_codes = [1, 137]
 timeout = "deadline"
 oom_killed = false
+oom_in_tree = false
 pids_limited = false
 stderr = "No space"
 """
@@ -56,6 +57,7 @@ def test_parse_rules_reads_every_matcher() -> None:
     assert second.exit_codes == (1, 137)
     assert second.oom_killed is False
     assert second.pids_limited is False
+    assert second.oom_in_tree is False
     assert set(second.matchers) == set(MATCHERS) - {"exception", "message"}
     assert (first.origin, second.origin) == ("shard.toml rule[0]", "shard.toml rule[1]")
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from crashsight.report.model import Report
+from crashsight.report.terminal import render_verdict
 from crashsight.supervisor.status import RunnerFailed
 from crashsight.supervisor.stop import StopPolicy
 from crashsight.supervisor.supervisor import Supervisor
@@ -201,3 +203,5 @@ async def test_native_tool_as_child_of_a_python_worker(
     assert status.summary.startswith(f"{verdict} in child toktx: ")
     assert status.termination_error is not None
     assert status.termination_error.type == "CalledProcessError"
+    block = render_verdict(Report.from_status(status))
+    assert f"  child:     toktx{' killed by signal SIGSEGV (11)' if signal else ''}" in block

@@ -95,3 +95,20 @@ def test_source_lines_come_from_readable_files(tmp_path: Path) -> None:
         ("job.py", "dump_now", "exec('import os, signal; os.kill(os.getpid(), signal.SIGUSR2)')"),
         ("<string>", "<module>", None),
     ]
+
+
+def test_thread_names_and_the_thread_cap_of_newer_pythons() -> None:
+    """CPython 3.14 prints a thread's name in brackets; over 100 threads, a lone ``...`` ends it.
+
+    The header line is CPython's example from python/cpython#125434, which added the name.
+    """
+    text = (
+        "Thread 0x00003b9c [Thread pool worker 1] (most recent call first):\n"
+        '  File "C:\\ProgramFiles\\Python\\Python312\\Lib\\threading.py", line 1012 in run\n'
+        "...\n"
+    )
+    parsed = parse_stack_file(text, 7)
+    [[worker]] = parsed.dumps
+    assert (worker.thread_id, worker.thread_name) == (0x3B9C, "Thread pool worker 1")
+    assert worker.frames[0].function == "run"
+    assert parsed.threads_cut

@@ -2,8 +2,8 @@
 
 Ray starts a GCS server, a raylet, a log monitor and worker processes. They cost seconds to start
 on a loaded 2-core machine, so the Ray tests share one cluster (2 CPUs), started by the first test
-that needs it. It is shut down as soon as the last test of this directory is done, rather than at
-the end of the session, so that its daemons and the driver's threads do not run beside the rest
+that needs it. It is shut down as soon as the session's last test of this directory is done,
+rather than at the end of the session, so that its daemons and the driver's threads do not run beside the rest
 of the suite; the shutdown then waits, bounded, until no process of the cluster is left, and
 fails the test run if one is.
 """
@@ -68,26 +68,25 @@ def _shut_down(ray: ModuleType) -> None:
 
 
 @pytest.fixture(scope="session")
-def _ray_module() -> Iterator[ModuleType]:
+def ray_cluster() -> Iterator[ModuleType]:
+    """Ray, connected to the shared local cluster with 2 CPUs.
+
+    Session-scoped, so the cluster's processes exist before the suite's per-test leak check
+    takes its baseline, and are never blamed on the test that happened to need them first.
+    """
     ray = import_ray()
+    with warnings.catch_warnings():
+        # Ray's start-up warns about things of its own (token auth, deprecated options).
+        warnings.simplefilter("ignore")
+        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)
     yield ray
     _shut_down(ray)
 
 
-@pytest.fixture
-def ray_cluster(_ray_module: ModuleType) -> ModuleType:
-    """Ray, connected to the shared local cluster with 2 CPUs (started on first use)."""
-    if not _ray_module.is_initialized():
-        with warnings.catch_warnings():
-            # Ray's start-up warns about things of its own (token auth, deprecated options).
-            warnings.simplefilter("ignore")
-            _ray_module.init(num_cpus=2, include_dashboard=False, configure_logging=False)
-    return _ray_module
-
-
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """After the last test of this directory, shut the cluster down (if one was started)."""
-    if nextitem is not None and nextitem.path.is_relative_to(_HERE):
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """After the last Ray test of the session, shut the cluster down (if one was started)."""
+    later = item.session.items[item.session.items.index(item) + 1 :]
+    if any(other.path.is_relative_to(_HERE) for other in later):
         return
     ray = sys.modules.get("ray")
     if ray is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,4 +43,7 @@ def test_forwarded_worker_lines_name_the_crash_and_its_pid(
     assert segfault["fields"]["ray_worker"] == "encode"
     assert segfault["fields"]["ray_pid"].isdigit()
     assert found["ray.worker_crashed"]["evidence_only"] is False
-    assert "crashsight: crash/segfault: Fatal Python error: Segmentation fault" in result.stderr
+    # The verdict block on the driver's stderr names the crash, not the WorkerCrashedError.
+    verdict = re.search(r"^crashsight: crash/segfault[^:]*: (.*)$", result.stderr, flags=re.M)
+    assert verdict is not None, result.stderr[-1500:]
+    assert verdict.group(1) == "Fatal Python error: Segmentation fault"

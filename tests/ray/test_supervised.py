@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from crashsight import runner
-from crashsight.protocol import Progress, TaskStarted
+from crashsight.protocol import Progress, Ready, TaskStarted
 from crashsight.ray import PayloadTooLargeError, RayEvent, RunnerFailedError, supervised
 from crashsight.report.aggregate import aggregate, load_shard
 from crashsight.supervisor.status import RunnerFailed, RunnerSucceeded
@@ -109,6 +109,33 @@ def test_a_hang_past_the_deadline_names_where_it_was_stuck(ray_cluster: ModuleTy
     assert (error.blocked_in.file, error.blocked_in.function) == (__file__, "hang")
     assert error.stacks
     assert f"stopped in {error.blocked_in.describe()}" in error.summary
+
+
+def test_a_cancelled_task_stops_its_runner(ray_cluster: ModuleType) -> None:
+    """ray.cancel on a supervised call that waits forever ends its runner; Ray says cancelled."""
+    from ray.util.queue import Queue
+
+    queue = Queue()
+
+    @supervised(events=queue.put_nowait)
+    def wait_forever() -> None:
+        threading.Event().wait()
+
+    ref = ray_cluster.remote(max_retries=0)(wait_forever).remote()
+    runner_pid = None
+    while True:  # until the body runs: the runner announced itself, then the call's task
+        item: RayEvent = queue.get(timeout=GET_TIMEOUT_S)
+        if isinstance(item.event, Ready):
+            runner_pid = item.event.pid
+        if isinstance(item.event, TaskStarted):
+            break
+    assert runner_pid is not None
+    ray_cluster.cancel(ref)
+    with pytest.raises(ray_cluster.exceptions.TaskCancelledError):
+        ray_cluster.get(ref, timeout=GET_TIMEOUT_S)
+    # The supervisor reaps its runner before the cancellation reaches Ray.
+    assert not psutil.pid_exists(runner_pid)
+    ray_cluster.kill(queue.actor)
 
 
 @supervised()

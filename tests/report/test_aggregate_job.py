@@ -42,7 +42,7 @@ def rank_report(
         "role": role,
         "first_error_at": (T0 + timedelta(seconds=at)).isoformat(),
         "ended_at": (T0 + timedelta(seconds=at + 1)).isoformat(),
-        "stderr_tail": ["x" * 200] * 50,
+        "stderr_tail": ["x" * 200] * 5,
         **extra,
     }
     path.write_text(json.dumps(report))
@@ -116,9 +116,12 @@ def test_json_has_the_root_cause_object_and_a_role_per_report(tmp_path: Path) ->
 
 
 def test_roles_of_old_reports_are_decided_from_what_they_say(tmp_path: Path) -> None:
-    """Reports without roles (older crashsight) still get one: comm is a consequence."""
+    """Reports without roles (older crashsight), or with one this version does not know, still
+    get one: comm is a consequence."""
     paths = [
-        rank_report(tmp_path, 0, "comm/nccl_timeout", "Watchdog", role=None, at=1, world_size=2),
+        rank_report(
+            tmp_path, 0, "comm/nccl_timeout", "Watchdog", role="victim?", at=1, world_size=2
+        ),
         rank_report(tmp_path, 1, "crash/segfault", "SIGSEGV", role=None, at=2, world_size=2),
     ]
     result = aggregate([load_shard(p) for p in paths], "job")
@@ -143,6 +146,8 @@ def test_a_hung_rank_with_its_blocked_frame_is_the_root_cause(tmp_path: Path) ->
     assert (result.root_cause.rank, result.root_cause.category) == (2, "timeout")
     assert result.root_cause.blocked_in == "load_batch (train.py:41)"
     assert "blocked in load_batch (train.py:41)" in result.body.splitlines()[0]
+    entry = result.shards[2]
+    assert (entry.role, entry.category, entry.subcategory) == ("root_cause", "timeout", "hang")
 
 
 def test_4096_ranks_give_a_bounded_body_and_the_right_rank(tmp_path: Path) -> None:

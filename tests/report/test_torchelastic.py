@@ -1,5 +1,5 @@
-"""torchrun's error-file timestamp: own-fault ranks keep their first error's second, the others
-are ordered after the end, so torchrun's whole-second pick prefers the root cause."""
+"""torchrun's error-file timestamp is true: own-fault ranks give their first error's second, the
+others the second they ended (the first error they saw was their peer's)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ def report(role: str) -> Report:
     ("role", "timestamp"),
     [
         ("root_cause", int(FIRST.timestamp())),
-        ("consequence", int(ENDED.timestamp()) + 1),
-        ("collateral", int(ENDED.timestamp()) + 1),
+        ("consequence", int(ENDED.timestamp())),
+        ("collateral", int(ENDED.timestamp())),
     ],
 )
 def test_timestamp_follows_the_role(role: str, timestamp: int) -> None:

@@ -7,6 +7,7 @@ runner id (or a uuid) and removed by the code under test or the test's teardown.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -23,9 +24,10 @@ import pytest
 
 import crashsight
 from crashsight import RunnerFailed, RunnerSucceeded, Supervisor
-from crashsight.errors import ConfigurationError
+from crashsight.errors import ConfigurationError, SpawnError
 from crashsight.supervisor import cgroupfs
 from crashsight.supervisor.cgroup import CgroupHost, CgroupLimits, RunnerCgroup, detect_host
+from crashsight.supervisor.spawn import SpawnedProcess, spawn
 from crashsight.supervisor.status import Containment
 
 #: Touches every page it allocates, 16 MiB at a time, until the kernel stops it.
@@ -210,6 +212,10 @@ async def test_a_child_killed_by_the_oom_killer_explains_its_parents_failure(
     assert (status.category, status.subcategory) == ("memory", "oom_killed")
     assert status.oom_killed is True
     assert "child ended with -9" in status.stderr_tail
+    assert status.summary == (
+        "memory/oom_killed: the kernel OOM killer killed 1 processes of the runner's tree "
+        "under its 96 MiB limit"
+    )
     assert any("OOM killer killed 1 processes" in note for note in status.notes)
 
 
@@ -268,3 +274,61 @@ def test_freeze_and_kill_works_where_cgroup_kill_does_not_exist(
     assert "frozen 0" in (runner_cgroup.v2 / "cgroup.events").read_text(), "thawed again"
     for pid in members:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+# --- The start gate when the kernel refuses the move ---------------------------------------------
+
+
+@pytest.fixture
+def refusing_cgroup(runner_cgroup: RunnerCgroup) -> RunnerCgroup:
+    """A runner group removed behind the supervisor's back (a cleanup job, an admin).
+
+    Its folder is gone, so writing the new pid into its ``cgroup.procs`` fails for real.
+    """
+    assert runner_cgroup.v2 is not None
+    runner_cgroup.v2.rmdir()
+    return runner_cgroup
+
+
+def _spawn_into(cgroup: RunnerCgroup, marker: Path) -> SpawnedProcess:
+    return spawn(
+        ["touch", str(marker)],
+        runner_id=uuid.uuid4().hex,
+        env=None,
+        cwd=None,
+        max_frame_bytes=1 << 20,
+        inherit_stdin=False,
+        cgroup=cgroup,
+    )
+
+
+def _close(proc: SpawnedProcess) -> int:
+    status = proc.popen.wait(timeout=60)
+    proc.channel.close()
+    for fd in (proc.stdout_fd, proc.stderr_fd):
+        os.close(fd)
+    return status
+
+
+def test_a_refused_move_keeps_a_required_runner_from_running(
+    refusing_cgroup: RunnerCgroup, tmp_path: Path
+) -> None:
+    """``required``: a refused move is a SpawnError, and the gated command never runs."""
+    refusing_cgroup.host = dataclasses.replace(refusing_cgroup.host, required=True)
+    marker = tmp_path / "ran"
+    with pytest.raises(SpawnError, match="could not move the runner into its cgroup"):
+        _spawn_into(refusing_cgroup, marker)
+    assert not marker.exists()
+
+
+def test_a_refused_move_falls_back_with_the_reason(
+    refusing_cgroup: RunnerCgroup, tmp_path: Path
+) -> None:
+    """``auto``: the command runs anyway, and the cgroup says why it holds nothing."""
+    marker = tmp_path / "ran"
+    proc = _spawn_into(refusing_cgroup, marker)
+    assert _close(proc) == 0
+    assert marker.exists()
+    assert refusing_cgroup.join_error is not None
+    assert "No such file or directory" in refusing_cgroup.join_error
+    assert not refusing_cgroup.contains

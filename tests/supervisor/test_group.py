@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import pytest
 
 from crashsight.errors import ConfigurationError
@@ -81,3 +82,19 @@ async def test_bad_group_options_are_refused_before_anything_starts() -> None:
         with pytest.raises(ConfigurationError, match="peer_grace"):
             await supervisor.spawn_group(f"{WORKERS}:check_env", world_size=2, peer_grace=-1)
     assert supervisor.runners == []
+
+
+async def test_a_group_stopped_from_outside_blames_no_rank() -> None:
+    """Cancelling the supervisor stops every rank: the outcome is cancelled, with no root cause."""
+    groups = []
+    with anyio.move_on_after(1.0):
+        async with Supervisor(output="discard", stop_policy=StopPolicy(grace=1.0)) as supervisor:
+            groups.append(
+                await supervisor.spawn_group(f"{WORKERS}:victim_segfaults", "9", world_size=2)
+            )
+            await anyio.sleep(600)
+    outcome = await groups[0].wait()
+    assert outcome.status == "cancelled", outcome
+    assert outcome.root_cause is None
+    assert outcome.root_cause_rank is None
+    assert [r.role for r in outcome.ranks] == ["collateral", "collateral"]

@@ -40,12 +40,16 @@ COMMANDS: dict[str, list[str]] = {
     "socket": [PYTHON, str(HANG), "read_reply"],
     "sleep": [PYTHON, str(HANG), "nap"],
     "subprocess": [PYTHON, str(HANG), "run_tool"],
+    "two-children": [PYTHON, str(HANG), "run_tools"],
     "thread-pool": [PYTHON, str(HANG), "thread_pool"],
+    "process-pool": [PYTHON, str(HANG), "process_pool"],
     "asyncio": [PYTHON, str(HANG), "asyncio_service"],
     "trio": [PYTHON, str(HANG), "trio_service"],
     "own-handler": [PYTHON, str(HANG), "nap_with_own_handler"],
     "blocked-signals": [PYTHON, str(HANG), "blocked_signals"],
     "sh": ["sh", "-c", f"'{PYTHON}' '{HANG}' flush_shard; echo unreachable"],
+    "not-python": ["sh", "-c", 'echo "$CRASHSIGHT_STACKS_DIR" >&2; exec sleep 3600'],
+    "secret": [PYTHON, str(HANG), "nap", "--api-key", "s3cr3t-value-1234"],
 }
 BOOTSTRAP = f"{HANG}:flush_shard"
 #: The no-progress timeout: also the time a worker has from spawn to its first line, so it is
@@ -55,14 +59,45 @@ ANNOUNCE = {**os.environ, "HANG_ANNOUNCE": "1"}
 
 
 async def _hang_all() -> dict[str, RunnerStatus]:
-    async with Supervisor(
-        output="discard", no_progress_timeout=QUIET_S, stop_policy=StopPolicy(grace=1.0)
-    ) as supervisor:
-        runners = {
-            name: await supervisor.spawn_command(argv, name=name) for name, argv in COMMANDS.items()
-        }
-        runners["bootstrap"] = await supervisor.spawn(BOOTSTRAP)
-    return {name: await runner.wait() for name, runner in runners.items()}
+    """Three supervisors at once: the default stacks, native stacks (py-spy), and none."""
+    statuses: dict[str, RunnerStatus] = {}
+
+    def quiet(stacks: StackOptions | None, grace: float = 1.0) -> Supervisor:
+        return Supervisor(
+            output="discard",
+            no_progress_timeout=QUIET_S,
+            stacks=stacks,
+            stop_policy=StopPolicy(grace=grace),
+        )
+
+    async def default() -> None:
+        async with quiet(StackOptions()) as supervisor:
+            runners = {
+                name: await supervisor.spawn_command(argv, name=name)
+                for name, argv in COMMANDS.items()
+            }
+            runners["bootstrap"] = await supervisor.spawn(BOOTSTRAP)
+            runners["deadline"] = await supervisor.spawn_command(
+                [PYTHON, str(HANG), "nap"], deadline=QUIET_S, no_progress_timeout=None
+            )
+        statuses.update({name: await runner.wait() for name, runner in runners.items()})
+
+    async def native() -> None:
+        async with quiet(StackOptions(native=True), grace=0.5) as supervisor:
+            runner = await supervisor.spawn_command([PYTHON, str(HANG), "blocked_signals"])
+        statuses["native"] = await runner.wait()
+
+    async def without() -> None:
+        async with quiet(None) as supervisor:
+            runner = await supervisor.spawn_command([PYTHON, str(HANG), "nap"])
+        statuses["no-stacks"] = await runner.wait()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(default)
+        tg.start_soon(without)
+        if find_py_spy() is not None:
+            tg.start_soon(native)
+    return statuses
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +137,43 @@ def test_blocked_in_names_the_stuck_function(
     assert status.signals_sent[0] == "SIGTERM"
 
 
+def test_a_deadline_stop_says_where_it_stopped(hung: dict[str, RunnerStatus]) -> None:
+    """Past its deadline, a worker is stopped with its stacks too: "stopped in", not "blocked"."""
+    status = hung["deadline"]
+    assert isinstance(status, RunnerFailed)
+    assert status.timeout == "deadline"
+    assert status.blocked_in is not None
+    assert status.blocked_in.function == "nap"
+    assert status.summary == (
+        f"timeout/deadline: still running after the {QUIET_S:g} s deadline; "
+        f"stopped in nap (hang_workers.py:{status.blocked_in.line})"
+    )
+
+
+def test_a_worker_that_is_not_python_gets_its_tree_and_a_note(
+    hung: dict[str, RunnerStatus],
+) -> None:
+    """No Python process, no stacks: the tree and a note; the dump folder is gone afterwards."""
+    status = hung["not-python"]
+    assert isinstance(status, RunnerFailed)
+    assert status.stacks == []
+    assert status.blocked_in is None
+    assert [(p.pid, p.name, p.cmdline) for p in status.process_tree] == [
+        (status.pid, "sleep", ["sleep", "3600"])
+    ]
+    assert any("no Python process in the tree" in note for note in status.notes), status.notes
+    folder = Path(status.stderr_tail[0])
+    assert folder.name.startswith("crashsight-stacks-")
+    assert not folder.exists()
+
+
+def test_the_tree_is_redacted(hung: dict[str, RunnerStatus]) -> None:
+    """A credential on a command line of the tree never reaches the status."""
+    status = hung["secret"]
+    assert status.process_tree[0].cmdline[-2:] == ["--api-key", "***"]
+    assert "s3cr3t-value-1234" not in status.model_dump_json()
+
+
 def test_stacks_hold_every_thread_with_source_lines(hung: dict[str, RunnerStatus]) -> None:
     """Each thread of the dumped process is there, innermost frame last, with its source line."""
     status = hung["thread-pool"]
@@ -132,6 +204,32 @@ def test_the_child_waited_on_is_named(hung: dict[str, RunnerStatus]) -> None:
     assert tree[child.pid].cmdline == ["sleep", "3600"]
     assert tree[status.pid].stacks
     assert not tree[child.pid].stacks
+
+
+def test_among_children_the_one_waited_for_is_named(hung: dict[str, RunnerStatus]) -> None:
+    """Two children: the kernel's wait4 says which one the stuck thread waits for."""
+    status = hung["two-children"]
+    assert status.blocked_in is not None
+    assert status.blocked_in.function == "run_tools"
+    waited = next(p for p in status.process_tree if p.cmdline == ["sleep", "3602"])
+    assert status.blocked_in.child is not None
+    assert status.blocked_in.child.pid == waited.pid
+    assert waited.pid in status.process_tree[0].waiting_for
+
+
+def test_a_process_pool_names_its_worker_which_dumps_its_own_stacks(
+    hung: dict[str, RunnerStatus],
+) -> None:
+    """Waiting on a forked pool worker: the worker is named, and its own stacks are there too."""
+    status = hung["process-pool"]
+    assert isinstance(status, RunnerFailed)
+    assert status.blocked_in is not None
+    assert status.blocked_in.function == "process_pool"
+    child = status.blocked_in.child
+    assert child is not None
+    assert f"waiting on child {child.name} (pid {child.pid})" in status.summary
+    worker = [stack for stack in status.stacks if stack.pid == child.pid]
+    assert any(stack.frames[-1].function == "encode_shard" for stack in worker)
 
 
 def test_process_tree_at_the_stop(hung: dict[str, RunnerStatus]) -> None:
@@ -234,31 +332,20 @@ async def test_a_cancelled_runner_carries_its_stacks() -> None:
     assert status.blocked_in.waiting_on == "queue"
 
 
-@pytest.mark.asyncio
-async def test_stacks_can_be_turned_off() -> None:
+def test_stacks_can_be_turned_off(hung: dict[str, RunnerStatus]) -> None:
     """``stacks=None``: no dump signal, no folder in the environment, the summary as before."""
-    async with Supervisor(output="discard", stacks=None, no_progress_timeout=1.0) as supervisor:
-        runner = await supervisor.spawn_command([PYTHON, str(HANG), "nap"])
-        status = await runner.wait()
+    status = hung["no-stacks"]
     assert isinstance(status, RunnerFailed)
     assert status.stacks == []
     assert status.blocked_in is None
     assert status.process_tree == []
-    assert status.summary == "timeout/no_progress: no event or output for 1 s; stopped"
+    assert status.summary == f"timeout/no_progress: no event or output for {QUIET_S:g} s; stopped"
 
 
-@pytest.mark.asyncio
 @pytest.mark.skipif(find_py_spy() is None, reason="py-spy is not installed (crashsight[stacks])")
-async def test_native_stacks_reach_a_worker_that_blocks_signals() -> None:
+def test_native_stacks_reach_a_worker_that_blocks_signals(hung: dict[str, RunnerStatus]) -> None:
     """With py-spy, native frames are added, and even a worker blocking every signal is read."""
-    async with Supervisor(
-        output="discard",
-        stacks=StackOptions(native=True),
-        no_progress_timeout=QUIET_S,
-        stop_policy=StopPolicy(grace=0.5),
-    ) as supervisor:
-        runner = await supervisor.spawn_command([PYTHON, str(HANG), "blocked_signals"])
-        status = await runner.wait()
+    status = hung["native"]
     assert status.blocked_in is not None, status.notes
     assert status.blocked_in.function == "nap_unanswered"
     assert status.blocked_in.thread_name == "MainThread"

@@ -73,6 +73,9 @@ async def test_a_failed_rank_says_who_it_is_and_when_it_failed() -> None:
     assert status.started_at < status.first_error_at <= status.ended_at
     # The traceback's first line was stamped when it arrived, before the process was reaped.
     assert status.first_error_at < status.ended_at
+    # Its last output (the traceback) is the last sign of life, on the wall clock.
+    assert status.last_activity_at is not None
+    assert status.first_error_at <= status.last_activity_at
 
 
 @pytest.mark.asyncio

@@ -186,8 +186,12 @@ async def test_final_sigkill_goes_leaves_first(monkeypatch: pytest.MonkeyPatch) 
     """After the grace period, the whole tree is SIGKILLed deepest first and the runner last, so
     no parent lives on to replace a killed child.
 
+    This is the process-tree sweep, used where the runner has no cgroup of its own (with one,
+    ``cgroup.kill`` ends the whole tree at once and no order exists), so cgroups are off here.
     Every process of the tree ignores SIGTERM (inherited from the spawn), so the SIGKILL sweep
-    finds the whole chain alive; the order is recorded where the kills are sent.
+    finds the whole chain alive; the order is recorded where the kills are sent. This is the
+    process-group containment (``cgroup="off"``): with a cgroup, ``cgroup.kill`` ends the whole
+    tree at once, forks in flight included, before the sweep finds anything.
     """
     killed: list[int] = []
     real_kill = psutil.Process.kill
@@ -197,7 +201,9 @@ async def test_final_sigkill_goes_leaves_first(monkeypatch: pytest.MonkeyPatch) 
         real_kill(self)
 
     monkeypatch.setattr(psutil.Process, "kill", recording_kill)
-    async with Supervisor(output="discard", stop_policy=StopPolicy(grace=0.5)) as supervisor:
+    async with Supervisor(
+        output="discard", stop_policy=StopPolicy(grace=0.5), cgroup="off"
+    ) as supervisor:
         previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             runner = await supervisor.spawn(f"{WORKERS}:process_chain")

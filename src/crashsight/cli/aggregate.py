@@ -37,8 +37,7 @@ def add_aggregate_parser(subparsers: argparse._SubParsersAction[argparse.Argumen
 
 def run_aggregate(args: argparse.Namespace) -> int:
     """Print the aggregate; exit 1 when any shard failed, 2 when no report could be read."""
-    loaded = [load_shard(path) for path in args.reports]
-    result = aggregate(loaded, args.title_prefix)
+    result = aggregate((load_shard(path) for path in args.reports), args.title_prefix)
     for item in result.unreadable:
         print(f"crashsight aggregate: skipping {item.path}: {item.reason}", file=sys.stderr)
     if args.format == "json":

@@ -395,6 +395,12 @@ def _stopped_by_launcher(report: Report) -> Report:
             "role": "consequence" if hit else "collateral",
             "category": hit[0].category if hit else None,
             "subcategory": hit[0].subcategory if hit else None,
+            "summary": (
+                f"{hit[0].category}/{hit[0].subcategory}: {hit[0].first_line.strip()[:300]}; "
+                f"then {report.summary}"
+                if hit
+                else report.summary
+            ),
             "first_error_at": first_error_at(report.diagnostics, report.ended_at),
             "blamed_peers": peers_named(report.diagnostics),
         }

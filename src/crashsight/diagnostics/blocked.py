@@ -13,7 +13,8 @@ The rule, in order:
    crashsight itself. With no such frame anywhere, the thread's innermost frame.
 4. **What it waits on.** The library frames called from that frame, matched against `WAITS`
    (outermost first: ``queue.get`` is a queue, not the condition variable inside it). When it
-   waits on a child process and the process has exactly one live child, that child is named.
+   waits on a child process, the child is named: the one the kernel shows it waiting for in
+   ``wait4``/``waitid`` (``ProcessInfo.waiting_for``), else the only one it has.
 """
 
 from __future__ import annotations
@@ -131,9 +132,7 @@ def find_blocked_in(stacks: Sequence[ThreadStack], tree: Sequence[ProcessInfo]) 
             chosen = busy[0]
     stack, index, kind = chosen
     frame = stack.frames[index if index is not None else -1]
-    child = None
-    if kind == "child" and len(children) == 1:
-        child = WaitedChild(pid=children[0].pid, name=children[0].name)
+    child = _waited_child(children, tree, pid) if kind == "child" else None
     return BlockedIn(
         file=frame.file,
         line=frame.line,
@@ -144,6 +143,17 @@ def find_blocked_in(stacks: Sequence[ThreadStack], tree: Sequence[ProcessInfo]) 
         waiting_on=kind,
         child=child,
     )
+
+
+def _waited_child(
+    children: Sequence[ProcessInfo], tree: Sequence[ProcessInfo], pid: int
+) -> WaitedChild | None:
+    """The child the kernel says ``pid`` waits for, else its only child; None among several."""
+    waited = next((p.waiting_for for p in tree if p.pid == pid), [])
+    named = [c for c in children if c.pid in waited] or (
+        list(children) if len(children) == 1 else []
+    )
+    return WaitedChild(pid=named[0].pid, name=named[0].name) if len(named) == 1 else None
 
 
 def odd_one_out(blocked: Mapping[str, BlockedIn | None]) -> str | None:

@@ -19,6 +19,8 @@ they agree on the category; the intended overlaps are:
 * ``cxx.libcxxabi_terminate`` and ``cxx.terminate`` are evidence only: they wrap the real error
   (``[METAL] ...``, ``[ring] ...``) on the same line, and that error's entry gives the verdict.
   ``cxx.bad_alloc`` (memory/memory_error) is such an error: it names the exception type itself.
+  ``cxx.what`` (the ``  what():`` line) is evidence only for the same reason: it may quote another
+  library's error (NCCL's watchdog); with SIGABRT and nothing better, it gives crash/cxx_exception.
 """
 
 from __future__ import annotations

@@ -69,6 +69,13 @@ class ChildProcess(BaseModel):
             return f"child {self.name or pid}"
         return "a child process"
 
+    def describe(self) -> str:
+        """``toktx (pid 4242) killed by signal SIGSEGV (11): toktx --t2 out.ktx2 in.png``."""
+        who = self.label().removeprefix("child ")
+        exit_text = f" {self.exit}" if self.exit else ""
+        command = f": {shlex.join(self.cmdline)}" if self.cmdline else ""
+        return f"{who}{exit_text}{command}"
+
 
 def signal_name_of(text: str) -> str | None:
     """``SIGSEGV``, ``Segmentation fault``, ``11`` or ``-11`` → ``'SIGSEGV'``; else None."""
@@ -98,17 +105,13 @@ def find_child(
     fields: dict[str, str] = {}
     found = False
     diagnostics = list(diagnostics)
-    for diagnostic in diagnostics:
-        if any(key.startswith("child_") for key in diagnostic.fields):
-            found = True
-            _merge(fields, diagnostic.fields)
     for info in chain:
         named = {
             _ATTRIBUTE_FIELDS[k]: str(v)
             for k, v in info.attributes.items()
             if k in _ATTRIBUTE_FIELDS
         }
-        if named:
+        if named.keys() & {"child_pid", "child_cmd"}:  # a lone exit_code may be anyone's
             found = True
             _merge(fields, named)
         for line in info.message.splitlines():
@@ -117,6 +120,12 @@ def find_child(
                 if matched is not None:
                     found = True
                     _merge(fields, matched)
+    # stderr's wrapper texts after the chain's: the exception that ended the worker names the
+    # child that mattered, where stderr may also hold an earlier, unrelated child's death.
+    for diagnostic in diagnostics:
+        if any(key.startswith("child_") for key in diagnostic.fields):
+            found = True
+            _merge(fields, diagnostic.fields)
     dumped = _dumped_signal(diagnostics, worker_signal)
     if not found and dumped is None:
         return None
@@ -142,7 +151,7 @@ def child_exceptions(chain: Sequence[ExceptionInfo]) -> list[ExceptionInfo]:
 
 
 def _merge(fields: dict[str, str], new: dict[str, str]) -> None:
-    """Keep the first value of each field: the first wrapper named the child that died first."""
+    """Keep the first value of each field: the most authoritative source comes first."""
     for key, value in new.items():
         if key.startswith("child_"):
             fields.setdefault(key, value)

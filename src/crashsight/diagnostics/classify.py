@@ -19,7 +19,8 @@ How each matcher is evaluated:
   ``errno`` and neither of the other two takes the first exception, else diagnostic, with it.
 * The termination error's messages are also run through the catalogue, so an error that reached
   the supervisor only over the channel (never printed) still meets the signature tiers.
-* A child's death the worker reported (``Facts.in_child``): the child's signal stands in for
+* A child's death the worker reported (``Facts.in_child``, else found here from the wrapper
+  in the chain, as for a log): the child's signal stands in for
   ``signals`` when the worker itself exited normally, and tracebacks that wrappers carry in their
   message (``ProcessRaisedException``) are parsed and put first in the chain.
 """
@@ -35,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..protocol import ExceptionInfo
 from .catalogue import CATALOGUE, SIGNATURE_IDS, diagnose_line, signature_by_id
-from .children import ChildProcess, child_exceptions
+from .children import ChildProcess, child_exceptions, find_child
 from .models import Diagnostic, Role, TimeoutKind
 from .rules import Rule, builtin_rules
 from .summary import message_line
@@ -64,6 +65,11 @@ class Facts(BaseModel):
     signal: str | None = Field(default=None, description="e.g. 'SIGSEGV' when killed by a signal.")
     timeout: TimeoutKind | None = Field(default=None, description="Which watchdog fired, if any.")
     oom_killed: bool | None = Field(default=None, description="None means 'could not tell'.")
+    oom_in_tree: bool | None = Field(
+        default=None,
+        description="Whether the runner's own memory cgroup counted an OOM kill of any process "
+        "of its tree (exact); None without a memory cgroup of its own.",
+    )
     in_child: ChildProcess | None = Field(
         default=None,
         description="The worker's child whose death it reported (`children.find_child`); its "
@@ -122,6 +128,9 @@ class Classifier:
         # A child's exception carried as text inside a wrapper is the root of the chain: first.
         chain = [*child_exceptions(chain), *chain]
         diagnostics = [*facts.diagnostics, *_diagnostics_from(chain, facts.diagnostics)]
+        if facts.in_child is None:  # e.g. a log analysed later: the wrapper in the chain tells
+            child = find_child(chain, [], facts.signal)
+            facts = facts.model_copy(update={"in_child": child}) if child else facts
         for rule in self._rules:
             match = _match(rule, facts, chain, diagnostics)
             if match is not None:
@@ -136,6 +145,8 @@ def _match(
     if rule.timeout is not None and facts.timeout != rule.timeout:
         return None
     if rule.oom_killed is not None and facts.oom_killed is not rule.oom_killed:
+        return None
+    if rule.oom_in_tree is not None and facts.oom_in_tree is not rule.oom_in_tree:
         return None
     if rule.pids_limited is not None and facts.pids_limited is not rule.pids_limited:
         return None

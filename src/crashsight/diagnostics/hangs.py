@@ -66,6 +66,10 @@ class ProcessInfo(_Model):
     cpu_time_s: float = Field(description="User plus system CPU time so far.")
     age_s: float = Field(description="Seconds since the process started.")
     stacks: bool = Field(default=False, description="Whether its threads are in `stacks`.")
+    waiting_for: list[int] = Field(
+        default_factory=list,
+        description="The children it waits for in wait4/waitid, as Linux shows it; empty elsewhere.",
+    )
 
 
 class WaitedChild(_Model):

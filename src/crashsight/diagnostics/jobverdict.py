@@ -18,8 +18,9 @@ this order, writing each step into ``basis``:
    is named;
 5. with only consequences and collateral, the rank the others blame, else a rank that never
    reached the collective its peers failed in (collateral, no comm error of its own; it hung),
-   else the one that stopped making progress first. A rank named because it hung gets a
-   ``timeout/hang`` verdict and its ``blocked_in``.
+   else the one that stopped making progress first. A rank named because it hung (stopped after
+   its peers' comm errors) gets a ``timeout/hang`` verdict and its ``blocked_in``; one killed
+   from outside before them went first and keeps its own verdict.
 
 Nothing here reads files or clocks: the same outcomes always give the same verdict.
 """
@@ -107,7 +108,8 @@ class JobVerdict(_Model):
 
     root_cause: RootCause | None = Field(description="None when no rank failed.")
     roles: list[Role | None] = Field(
-        description="The role of each outcome, in the order given; None for a success."
+        description="The role of each outcome in the job, in the order given; None for a "
+        "success. The root cause's is root_cause even when its own verdict said otherwise."
     )
     root_index: int | None = Field(
         default=None, description="Index of the root-cause outcome; None for a missing rank."
@@ -208,9 +210,7 @@ def decide_root_cause(
         if missing:
             basis.append(f"{len(missing)} rank(s) wrote no report: {_listed(missing)}")
         index = _earliest(outcomes, roots, votes, basis)
-        return verdict.model_copy(
-            update={"root_cause": _cause(outcomes[index], basis), "root_index": index}
-        )
+        return _named(verdict, index, _cause(outcomes[index], basis))
     if missing:
         return verdict.model_copy(update={"root_cause": _missing_cause(outcomes, missing, basis)})
     basis.append(
@@ -221,7 +221,15 @@ def decide_root_cause(
     cause = _cause(outcomes[index], basis)
     if hung:
         cause = _hung(cause, outcomes[index])
-    return verdict.model_copy(update={"root_cause": cause, "root_index": index})
+    return _named(verdict, index, cause)
+
+
+def _named(verdict: JobVerdict, index: int, cause: RootCause) -> JobVerdict:
+    """The verdict with ``cause`` at ``index``: in the job's view that outcome is the root cause,
+    whatever its own verdict said (a hung rank stopped by the launcher was collateral)."""
+    roles = list(verdict.roles)
+    roles[index] = "root_cause"
+    return verdict.model_copy(update={"root_cause": cause, "root_index": index, "roles": roles})
 
 
 def _label(outcome: RankOutcome) -> str:
@@ -392,18 +400,26 @@ def _suspect(
     basis: list[str],
 ) -> tuple[int, bool]:
     """Among consequences and collateral only: returns (index, whether it hung)."""
+    consequences = [i for i in failed if roles[i] == "consequence"]
+    peers_failed = min((_at(_when(outcomes[i])) for i in consequences), default=_NEVER)
     if votes:
         blamed, count = votes.most_common(1)[0]
         basis.append(f"{count} consequence errors name {who(outcomes[blamed])}")
-        return blamed, roles[blamed] == "collateral"
+        return blamed, _stopped_after(outcomes[blamed], roles[blamed], peers_failed)
     collateral = [i for i in failed if roles[i] == "collateral"]
-    if collateral and len(collateral) < len(failed):
+    if collateral and consequences:
         index = _stalled_first(outcomes, collateral)
+        if _stopped_after(outcomes[index], roles[index], peers_failed):
+            basis.append(
+                f"{who(outcomes[index])} shows no communication error of its own while "
+                f"{len(consequences)} peers failed in a collective: it never reached it"
+            )
+            return index, True
         basis.append(
-            f"{who(outcomes[index])} shows no communication error of its own while "
-            f"{len(failed) - len(collateral)} peers failed in a collective: it never reached it"
+            f"{who(outcomes[index])} was stopped before any peer's communication error "
+            f"(first at {_iso(peers_failed)}): it went first, killed from outside"
         )
-        return index, True
+        return index, False
     index = _stalled_first(outcomes, failed)
     stalled = outcomes[index].last_progress_at
     if stalled is not None:
@@ -411,6 +427,23 @@ def _suspect(
     else:
         basis.append(f"nothing tells the ranks apart; taking the earliest: {who(outcomes[index])}")
     return index, False
+
+
+def _when(outcome: RankOutcome) -> datetime | None:
+    """When an outcome's failure showed: its first error, else its end."""
+    return outcome.first_error_at or outcome.ended_at
+
+
+def _stopped_after(outcome: RankOutcome, role: Role | None, peers_failed: datetime) -> bool:
+    """Whether a collateral rank was stopped after its peers' comm errors: it hung, then.
+
+    A rank killed from outside before any peer failed (SIGKILL without OOM evidence) went first;
+    it is named with its own verdict. Without times, a collateral rank is taken to have hung.
+    """
+    if role != "collateral":
+        return False
+    when = _when(outcome)
+    return when is None or peers_failed == _NEVER or _at(when) >= peers_failed
 
 
 def _stalled_first(outcomes: Sequence[RankOutcome], candidates: list[int]) -> int:
@@ -423,13 +456,12 @@ def _stalled_first(outcomes: Sequence[RankOutcome], candidates: list[int]) -> in
 
 def _hung(cause: RootCause, outcome: RankOutcome) -> RootCause:
     where = f" (blocked in {outcome.blocked_in})" if outcome.blocked_in else ""
-    stopped = f"; then {outcome.summary}" if outcome.summary else ""
     return cause.model_copy(
         update={
             "category": "timeout",
             "subcategory": "hang",
-            "summary": f"timeout/hang: hung before the collective its peers failed in{where}"
-            f"{stopped}",
+            "summary": f"timeout/hang: hung before the collective its peers failed in{where}, "
+            "until it was stopped",
         }
     )
 

@@ -41,7 +41,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from .catalogue import CATALOGUE, enrich_fields
 from .classify import Classifier, Facts
 from .collector import StderrCollector
-from .jobverdict import RankOutcome, Role, RootCause, decide_root_cause, peers_named
+from .jobverdict import (
+    RankOutcome,
+    Role,
+    RootCause,
+    decide_root_cause,
+    peers_named,
+    role_of,
+)
 from .models import Diagnostic, Signature
 from .tracebacks import TracebackCapture
 
@@ -181,9 +188,6 @@ class LauncherSplitter:
         if self._in_summary:
             self._summary_line(line)
             return
-        if _SUMMARY_START in line:
-            self._in_summary = True
-            return
         noticed = _NOTICED.search(line)
         if noticed:
             self._noticed_at.setdefault(int(noticed["pid"]), self.clock())
@@ -206,6 +210,9 @@ class LauncherSplitter:
         prefixed = _RANK_PREFIX.match(line)
         if prefixed is not None:
             self._rank_line(int(prefixed["rank"]), prefixed["text"])
+        elif _SUMMARY_START in line:
+            # torchrun's own exception, never a rank's (a rank's lines carry its prefix).
+            self._in_summary = True
 
     def _rank(self, rank: int, table: dict[int, _Rank]) -> _Rank | None:
         state = table.get(rank)
@@ -313,6 +320,12 @@ class LauncherSplitter:
             for rank in ranks
         ]
         verdict = decide_root_cause(outcomes, world_size=max(ranks) + 1)
+        root, roles, notes = verdict.root_cause, list(verdict.roles), []
+        if root is not None and not any(o.status == "failed" for o in outcomes):
+            # Every rank was stopped from outside (crashsight's own watchdog stopping the
+            # launcher, say) with no error of its own: no rank to blame.
+            notes.append("every rank was stopped with no error of its own; none is blamed")
+            root, roles = None, [role_of(outcome) for outcome in outcomes]
         verdicts = [
             RankVerdict(
                 rank=rank,
@@ -321,10 +334,8 @@ class LauncherSplitter:
                 role=role,
                 summary=outcome.summary,
             )
-            for rank, outcome, role in zip(ranks, outcomes, verdict.roles, strict=True)
+            for rank, outcome, role in zip(ranks, outcomes, roles, strict=True)
         ]
-        root = verdict.root_cause
-        notes = []
         launcher_pick = next((f.rank for f in self._summary if f.first_observed), None)
         if launcher_pick is not None and root is not None and root.rank != launcher_pick:
             notes.append(

@@ -22,9 +22,11 @@ Matchers (see `crashsight.diagnostics.classify` for how each is evaluated):
 ``signature``     catalogue id or list of ids; a trailing ``*`` selects a family (``cuda.*``)
 ``stderr``        regex searched in every collected stderr line
 ``exit_codes``    list of exit statuses
-``signals``       list of signal names (``SIGKILL``)
+``signals``       list of signal names (``SIGKILL``); a child's, when the worker reports its
+                  death
 ``timeout``       ``deadline`` or ``no_progress``: which supervisor watchdog fired
 ``oom_killed``    true/false: whether the cgroup counted an OOM kill
+``oom_in_tree``   true/false: whether the runner's own memory cgroup counted an OOM kill (exact)
 ``pids_limited``  true/false: whether the runner's cgroup refused a fork at its pids limit
 ================  ================================================================================
 
@@ -81,6 +83,7 @@ MATCHERS = (
     "signals",
     "timeout",
     "oom_killed",
+    "oom_in_tree",
     "pids_limited",
 )
 _TEMPLATE_FIELDS = {
@@ -124,6 +127,7 @@ class Rule(BaseModel):
     signals: tuple[str, ...] | None = None
     timeout: TimeoutKind | None = None
     oom_killed: bool | None = None
+    oom_in_tree: bool | None = None
     pids_limited: bool | None = None
     _origin: str = PrivateAttr(default="rule")
 

@@ -4,6 +4,7 @@ A file is one header line, crashsight's ``#`` notes, then every dump faulthandle
 CPython's format (``Modules/faulthandler.c``, ``Python/traceback.c``)::
 
     # crashsight stacks pid=4242 main=0x7f109ee99b80 signal=SIGUSR2
+    # crashsight thread 0x7f109e9d76c0 crashsight-supervisor-watch
     Thread 0x00007f109e1d66c0 (most recent call first):
       File "/app/writer.py", line 12 in upload
       File "/usr/lib/python3.11/threading.py", line 982 in run
@@ -27,12 +28,15 @@ from dataclasses import dataclass, field
 from ..protocol import FrameInfo
 from .hangs import ThreadStack
 
-__all__ = ["StackFile", "parse_stack_file", "with_source_lines"]
+__all__ = ["StackFile", "name_threads", "parse_stack_file", "with_source_lines"]
 
 _HEADER = re.compile(r"^# crashsight stacks pid=(?P<pid>\d+) main=(?P<main>0x[0-9a-f]+) ")
 _NOTE = "# crashsight note: "
+_NAMED = re.compile(r"^# crashsight thread (?P<id>0x[0-9a-f]+) (?P<name>.+)$")
+#: CPython 3.14 adds the thread's name in brackets (python/cpython#125434); older ones print none.
 _THREAD = re.compile(
-    r"^(?P<current>Current thread|Thread) (?P<id>0x[0-9a-fA-F]+) \(most recent call first\):$"
+    r"^(?P<current>Current thread|Thread) (?P<id>0x[0-9a-fA-F]+)(?: \[(?P<name>.*)\])?"
+    r" \(most recent call first\):$"
 )
 _FRAME = re.compile(
     r'^  File (?:"(?P<file>.*)"|\?\?\?), line (?P<line>\d+|\?\?\?) in (?P<function>.*)$'
@@ -47,8 +51,12 @@ class StackFile:
 
     pid: int
     main_thread: int | None = None
+    #: Names crashsight knows: the main thread's, and those of its own threads.
+    thread_names: dict[int, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     dumps: list[list[ThreadStack]] = field(default_factory=list)
+    #: Over 100 threads: faulthandler dumps the newest 100, so the main thread may be missing.
+    threads_cut: bool = False
 
 
 def parse_stack_file(text: str, pid: int) -> StackFile:
@@ -68,6 +76,11 @@ def parse_stack_file(text: str, pid: int) -> StackFile:
         header = _HEADER.match(line)
         if header is not None:
             result.main_thread = int(header["main"], 16)
+            result.thread_names[result.main_thread] = "MainThread"
+            continue
+        named = _NAMED.match(line)
+        if named is not None:
+            result.thread_names[int(named["id"], 16)] = named["name"]
             continue
         if line.startswith(_NOTE):
             result.notes.append(line.removeprefix(_NOTE))
@@ -79,7 +92,10 @@ def parse_stack_file(text: str, pid: int) -> StackFile:
                 result.dumps.append(dump)
                 dump = []
             thread = ThreadStack(
-                pid=pid, thread_id=thread_id, current=bool(started["current"] == "Current thread")
+                pid=pid,
+                thread_id=thread_id,
+                thread_name=started["name"] or None,
+                current=started["current"] == "Current thread",
             )
             dump.append(thread)
             continue
@@ -96,13 +112,20 @@ def parse_stack_file(text: str, pid: int) -> StackFile:
             )
         elif line == _CUT_FRAMES and thread is not None:
             thread.truncated = True
+        elif line == _CUT_THREADS:
+            result.threads_cut = True
     if dump:
         result.dumps.append(dump)
     for threads in result.dumps:
-        for stack in threads:
-            if stack.thread_id == result.main_thread:
-                stack.thread_name = "MainThread"
+        name_threads(threads, result.thread_names)
     return result
+
+
+def name_threads(stacks: Iterable[ThreadStack], names: dict[int, str]) -> None:
+    """Give each unnamed thread the name its process recorded for it, if any."""
+    for stack in stacks:
+        if stack.thread_name is None:
+            stack.thread_name = names.get(stack.thread_id)
 
 
 def with_source_lines(stacks: Iterable[ThreadStack]) -> None:

@@ -35,6 +35,9 @@ from .payload import DEFAULT_MAX_PAYLOAD_BYTES
 
 __all__ = ["supervised"]
 
+#: How often a waiting sync call's event loop wakes, so that ``ray.cancel`` is noticed.
+_WAKE_INTERVAL_S = 0.25
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -125,9 +128,42 @@ def _run_to_completion(call: Callable[[], Coroutine[Any, Any, object]]) -> objec
     else:
         in_a_loop = True
     if not in_a_loop:
-        return anyio.run(call)
+        return anyio.run(_interruptible, call)
     with ThreadPoolExecutor(1, thread_name_prefix="crashsight-ray") as pool:
         return pool.submit(anyio.run, call).result()
+
+
+async def _interruptible(call: Callable[[], Coroutine[Any, Any, object]]) -> object:
+    """Run ``call`` while waking the event loop now and then.
+
+    ``ray.cancel`` interrupts a task by raising an exception in its thread, which Python delivers
+    only when that thread runs bytecode; an event loop that waits in ``epoll`` for a quiet runner
+    would never see it. Waking the loop lets the exception in: it ends the loop, whose shutdown
+    cancels the supervisor, which stops the runner with its stop policy. The call's own outcome
+    is kept outside the task group, so its error is raised as is, not in an exception group.
+    """
+    returned: list[object] = []
+    raised: list[Exception] = []
+
+    async def run_call() -> None:
+        try:
+            returned.append(await call())
+        except Exception as exc:
+            raised.append(exc)
+        finally:
+            group.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run_call)
+        await _wake_periodically()
+    if raised:
+        raise raised[0]
+    return returned[0]
+
+
+async def _wake_periodically() -> None:
+    while True:  # noqa: ASYNC110 - waking the loop is the point, there is no event to wait on
+        await anyio.sleep(_WAKE_INTERVAL_S)
 
 
 def _positive(option: str, value: float | None) -> float | None:

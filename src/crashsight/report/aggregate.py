@@ -16,14 +16,14 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..diagnostics.jobverdict import JobVerdict, RankOutcome, RootCause, decide_root_cause, who
-from ..diagnostics.models import Role
+from ..diagnostics.models import ROLES, Role
 from ..redact import Redactor
 from .markdown import MAX_TASK_LINES, cell, task_error_lines, verdict_label
 
@@ -80,6 +80,7 @@ class ShardReport(_Lenient):
     )
     first_error_at: datetime | None = None
     ended_at: datetime | None = None
+    last_activity_at: datetime | None = None
     blamed_peers: list[str] = Field(default_factory=list)
     blocked_in: str | None = None
 
@@ -90,6 +91,12 @@ class ShardReport(_Lenient):
         if isinstance(value, dict):
             return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
         return value
+
+    @field_validator("role", mode="before")
+    @classmethod
+    def _known_role(cls, value: object) -> object:
+        """A role this version does not know (a newer report's) is decided afresh."""
+        return value if value in ROLES else None
 
     @field_validator("blocked_in", mode="before")
     @classmethod
@@ -161,29 +168,52 @@ def outcome_of(shard: ShardReport) -> RankOutcome:
     """The job verdict's view of one report; a status it does not know counts as a failure."""
     status = shard.status if shard.status in ("succeeded", "cancelled") else "failed"
     shared = shard.model_dump(include=set(RankOutcome.model_fields))
-    return RankOutcome.model_validate({**shared, "status": status, "path": shard.path or None})
+    return RankOutcome.model_validate(
+        {
+            **shared,
+            "status": status,
+            "path": shard.path or None,
+            "last_progress_at": shard.last_activity_at,
+        }
+    )
 
 
 def aggregate(
-    loaded: list[ShardReport | Unreadable], title_prefix: str, redactor: Redactor | None = None
+    loaded: Iterable[ShardReport | Unreadable], title_prefix: str, redactor: Redactor | None = None
 ) -> Aggregate:
     """Build the verdict, ``[prefix] (toktx+http, 3 shards)`` and a body listing each verdict.
 
     Classes are the failed shards' categories, most frequent first; the count is of failed shards.
     When the reports are ranks of one job (they state a rank or world size), the job's root cause
     is decided, every report gets its role, and the body starts with the root-cause line.
+
+    Args:
+        loaded: the reports as `load_shard` returns them; a generator is consumed one report at
+            a time, so only the redacted copies are ever held.
+        title_prefix: start of the issue title.
+        redactor: defaults to one for this process's environment.
     """
-    redactor = redactor or Redactor()
-    shards = [s for s in loaded if isinstance(s, ShardReport)]
-    unreadable = [s for s in loaded if isinstance(s, Unreadable)]
+    redactor = _Memo(redactor or Redactor())
+    shards: list[ShardReport] = []
+    unreadable: list[Unreadable] = []
     # Shards are printed (JSON, HTML) as well as summarised: redact them before anything else.
-    shards = [ShardReport.model_validate(redactor.report_fields(s.model_dump())) for s in shards]
-    unreadable = [Unreadable.model_validate(redactor.value(u.model_dump())) for u in unreadable]
+    for item in loaded:
+        if isinstance(item, ShardReport):
+            shards.append(ShardReport.model_validate(redactor.report_fields(item.model_dump())))
+        else:
+            unreadable.append(Unreadable.model_validate(redactor.value(item.model_dump())))
     job: JobVerdict | None = None
     if any(s.rank is not None or s.world_size is not None for s in shards):
         job = decide_root_cause([outcome_of(s) for s in shards])
         for shard, role in zip(shards, job.roles, strict=True):
             shard.role = role
+        cause = job.root_cause
+        if job.root_index is not None and cause is not None:
+            # A hung rank named root cause gets the job's timeout verdict in its own entry too.
+            root = shards[job.root_index]
+            if (root.category, root.subcategory) != (cause.category, cause.subcategory):
+                root.category, root.subcategory = cause.category, cause.subcategory
+                root.summary = cause.summary
     failed = [s for s in shards if s.status == "failed"]
     classes = Counter(s.category or "unknown" for s in failed)
     ranked = sorted(classes, key=lambda c: -classes[c])
@@ -203,6 +233,30 @@ def aggregate(
     return result
 
 
+class _Memo(Redactor):
+    """A redactor that redacts each distinct string once.
+
+    Thousands of rank reports repeat most of their strings (field names, verdicts, hosts, exit
+    descriptions); redacting each once keeps `aggregate` of 4096 reports well under a second.
+    """
+
+    #: Distinct strings remembered; past this the memo starts over, so memory stays bounded.
+    _MAX = 100_000
+
+    def __init__(self, inner: Redactor) -> None:
+        self._inner = inner
+        self._seen: dict[str, str] = {}
+
+    def text(self, s: str) -> str:
+        """The inner redactor's result for ``s``, computed once."""
+        done = self._seen.get(s)
+        if done is None:
+            if len(self._seen) >= self._MAX:
+                self._seen.clear()
+            done = self._seen[s] = self._inner.text(s)
+        return done
+
+
 def _title(
     prefix: str,
     shards: list[ShardReport],
@@ -214,7 +268,8 @@ def _title(
         cause = job.root_cause
         label = cause.category + (f"/{cause.subcategory}" if cause.subcategory else "")
         where = f"rank {cause.rank}" if cause.rank is not None else cause.name
-        return f"{prefix} ({label} on {where}, {_count(len(failed), 'rank')} failed)"
+        stopped = sum(1 for shard in shards if shard.role is not None)
+        return f"{prefix} ({label} on {where}, {_count(stopped, 'rank')} failed)"
     noun = "shard" if len(failed) == 1 else "shards"
     if failed:
         return f"{prefix} ({'+'.join(ranked)}, {len(failed)} {noun})"

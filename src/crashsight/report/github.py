@@ -31,6 +31,9 @@ def step_summary(report: Report) -> str:
     if report.blocked_in is not None:
         where = report.blocked_in
         lines.append(f"- blocked in: `{cell(where.function)}` at `{cell(where.file)}:{where.line}`")
+    if report.in_child is not None:
+        child = report.in_child
+        lines.append(f"- failed in: {cell(child.label())}, {cell(child.exit or 'exit unknown')}")
     for key, value in report.context.items():
         lines.append(f"- {cell(key)}: {cell(value)}")
     tasks = task_error_lines(report)

@@ -92,6 +92,7 @@ class Report(BaseModel):
     )
     first_error_at: datetime | None = None
     ended_at: datetime | None = None
+    last_activity_at: datetime | None = None
     blamed_peers: list[str] = Field(default_factory=list)
     ranks: list[RankVerdict] = Field(
         default_factory=list,
@@ -156,6 +157,7 @@ class Report(BaseModel):
                 "node_rank",
                 "host",
                 "ended_at",
+                "last_activity_at",
                 "containment",
                 "stacks",
                 "blocked_in",

@@ -40,6 +40,10 @@ def panel_from_report(report: Report) -> Panel:
     ]
     if report.peak_rss_bytes:
         facts.append(("peak RSS", f"{report.peak_rss_bytes / 2**20:.1f} MiB"))
+    if report.in_child is not None:
+        child = report.in_child
+        facts.append(("failed in", f"{child.label()}: {child.exit or 'exit unknown'}"))
+        facts += [("child command", " ".join(child.cmdline))] if child.cmdline else []
     facts += [(f"context: {k}", v) for k, v in report.context.items()]
     facts += [("note", note) for note in report.notes]
     text = render_verdict(report)

@@ -27,13 +27,9 @@ def thread_title(stack: ThreadStack, tree: Sequence[ProcessInfo] = ()) -> str:
     """``pid 4242 (python) thread MainThread 0x7f3a2c1b8740, current``."""
     name = next((p.name for p in tree if p.pid == stack.pid), None)
     process = f"pid {stack.pid}" + (f" ({name})" if name else "")
-    thread = (
-        f"thread {stack.thread_name} {stack.thread_id:#x}"
-        if stack.thread_name
-        else (f"thread {stack.thread_id:#x}")
-    )
+    named = f"{stack.thread_name} " if stack.thread_name else ""
     flags = ", current" if stack.current else ""
-    return f"{process} {thread}{flags}"
+    return f"{process} thread {named}{stack.thread_id:#x}{flags}"
 
 
 def stack_lines(stacks: Sequence[ThreadStack], tree: Sequence[ProcessInfo] = ()) -> list[str]:
@@ -71,21 +67,7 @@ def blocked_rows(
     """The terminal verdict's rows about a stop: where it was stuck, the stacks, the tree."""
     rows: list[tuple[str, str]] = []
     if blocked is not None:
-        thread = next(
-            (s for s in stacks if (s.pid, s.thread_id) == (blocked.pid, blocked.thread_id)), None
-        )
-        frame = (
-            next(
-                (
-                    f
-                    for f in reversed(thread.frames)
-                    if (f.file, f.line) == (blocked.file, blocked.line)
-                ),
-                None,
-            )
-            if thread
-            else None
-        )
+        frame = _stuck_frame(blocked, stacks)
         code = f": {frame.code}" if frame is not None and frame.code else ""
         who = f"pid {blocked.pid}, thread {blocked.thread_name or hex(blocked.thread_id)}"
         rows.append(
@@ -93,12 +75,27 @@ def blocked_rows(
         )
     if stacks:
         processes = len({stack.pid for stack in stacks})
-        rows.append(("stacks", f"{len(stacks)} threads of {processes} processes, in the report"))
+        counted = f"{_count(len(stacks), 'thread')} of {_count(processes, 'process')}"
+        rows.append(("stacks", f"{counted}, in the report"))
     if tree:
         chain = ", ".join(f"{info.name} {info.pid}" for info in tree[:_CHAIN])
         more = f" and {len(tree) - _CHAIN} more" if len(tree) > _CHAIN else ""
         rows.append(("processes", chain + more))
     return rows
+
+
+def _stuck_frame(blocked: BlockedIn, stacks: Sequence[ThreadStack]) -> FrameInfo | None:
+    """The frame ``blocked`` points at, for its source line."""
+    for stack in stacks:
+        if (stack.pid, stack.thread_id) == (blocked.pid, blocked.thread_id):
+            for frame in reversed(stack.frames):
+                if (frame.file, frame.line) == (blocked.file, blocked.line):
+                    return frame
+    return None
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
 
 
 def _frame_lines(frames: Sequence[FrameInfo]) -> list[str]:

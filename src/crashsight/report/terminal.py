@@ -15,7 +15,7 @@ from ..protocol import FrameInfo
 from .model import Report
 from .stacks_text import blocked_rows
 
-__all__ = ["render_verdict", "wants_colour"]
+__all__ = ["ROLE_WORDS", "render_verdict", "wants_colour"]
 
 _BOLD_RED, _BOLD, _DIM, _RESET = "\x1b[1;31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
 
@@ -29,6 +29,24 @@ def wants_colour(stream: TextIO, env: Mapping[str, str] | None = None) -> bool:
     return stream.isatty() and not env.get("NO_COLOR")
 
 
+#: How a role reads in a sentence, here and in torchrun's error file.
+ROLE_WORDS = {
+    "root_cause": "its own fault",
+    "consequence": "a consequence of a peer's failure",
+    "collateral": "collateral: stopped by a signal it did not cause",
+}
+
+
+def _rank_line(report: Report) -> str:
+    """``2 of 4 on node-a, a consequence of a peer's failure (peers named: [10.0.0.5]:4100)``."""
+    line = f"{report.rank}" + (f" of {report.world_size}" if report.world_size else "")
+    line += f" on {report.host}" if report.host else ""
+    line += f", {ROLE_WORDS[report.role]}" if report.role else ""
+    if report.blamed_peers:
+        line += f" (peers named: {', '.join(report.blamed_peers[:3])})"
+    return line
+
+
 def render_verdict(report: Report, report_path: str | None = None, *, colour: bool = False) -> str:
     """Render a failed or cancelled report as a few plain lines an operator can read at a glance.
 
@@ -36,12 +54,17 @@ def render_verdict(report: Report, report_path: str | None = None, *, colour: bo
 
         crashsight: gpu/oom: CUDA out of memory. Tried to allocate 2.00 GiB
           exit:      exited with code 1
+          child:     toktx (pid 4242) killed by signal SIGSEGV (11): toktx in.png  (a child's death)
           evidence:  cuda.oom x3  torch.OutOfMemoryError: CUDA out of memory. ...
           hint:      lower the batch size ...
           failed in: train.py:42 in step
           report:    r.json
     """
     rows = [("exit", report.exit.description)]
+    if report.in_child is not None:
+        rows.append(("child", report.in_child.describe()[:200]))
+    if report.rank is not None:
+        rows.append(("rank", _rank_line(report)))
     if report.signals_sent:
         rows.append(("sent", f"{', '.join(report.signals_sent)} (by crashsight)"))
     for diagnostic in report.diagnostics[:_MAX_DIAGNOSTICS]:

@@ -12,11 +12,11 @@ The format, from torch/distributed/elastic/multiprocessing/errors/error_handler.
 
 `crashsight run` writes its verdict there when the worker wrote nothing itself: the message is
 ``category/subcategory: summary`` with the role, and ``py_callstack`` starts with crashsight's
-verdict, then the traceback. The timestamp is the first failure evidence (whole seconds, as
-torchrun reads it) for a rank that failed of its own fault; for a consequence or collateral
-failure it is one second after the rank ended, so that torchrun, which only compares seconds,
-prefers an own-fault rank whenever the two failed within the same second or the consequence was
-noticed first.
+verdict, then the traceback. The timestamp (whole seconds, as torchrun reads it) is true either
+way: for a rank that failed of its own fault, its first failure evidence; for a consequence or
+collateral failure, when the rank ended, since the first error it saw was its peer's. torchrun's
+pick is still torchrun's own (whole seconds, ties unordered); `crashsight aggregate` of the ranks'
+reports decides with microseconds and roles.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..protocol import ExceptionInfo
 from .model import Report
+from .terminal import ROLE_WORDS
 
 __all__ = ["ERROR_FILE_ENV", "error_file_data", "write_error_file"]
 
@@ -37,17 +38,11 @@ ERROR_FILE_ENV = "TORCHELASTIC_ERROR_FILE"
 _MAX_FRAMES = 30
 _MAX_TAIL = 20
 
-_ROLE_WORDS = {
-    "root_cause": "its own fault",
-    "consequence": "a consequence of a peer's failure",
-    "collateral": "collateral: stopped by a signal it did not cause",
-}
-
 
 def error_file_data(report: Report) -> dict[str, object]:
     """The error-file document torchrun reads, for a report that is not a success."""
     label = report.summary
-    role = f" [{_ROLE_WORDS[report.role]}]" if report.role else ""
+    role = f" [{ROLE_WORDS[report.role]}]" if report.role else ""
     lines = [f"crashsight: {label}{role}"]
     if report.rank is not None:
         host = f" on {report.host}" if report.host else ""
@@ -76,7 +71,7 @@ def error_file_data(report: Report) -> dict[str, object]:
 def _timestamp(report: Report) -> int:
     ended = report.ended_at.timestamp() if report.ended_at else report.started_at.timestamp()
     if report.role in ("consequence", "collateral"):
-        return math.floor(ended) + 1
+        return math.floor(ended)
     first = report.first_error_at.timestamp() if report.first_error_at else ended
     return math.floor(first)
 

@@ -15,6 +15,7 @@ import threading
 import time
 
 from .channel import Channel
+from .stackdump import name_thread
 
 __all__ = ["watch_for_supervisor_death"]
 
@@ -40,7 +41,9 @@ def watch_for_supervisor_death(channel: Channel) -> None:
         time.sleep(ORPHAN_GRACE_S)
         _signal_own_group(signal.SIGKILL)
 
-    threading.Thread(target=watch, name="crashsight-supervisor-watch", daemon=True).start()
+    thread = threading.Thread(target=watch, name="crashsight-supervisor-watch", daemon=True)
+    thread.start()
+    name_thread(thread.ident, thread.name)
 
 
 def _signal_own_group(sig: signal.Signals) -> None:

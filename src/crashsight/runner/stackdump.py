@@ -52,6 +52,7 @@ __all__ = [
     "STACKS_DIR_ENV",
     "STACKS_SUFFIX",
     "install",
+    "name_thread",
 ]
 
 #: The folder where every process of the runner's tree writes ``<pid>.stacks``.
@@ -67,6 +68,8 @@ STACKS_SUFFIX = ".stacks"
 HEADER_PREFIX = "# crashsight stacks "
 #: A line that explains something about this process's stacks; faulthandler lines never start so.
 NOTE_PREFIX = "# crashsight note: "
+#: A thread crashsight started, by name: ``# crashsight thread 0x7f... crashsight-supervisor-watch``.
+THREAD_PREFIX = "# crashsight thread "
 #: The note that means "do not send me the dump signal": it would reach the program's handler.
 OWN_HANDLER_NOTE = "own handler for "
 
@@ -161,6 +164,12 @@ def install() -> None:
     _signal.signal = _watching(_signal.signal, registration)
 
 
+def name_thread(ident: int | None, name: str) -> None:
+    """Record the name of a thread of crashsight's own: faulthandler prints only its id."""
+    if _registration is not None and ident is not None:
+        _registration.write(f"{THREAD_PREFIX}{ident:#x} {name}")
+
+
 def _watching(original: Any, registration: _Registration) -> Any:
     """Wrap ``_signal.signal`` so a handler the program installs for our signals is noted."""
 
@@ -183,6 +192,8 @@ def _watching(original: Any, registration: _Registration) -> Any:
 def _describe(handler: object) -> str:
     if handler == _signal.SIG_IGN:
         return "ignored"
+    if handler == _signal.SIG_DFL:
+        return "the default action"
     if handler is None:
         return "a handler not installed from Python"
     return getattr(handler, "__qualname__", None) or repr(handler)

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from ..diagnostics.analysis_model import ChainLink
+from ..diagnostics.children import ChildProcess
 from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..protocol import ExceptionInfo
 
@@ -132,6 +133,9 @@ class JobErrors(_Model):
         default=None, description="The error that ended the job, with frames, cause and context."
     )
     chain: list[ChainLink] = Field(default_factory=list)
+    in_child: ChildProcess | None = Field(
+        default=None, description="The worker's child whose death explains the failure."
+    )
     analysis: JobAnalysis | None = None
     blocked_in: BlockedIn | None = Field(
         default=None, description="Where a job crashsight stopped was stuck: the user's frame."

@@ -93,6 +93,7 @@ def errors_from_report(job_id: str, report: Report, limits: Limits) -> JobErrors
         more_errors=max(len(rows) - limits.max_errors, 0),
         termination_error=exception,
         chain=chain_links(exception),
+        in_child=report.in_child,
         analysis=analysis,
         blocked_in=report.blocked_in,
         stacks=report.stacks,

@@ -21,6 +21,7 @@ import math
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import anyio
@@ -400,6 +401,10 @@ class Attempt:
             self.facts.snapshot = self._dumps.after_exit(self.pid)
             self._dumps.close()
         self.facts.events_dropped = self._events.dropped
+        if self._last_activity:
+            # The loop's clock is not the wall clock (trio offsets it): convert the interval.
+            quiet = max(0.0, anyio.current_time() - self._last_activity)
+            self.facts.last_activity_at = datetime.now(UTC) - timedelta(seconds=quiet)
         status, chunks = build_status(self.facts)
         # The chunks and the status are put last, and may push old events out of a full buffer:
         # the status counts those too, so events_dropped is exact.

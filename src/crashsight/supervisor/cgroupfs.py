@@ -27,8 +27,10 @@ from pathlib import Path
 
 __all__ = ["kill_all", "members", "remove_all"]
 
-#: How often the kill loop looks at the cgroups again while they still hold processes.
-_POLL_S = 0.005
+#: How often the kill loop looks at the cgroups again while they still hold processes: soon at
+#: first (SIGKILL lands within a millisecond), then less often (a large tree takes longer).
+_FIRST_POLL_S = 0.0005
+_MAX_POLL_S = 0.02
 
 
 def members(folder: Path) -> set[int]:
@@ -64,6 +66,7 @@ def kill_all(v2: Path | None, v1: Sequence[Path], *, kill_file: bool, within: fl
         else:
             _freeze(v2, within)
     deadline = time.monotonic() + within
+    pause = _FIRST_POLL_S
     try:
         while left := _members_of(folders):
             victims |= left
@@ -71,7 +74,8 @@ def kill_all(v2: Path | None, v1: Sequence[Path], *, kill_file: bool, within: fl
                 _sigkill(pid)
             if time.monotonic() >= deadline:
                 break
-            time.sleep(_POLL_S)
+            time.sleep(pause)
+            pause = min(pause * 2, _MAX_POLL_S)
     finally:
         if v2 is not None and not kill_file:
             _write(v2 / "cgroup.freeze", "0")
@@ -113,7 +117,7 @@ def _freeze(folder: Path, within: float) -> None:
             return
         if "frozen" in events and events[events.index("frozen") + 1] == "1":
             return
-        time.sleep(_POLL_S)
+        time.sleep(_FIRST_POLL_S)
 
 
 def _write(path: Path, text: str) -> None:

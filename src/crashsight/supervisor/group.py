@@ -196,6 +196,10 @@ class RunnerGroup:
         """Decide the job's verdict from every rank's final status (rank order)."""
         outcomes = [_outcome(rank, self.world_size, s) for rank, s in enumerate(statuses)]
         verdict = decide_root_cause(outcomes, world_size=self.world_size)
+        root, roles = verdict.root_cause, list(verdict.roles)
+        if not any(isinstance(s, RunnerFailed) for s in statuses):
+            # Only stopped from outside (the supervisor was cancelled): no rank to blame.
+            root, roles = None, [role_of(outcome) for outcome in outcomes]
         ranks = [
             GroupRank(
                 rank=rank,
@@ -207,10 +211,10 @@ class RunnerGroup:
                 summary=outcome.summary,
             )
             for rank, (status, outcome, role) in enumerate(
-                zip(statuses, outcomes, verdict.roles, strict=True)
+                zip(statuses, outcomes, roles, strict=True)
             )
         ]
-        if any(isinstance(s, RunnerFailed) for s in statuses):
+        if root is not None:
             status: Literal["succeeded", "failed", "cancelled"] = "failed"
         elif any(s.status == "cancelled" for s in statuses):
             status = "cancelled"
@@ -219,8 +223,8 @@ class RunnerGroup:
         return GroupOutcome(
             status=status,
             world_size=self.world_size,
-            root_cause_rank=None if verdict.root_cause is None else verdict.root_cause.rank,
-            root_cause=verdict.root_cause,
+            root_cause_rank=None if root is None else root.rank,
+            root_cause=root,
             first_observed_rank=self._failures[0] if self._failures else None,
             ranks=ranks,
         )

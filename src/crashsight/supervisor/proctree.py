@@ -16,7 +16,14 @@ import psutil
 from ..diagnostics.hangs import ProcessInfo
 from .stop import find_marked_processes
 
-__all__ = ["SignalMasks", "describe_processes", "looks_like_python", "runner_tree", "signal_masks"]
+__all__ = [
+    "SignalMasks",
+    "describe_processes",
+    "looks_like_python",
+    "runner_tree",
+    "signal_masks",
+    "waited_pids",
+]
 
 _GONE = (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError)
 
@@ -64,6 +71,7 @@ def describe_processes(processes: list[psutil.Process]) -> list[ProcessInfo]:
                         state=proc.status(),
                         cpu_time_s=round(cpu.user + cpu.system, 3),
                         age_s=round(max(0.0, now - proc.create_time()), 3),
+                        waiting_for=waited_pids(proc.pid),
                     )
                 )
         except _GONE:
@@ -108,3 +116,44 @@ def _status_fields(path: str) -> dict[str, int]:
     with open(path) as handle:
         fields = dict(line.split(":", 1) for line in handle if line[:6] in _MASKS)
     return {name: int(value.strip(), 16) for name, value in fields.items()}
+
+
+#: The wait syscalls by machine: number -> index of the pid argument. wait4(pid, ...), and
+#: waitid(P_PID, pid, ...). Numbers from Linux's arch/x86/entry/syscalls/syscall_64.tbl and
+#: include/uapi/asm-generic/unistd.h (arm64).
+_WAIT_SYSCALLS: dict[str, dict[int, int]] = {
+    "x86_64": {61: 0, 247: 1},
+    "aarch64": {260: 0, 95: 1},
+}
+_P_PID = 1
+
+
+def waited_pids(pid: int) -> list[int]:
+    """The pids ``pid``'s threads are blocked waiting for, from ``/proc/<pid>/task/*/syscall``.
+
+    A thread blocked in a syscall shows its number and arguments there (to its parent, or with
+    ptrace rights); ``subprocess``'s ``wait`` is ``wait4(child, ...)``. Empty where Linux does
+    not say (another system or machine, a running thread, no permission).
+    """
+    table = _WAIT_SYSCALLS.get(os.uname().machine, {})
+    if not table:
+        return []
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/syscall") as handle:
+                fields = handle.read().split()
+            number = int(fields[0])
+            args = [int(field, 16) for field in fields[1:7]]
+        except (OSError, ValueError, IndexError):
+            continue  # "running", gone, or not ours to read
+        where = table.get(number)
+        if where is None or (where == 1 and args[0] != _P_PID):
+            continue
+        if 0 < args[where] < 2**31:
+            found.append(args[where])
+    return found

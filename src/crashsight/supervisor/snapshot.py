@@ -36,7 +36,7 @@ import anyio.to_thread
 
 from ..diagnostics.blocked import find_blocked_in
 from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
-from ..diagnostics.stacks import StackFile, parse_stack_file, with_source_lines
+from ..diagnostics.stacks import StackFile, name_threads, parse_stack_file, with_source_lines
 from ..errors import ConfigurationError
 from ..runner.stackdump import (
     DEFAULT_DUMP_SIGNAL,
@@ -218,13 +218,17 @@ class StackDumps:
         if not files:
             return None
         files.sort(key=lambda f: f[0])
-        stacks = [stack for _, parsed in files for stack in parsed.dumps[0]]
+        stacks = [
+            stack
+            for _, parsed in files
+            for stack in sorted(parsed.dumps[0], key=lambda s: s.thread_name != "MainThread")
+        ]
         with_source_lines(stacks)
         pids = ", ".join(str(parsed.pid) for _, parsed in files)
         return Snapshot(
             stacks=stacks,
             blocked_in=find_blocked_in(stacks, []),
-            notes=[f"stacks written on a SIGTERM from outside crashsight by pid {pids}"],
+            notes=[f"stacks that pid {pids} wrote on a signal from outside crashsight"],
             before_stop=False,
         )
 
@@ -239,7 +243,7 @@ class StackDumps:
                     f"pid {entry.info.pid} ({entry.info.name}) wrote its stacks on SIGTERM instead"
                 )
         if late:
-            _name_main_threads(late, self._silent)
+            _name_threads(late, self._silent)
             with_source_lines(late)
             snapshot.stacks.extend(late)
             _mark_dumped(snapshot)
@@ -316,7 +320,13 @@ class StackDumps:
         """Parse what each process wrote since it was asked; explain the ones that did not."""
         sig = self.options.dump_signal
         for entry in asked:
-            dumps = parse_stack_file(_read_from(entry.path, entry.offset), entry.info.pid).dumps
+            parsed = parse_stack_file(_read_from(entry.path, entry.offset), entry.info.pid)
+            dumps = parsed.dumps
+            if parsed.threads_cut:
+                snapshot.notes.append(
+                    f"pid {entry.info.pid} ({entry.info.name}) has over 100 threads: faulthandler "
+                    "dumped the newest 100 (the main thread may be among the missing)"
+                )
             if dumps:
                 snapshot.stacks.extend(dumps[0])
             else:
@@ -326,7 +336,7 @@ class StackDumps:
                     f"pid {entry.info.pid} ({entry.info.name}) did not dump its stacks within "
                     f"{self.options.wait:g} s of {sig.name}{why}; stopped anyway"
                 )
-        _name_main_threads(snapshot.stacks, asked)
+        _name_threads(snapshot.stacks, asked)
         if self.options.native:
             for info in snapshot.process_tree:
                 if looks_like_python(info):
@@ -346,23 +356,21 @@ class StackDumps:
 
 def _mark_dumped(snapshot: Snapshot) -> None:
     """Flag the processes whose threads are in the stacks, and find where the tree is stuck."""
+    order = {info.pid: index for index, info in enumerate(snapshot.process_tree)}
+    snapshot.stacks.sort(
+        key=lambda s: (order.get(s.pid, len(order)), s.thread_name != "MainThread")
+    )
     dumped = {stack.pid for stack in snapshot.stacks}
     for info in snapshot.process_tree:
         info.stacks = info.pid in dumped
     snapshot.blocked_in = find_blocked_in(snapshot.stacks, snapshot.process_tree)
 
 
-def _name_main_threads(stacks: list[ThreadStack], asked: list[_Asked]) -> None:
-    """The header of each file names its main thread; dumps read from an offset lack it."""
-    for entry in asked:
-        try:
-            with entry.path.open(errors="replace") as handle:
-                main = parse_stack_file(handle.readline(), entry.info.pid).main_thread
-        except OSError:
-            continue
-        for stack in stacks:
-            if stack.pid == entry.info.pid and stack.thread_id == main and not stack.thread_name:
-                stack.thread_name = "MainThread"
+def _name_threads(stacks: list[ThreadStack], entries: list[_Asked]) -> None:
+    """Names recorded at the top of each file: dumps read from an offset do not hold them."""
+    for entry in entries:
+        names = parse_stack_file(_read_from(entry.path, 0), entry.info.pid).thread_names
+        name_threads([stack for stack in stacks if stack.pid == entry.info.pid], names)
 
 
 def _size(path: Path) -> int:

@@ -194,6 +194,11 @@ class _StatusBase(_Model):
     node_rank: int | None = Field(default=None, description="torchrun's GROUP_RANK, Slurm's node.")
     host: str | None = Field(default=None, description="The machine the runner ran on.")
     ended_at: datetime | None = Field(default=None, description="When the runner was reaped (UTC).")
+    last_activity_at: datetime | None = Field(
+        default=None,
+        description="Its last output or channel event (UTC): in a job of many ranks, the one "
+        "that went quiet first is the likeliest to have hung.",
+    )
     containment: Containment | None = Field(
         default=None, description="None when the runner never started."
     )

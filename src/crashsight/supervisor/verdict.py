@@ -67,6 +67,7 @@ class AttemptFacts:
     peak_rss_bytes: int | None = None
     ended_mono: float | None = None
     ended_at: datetime | None = None
+    last_activity_at: datetime | None = None
     in_flight: dict[str, None] = field(default_factory=dict)
     failed_tasks: list[TaskError] = field(default_factory=list)
     termination_error: RunnerTerminationError | None = None
@@ -159,6 +160,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         "events_dropped": facts.events_dropped,
         **identity.model_dump(),
         "ended_at": facts.ended_at,
+        "last_activity_at": facts.last_activity_at,
         "containment": facts.containment,
     }
     redactor = Redactor(config.env if config.env is not None else os.environ)
@@ -175,8 +177,10 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         termination = _termination(facts)
         chain = termination.chain() if termination is not None else []
         child = find_child(chain, diagnostics, exit_info.signal)
-        oom = _oom_killed(facts.oom_before, exit_info, child, facts.containment)
-        pids_hits = facts.containment.pids_limit_hits if facts.containment else None
+        own = facts.containment
+        in_tree = None if own is None or own.oom_kills is None else own.oom_kills > 0
+        oom = _oom_killed(facts.oom_before, exit_info, child) if in_tree is None else in_tree
+        pids_hits = own.pids_limit_hits if own is not None else None
         verdict = config.classifier.classify(
             Facts(
                 termination_error=termination,
@@ -186,6 +190,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
                 signal=exit_info.signal,
                 timeout=facts.timeout,
                 oom_killed=oom,
+                oom_in_tree=in_tree,
                 in_child=child,
                 pids_limited=None if pids_hits is None else pids_hits > 0,
             )
@@ -230,19 +235,13 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
 
 
 def _oom_killed(
-    before: OomCounters | None,
-    exit_info: ExitInfo,
-    child: ChildProcess | None,
-    containment: Containment | None,
+    before: OomCounters | None, exit_info: ExitInfo, child: ChildProcess | None
 ) -> bool | None:
-    """OOM-kill evidence: exact from the runner's own memory cgroup, whatever the exit.
+    """OOM-kill evidence from a cgroup shared with others, for a death by signal (the worker's or
+    a child's), else None. A shell's 128+N exit status counts as a death by signal.
 
-    Without one, the shared cgroup's counters are consulted only for a death by signal (the
-    worker's or a child's; a shell's 128+N exit status counts as one), since another process's
-    OOM kill may be counted there too.
+    Used only when the runner has no memory cgroup of its own, whose count is exact instead.
     """
-    if containment is not None and containment.oom_kills is not None:
-        return containment.oom_kills > 0
     by_signal = exit_info.signal is not None or (exit_info.code or 0) > 128
     if before is None or not (by_signal or child is not None):
         return None
@@ -260,6 +259,29 @@ def _termination(facts: AttemptFacts) -> TerminationInfo | None:
     if parsed is None:
         return None
     return TerminationInfo(**parsed.model_dump(), phase="unknown", source="stderr")
+
+
+def _counted_by_own_cgroup(verdict: Verdict, containment: Containment | None) -> str | None:
+    """What the runner's own cgroup counted, when the verdict rests on it: the line to show.
+
+    A contained fork bomb usually ends by a watchdog or a generic EAGAIN, and a child's OOM kill
+    by the parent's own exit: the kernel's count says more than either.
+    """
+    if containment is None:
+        return None
+    if verdict.subcategory == "pids_max" and containment.pids_limit_hits:
+        return (
+            f"the pids limit ({containment.pids_max}) refused {containment.pids_limit_hits} forks "
+            "in the runner's tree"
+        )
+    if verdict.subcategory == "oom_killed" and containment.oom_kills:
+        limit = containment.memory_max_bytes
+        under = f" under its {limit / 2**20:g} MiB limit" if limit else ""
+        return (
+            f"the kernel OOM killer killed {containment.oom_kills} processes of the runner's "
+            f"tree{under}"
+        )
+    return None
 
 
 def _summary(
@@ -281,7 +303,10 @@ def _summary(
     stuck = facts.snapshot.blocked_in if facts.snapshot is not None else None
     # A child's crash that a watchdog only noticed later (tier 0 of the rules) explains itself.
     timed_out = facts.timeout if not (child is not None and verdict.evidence) else None
-    if timed_out == "deadline":
+    counted = _counted_by_own_cgroup(verdict, facts.containment)
+    if counted is not None:
+        because = counted
+    elif timed_out == "deadline":
         where = f"stopped in {stuck.describe()}" if stuck else "stopped"
         because = f"still running after the {config.deadline:g} s deadline; {where}"
     elif timed_out == "no_progress":

@@ -32,8 +32,8 @@ SIGNATURES: tuple[Signature, ...] = (
         source="PyTorch torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp watchdog (torch >= 1.13)",
         samples=(
             "[Rank 1] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=668, OpType=ALLREDUCE, NumelIn=52, NumelOut=52, Timeout(ms)=600000) ran for 600097 milliseconds before timing out.",
-            # huggingface/open-r1 issue 620: the DistBackendError that ends the process.
-            "  what():  [PG ID 0 PG GUID 0(default_pg) Rank 3] Process group watchdog thread terminated with exception: [Rank 3] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=4, OpType=BROADCAST, NumelIn=112, NumelOut=112, Timeout(ms)=1800000) ran for 1800011 milliseconds before timing out.",
+            # hiyouga/LlamaFactory issue 7396: torch's log prefix, rank and glog severity.
+            "[rank0]:[E321 02:07:08.408271257 ProcessGroupNCCL.cpp:607] [Rank 0] Watchdog caught collective operation timeout: WorkNCCL(SeqNum=1580, OpType=ALLREDUCE, NumelIn=466119168, NumelOut=466119168, Timeout(ms)=600000) ran for 600060 milliseconds before timing out.",
         ),
     ),
     Signature(

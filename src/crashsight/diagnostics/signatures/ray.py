@@ -6,7 +6,8 @@ These are what a Ray driver prints when a task or actor's worker died without cr
 decorator around it: the exception ``ray.get`` raises, and the raylet's lines Ray forwards to the
 driver (``(raylet) ...``). They say *that* a worker died; the worker's own last lines, forwarded as
 ``(task pid=N) ...``, say *why* (a ``Fatal Python error: Segmentation fault`` matches its own
-entry, and the collector records the pid), so the ``ray/*`` verdicts rank after those in the rules.
+entry, and the collector records the pid), so the ``ray/*`` verdicts rank after those in the rules
+and are consequences, never a job's root cause.
 The samples marked Ray 2.60 were printed by Ray 2.60.0 on crashsight's test machine.
 """
 
@@ -46,7 +47,7 @@ SIGNATURES: tuple[Signature, ...] = (
         ),
     ),
     Signature(
-        id="ray.worker_exit", category="ray", subcategory="worker_died",
+        id="ray.worker_exit", category="ray", subcategory="worker_died", role="consequence",
         pattern=r"Worker exit type: (?P<exit_type>[A-Z_]+) Worker exit detail: (?P<detail>[^.]*)",
         literals=("Worker exit type: ",),
         description="Ray's account of a worker process that died: its exit type (SYSTEM_ERROR, USER_ERROR, ...) and detail.",
@@ -58,7 +59,7 @@ SIGNATURES: tuple[Signature, ...] = (
         ),
     ),
     Signature(
-        id="ray.worker_crashed", category="ray", subcategory="worker_died",
+        id="ray.worker_crashed", category="ray", subcategory="worker_died", role="consequence",
         pattern=r"The worker died unexpectedly while executing this task",
         literals=("The worker died unexpectedly while executing this task",),
         description="ray.get raised WorkerCrashedError: the worker running the task died (a crash, a kill, or the OOM killer).",
@@ -69,7 +70,7 @@ SIGNATURES: tuple[Signature, ...] = (
         ),
     ),
     Signature(
-        id="ray.actor_died", category="ray", subcategory="actor_died",
+        id="ray.actor_died", category="ray", subcategory="actor_died", role="consequence",
         pattern=r"The actor died unexpectedly before finishing this task",
         literals=("The actor died unexpectedly before finishing this task",),
         description="ray.get raised ActorDiedError: the actor's process died before finishing the call.",

@@ -202,9 +202,9 @@ SIGNATURES: tuple[Signature, ...] = (
                  "libc++abi: terminating due to uncaught exception of type std::bad_alloc: std::bad_alloc"),
     ),
     Signature(
-        id="cxx.what", category="crash", subcategory="cxx_exception",
+        id="cxx.what", category="crash", subcategory="cxx_exception", evidence_only=True,
         pattern=r"^\s*what\(\):\s+(?P<what>.*\S)", literals=("what():",),
-        description="The what() of the uncaught C++ exception that terminated the process.",
+        description="The what() of the uncaught C++ exception that terminated the process (evidence: it decides only with the SIGABRT that follows, since what() may quote another library's error).",
         hint="The what() text is the program's own error message; the line before names the exception type.",
         source="GCC libstdc++ __gnu_cxx::__verbose_terminate_handler (prints '  what():  ' + e.what())",
         samples=("  what():  shard manifest missing",),

@@ -101,7 +101,7 @@ SIGNATURES: tuple[Signature, ...] = (
         samples=(
             "subprocess.CalledProcessError: Command '['toktx', '--t2', 'out.ktx2', 'in.png']' died with <Signals.SIGSEGV: 11>.",
             "subprocess.CalledProcessError: Command 'ffmpeg -i in.mp4 out.webm' died with <Signals.SIGKILL: 9>.",
-            "subprocess.CalledProcessError: Command '['./render', 'scene.json']' died with unknown signal 64.",
+            "subprocess.CalledProcessError: Command '['toktx', 'in.png']' died with unknown signal 32.",
         ),
     ),
     Signature(
