@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .diagnostics.classify import Facts as Facts
     from .diagnostics.classify import Verdict as Verdict
     from .diagnostics.collector import StderrCollector as StderrCollector
+    from .diagnostics.hangs import BlockedIn as BlockedIn
     from .diagnostics.hangs import ProcessInfo as ProcessInfo
     from .diagnostics.hangs import ThreadStack as ThreadStack
     from .diagnostics.jobverdict import JobVerdict as JobVerdict
@@ -84,6 +85,7 @@ _EXPORTS: dict[str, str] = {
     "RankOutcome": "crashsight.diagnostics.jobverdict",
     "RootCause": "crashsight.diagnostics.jobverdict",
     "decide_root_cause": "crashsight.diagnostics.jobverdict",
+    "BlockedIn": "crashsight.diagnostics.hangs",
     "ProcessInfo": "crashsight.diagnostics.hangs",
     "ThreadStack": "crashsight.diagnostics.hangs",
     "Diagnostic": "crashsight.diagnostics.models",
@@ -132,6 +134,7 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = (
+    "BlockedIn",
     "CATALOGUE",
     "ChannelBrokenError",
     "ChannelClosedError",

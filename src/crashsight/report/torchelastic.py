@@ -26,9 +26,9 @@ import math
 import os
 from pathlib import Path
 
-from ..protocol import ExceptionInfo
 from .model import Report
 from .terminal import ROLE_WORDS
+from .traceback_text import python_traceback
 
 __all__ = ["ERROR_FILE_ENV", "error_file_data", "write_error_file"]
 
@@ -54,7 +54,7 @@ def error_file_data(report: Report) -> dict[str, object]:
     if report.hint:
         lines.append(f"  hint:      {report.hint}")
     if report.termination_error is not None:
-        lines += _traceback(report.termination_error)
+        lines += python_traceback(report.termination_error, _MAX_FRAMES)
     elif report.stderr_tail:
         lines += ["stderr tail:", *report.stderr_tail[-_MAX_TAIL:]]
     return {
@@ -74,20 +74,6 @@ def _timestamp(report: Report) -> int:
         return math.floor(ended)
     first = report.first_error_at.timestamp() if report.first_error_at else ended
     return math.floor(first)
-
-
-def _traceback(error: ExceptionInfo) -> list[str]:
-    lines = ["Traceback (most recent call last):"]
-    frames = error.frames[-_MAX_FRAMES:]
-    if len(error.frames) > len(frames):
-        lines.append(f"  ... {len(error.frames) - len(frames)} earlier frames")
-    for frame in frames:
-        where = f", line {frame.line}" if frame.line is not None else ""
-        lines.append(f'  File "{frame.file}"{where}, in {frame.function}')
-        if frame.code:
-            lines.append(f"    {frame.code}")
-    lines.append(error.summary())
-    return lines
 
 
 def write_error_file(report: Report, path: str | os.PathLike[str]) -> bool:

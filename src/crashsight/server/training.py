@@ -32,6 +32,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..protocol import ExceptionInfo
+from ..report.traceback_text import python_traceback
 from .models import ErrorEntry, JobErrors
 
 __all__ = [
@@ -196,33 +197,8 @@ def _traceback(exception: ExceptionInfo | None) -> TrainingTraceback | None:
     if exception is None:
         return None
     return TrainingTraceback(
-        raw="\n".join(_format(exception)),
+        raw="\n".join(python_traceback(exception)),
         frames=[TrainingFrame(**frame.model_dump()) for frame in exception.frames],
         exception_type=exception.type,
         exception_message=exception.message,
     )
-
-
-def _format(exception: ExceptionInfo, depth: int = 0) -> list[str]:
-    """The lines Python prints for ``exception``: its cause or context first, then itself."""
-    lines: list[str] = []
-    if depth < 32 and exception.cause is not None:
-        lines += _format(exception.cause, depth + 1)
-        lines += ["", "The above exception was the direct cause of the following exception:", ""]
-    elif depth < 32 and exception.context is not None:
-        lines += _format(exception.context, depth + 1)
-        lines += ["", "During handling of the above exception, another exception occurred:", ""]
-    if exception.frames:
-        lines.append("Traceback (most recent call last):")
-    for frame in exception.frames:
-        lines.append(f'  File "{frame.file}", line {frame.line}, in {frame.function}')
-        lines += [f"    {frame.code}"] if frame.code else []
-    message = f": {exception.message}" if exception.message else ""
-    return [*lines, f"{_printed_name(exception)}{message}", *exception.notes]
-
-
-def _printed_name(exception: ExceptionInfo) -> str:
-    """The class name as Python prints it: qualified unless built in or from ``__main__``."""
-    if exception.module in ("", "builtins", "__main__") or "." in exception.type:
-        return exception.type
-    return f"{exception.module}.{exception.type}"
