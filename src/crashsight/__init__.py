@@ -134,8 +134,8 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = (
-    "BlockedIn",
     "CATALOGUE",
+    "BlockedIn",
     "ChannelBrokenError",
     "ChannelClosedError",
     "ChannelError",
