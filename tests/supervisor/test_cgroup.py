@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -274,6 +275,20 @@ def test_freeze_and_kill_works_where_cgroup_kill_does_not_exist(
     assert "frozen 0" in (runner_cgroup.v2 / "cgroup.events").read_text(), "thawed again"
     for pid in members:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_process_in_a_sub_group_of_its_own_is_still_killed(runner_cgroup: RunnerCgroup) -> None:
+    """The kill reads ``populated`` of the runner's group first: it must count sub-groups."""
+    assert runner_cgroup.v2 is not None
+    assert cgroupfs.kill_all(runner_cgroup.v2, [], kill_file=True, within=5.0) == set()
+    nested = runner_cgroup.v2 / "worker-made"
+    nested.mkdir()
+    with subprocess.Popen(["sleep", "300"]) as proc:
+        (nested / "cgroup.procs").write_text(str(proc.pid))
+        assert "populated 1" in (runner_cgroup.v2 / "cgroup.events").read_text()
+        killed = cgroupfs.kill_all(runner_cgroup.v2, [], kill_file=True, within=5.0)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    assert killed == {proc.pid}
 
 
 # --- The start gate when the kernel refuses the move ---------------------------------------------

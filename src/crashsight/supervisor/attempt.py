@@ -311,6 +311,11 @@ class Attempt:
     async def _kill_leftovers(self) -> list[int]:
         pid = None if self._exited.is_set() else self.pid
         contained = await self._kill_contained()
+        if self._cgroup is not None and self._cgroup.contains:
+            # Nothing leaves a v2 cgroup on its own (nested supervisors create theirs inside
+            # it), so its kill got the whole tree: no need to read every newer process's
+            # environment for the marker, a scan that grows with the number of runners.
+            return sorted(contained)
         killed = kill_tree(pid, self.config.runner_id, self.facts.started_epoch)
         if pid is None and self.pid is not None:
             signal_group(self.pid, signal.SIGKILL)  # kill_tree signalled the group if it had a pid
