@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from crashsight.runner.stackdump import STACKS_DIR_ENV
 from crashsight.supervisor import guardian as guardian_module
 
 WORKER = "import time, sys; print('ready', flush=True); time.sleep(60)"
@@ -113,14 +114,17 @@ def test_signal_stops_worker_and_reports_cancelled(
 
 def test_sigkill_of_crashsight_takes_the_worker_down(tmp_path: Path) -> None:
     """If crashsight itself is SIGKILLed, its worker does not live on as an orphan, and its
-    guardian, its job done, exits too."""
+    guardian, its job done, removes the worker's stack-dump folder and exits too."""
     with crashsight_run() as (proc, worker):
         guardian = _guardian_of(proc.pid)
         assert worker.pid != guardian.pid
+        folder = Path(worker.environ()[STACKS_DIR_ENV])
+        assert folder.is_dir()
         proc.kill()
         proc.wait(timeout=10)
         assert _gone(worker, within=10)
         assert _gone(guardian, within=10)
+    assert not folder.exists(), "a SIGKILLed supervisor leaves no folder in the temporary folder"
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG and subreapers are Linux's")

@@ -4,15 +4,19 @@
 process when the supervisor dies, but not the rest of its group: ``crashsight run -- bash -c
 'sleep 600 | cat'`` SIGKILLed would leave ``sleep`` and ``cat`` running. So each supervisor starts
 one small guardian (``python -S`` running this file: standard library only) in a session of its
-own, and tells it over a pipe which process groups and runner cgroups are live::
+own, and tells it over a pipe which process groups, runner cgroups and stack-dump folders are
+live::
 
     supervisor ──stdin pipe: "+4242\n" (runner started), "-4242\n" (runner reaped),
-                             "+c {json}\n" (cgroups made), "-c name\n" (removed)──► guardian
+                             "+c {json}\n" (cgroups made), "-c name\n" (removed),
+                             "+d {json}\n" (folder made), "-d {json}\n" (removed)──► guardian
 
 The guardian holds the pipe's read end and nothing else. When the pipe reaches end-of-file (the
 supervisor exited, however it died), it SIGKILLs every group still listed, kills everything in
-every cgroup still listed and removes those cgroups, then exits. A supervisor that closes normally
-has reaped every runner and removed its cgroups first, so nothing is left to do.
+every cgroup still listed and removes those cgroups, removes the folders still listed (a killed
+supervisor would otherwise leave one in the temporary folder per runner), then exits. A
+supervisor that closes normally has reaped every runner and removed its cgroups and folders
+first, so nothing is left to do.
 
 The guardian runs this file with ``python -S`` and the standard library only (plus `cgroupfs`,
 also standard library only, when it has cgroups to remove): a few milliseconds per supervisor.
@@ -68,6 +72,14 @@ class Guardian:
         """The runner's cgroups were removed."""
         self._send(f"-c {json.dumps(str(cgroup.folders[0]))}\n")
 
+    def watch_folder(self, folder: Path) -> None:
+        """A runner's temporary folder exists: remove it if the supervisor dies."""
+        self._send(f"+d {json.dumps(str(folder))}\n")
+
+    def forget_folder(self, folder: Path) -> None:
+        """The runner's temporary folder was removed."""
+        self._send(f"-d {json.dumps(str(folder))}\n")
+
     def close(self) -> None:
         """End the guardian (it kills any group still listed) and reap it."""
         if self._proc.stdin is not None and not self._proc.stdin.closed:
@@ -94,9 +106,14 @@ def _guard() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     live: set[int] = set()
     cgroups: dict[str, tuple[Path | None, list[Path], bool]] = {}
+    folders: set[str] = set()
     for raw in sys.stdin.buffer:
         line = raw.strip()
-        if line[:3] == b"+c ":
+        if line[:3] == b"+d ":
+            folders.add(json.loads(line[3:]))
+        elif line[:3] == b"-d ":
+            folders.discard(json.loads(line[3:]))
+        elif line[:3] == b"+c ":
             spec = json.loads(line[3:])
             v2 = Path(spec["v2"]) if spec["v2"] else None
             v1 = [Path(folder) for folder in spec["v1"]]
@@ -112,14 +129,19 @@ def _guard() -> None:
             os.killpg(pgid, signal.SIGKILL)
         except OSError:
             continue
-    if not cgroups:
-        return
-    # Absolute, and only now: this file runs as a script, with crashsight's folder put on the path.
-    from crashsight.supervisor.cgroupfs import kill_all, remove_all
+    if cgroups:
+        # Absolute, and only now: this file runs as a script, with crashsight's folder on the path.
+        from crashsight.supervisor.cgroupfs import kill_all, remove_all
 
-    for v2, v1, kill_file in cgroups.values():
-        kill_all(v2, v1, kill_file=kill_file, within=_KILL_WITHIN_S)
-        remove_all([*([v2] if v2 is not None else []), *v1])
+        for v2, v1, kill_file in cgroups.values():
+            kill_all(v2, v1, kill_file=kill_file, within=_KILL_WITHIN_S)
+            remove_all([*([v2] if v2 is not None else []), *v1])
+    if folders:
+        # Last: a process alive until the kills above could have written into them.
+        import shutil
+
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
