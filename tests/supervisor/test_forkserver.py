@@ -34,11 +34,27 @@ def main():
 """
 
 
+#: A target that writes down what a runner's start gave it, to compare forked and cold runners.
+SEEN = """
+import faulthandler, json, os, sys
+
+def main():
+    seen = {
+        "faulthandler": faulthandler.is_enabled(),
+        "env": {k: os.environ.get(k) for k in ("PYTHONFAULTHANDLER", "CRASHSIGHT_ANCESTOR_RUNNERS")},
+        "gate_left_in_env": "CRASHSIGHT_START_GATE" in os.environ,
+    }
+    with open(sys.argv[1], "w") as out:
+        json.dump(seen, out)
+"""
+
+
 @pytest.fixture
 def preload_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A directory on PYTHONPATH with a module to preload and a probe target."""
     (tmp_path / "warm_probe_module.py").write_text("LOADED = True\n")
     (tmp_path / "probe.py").write_text(PROBE)
+    (tmp_path / "seen.py").write_text(SEEN)
     (tmp_path / "starts_thread.py").write_text(
         "import threading\nthreading.Thread(target=threading.Event().wait, daemon=True,"
         " name='preload-worker').start()\n"
@@ -71,6 +87,33 @@ async def test_cold_spawn_of_the_probe_is_what_the_forked_one_is_compared_to(
         runner = await supervisor.spawn(f"{preload_dir / 'probe.py'}:main", str(os.getpid()))
         status = await runner.wait()
     assert status.exit.code == 2 + 4
+
+
+@pytest.mark.asyncio
+async def test_a_forked_runner_starts_with_what_a_cold_one_gets(
+    preload_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fork or cold spawn, a runner nested in an outer runner gets the same start: faulthandler
+    on, PYTHONFAULTHANDLER for its own Python children, the outer runner's id among its
+    ancestors (the outer sweep finds it), and the start gate consumed."""
+    monkeypatch.setenv("CRASHSIGHT_RUNNER_ID", "outer-runner")
+    monkeypatch.delenv("PYTHONFAULTHANDLER", raising=False)
+    seen: dict[str, object] = {}
+    for preload in ([], ["warm_probe_module"]):
+        out = preload_dir / f"seen-{len(preload)}.json"
+        async with Supervisor(output="discard", preload=preload) as supervisor:
+            runner = await supervisor.spawn(f"{preload_dir / 'seen.py'}:main", str(out))
+            assert isinstance(await runner.wait(), RunnerSucceeded)
+        seen["forked" if preload else "cold"] = json.loads(out.read_text())
+    assert (
+        seen["forked"]
+        == seen["cold"]
+        == {
+            "faulthandler": True,
+            "env": {"PYTHONFAULTHANDLER": "1", "CRASHSIGHT_ANCESTOR_RUNNERS": "outer-runner"},
+            "gate_left_in_env": False,
+        }
+    )
 
 
 @pytest.mark.asyncio

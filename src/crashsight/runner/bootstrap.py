@@ -124,8 +124,8 @@ def _report(exc: BaseException, phase: Literal["bootstrap", "target"], ch: Chann
 
 
 def _enable_faulthandler() -> None:
-    # PYTHONFAULTHANDLER set to a non-empty value has already enabled it; set but empty, the
-    # user asked for it off, and we respect that.
-    setting = os.environ.get("PYTHONFAULTHANDLER")
-    if setting is None:
+    # Set but empty, PYTHONFAULTHANDLER says the user wants it off, and we respect that. Set,
+    # it enabled the handler at start-up, except in a runner forked from the zygote, whose
+    # interpreter started with the supervisor's environment.
+    if os.environ.get("PYTHONFAULTHANDLER") != "" and not faulthandler.is_enabled():
         faulthandler.enable(file=sys.__stderr__ or sys.stderr, all_threads=True)

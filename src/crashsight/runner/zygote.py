@@ -34,7 +34,7 @@ import traceback
 from typing import NoReturn
 
 from . import bootstrap
-from .channel import CHANNEL_FD_ENV
+from .channel import CHANNEL_FD_ENV, START_GATE_ENV
 
 __all__ = ["main", "unsafe_state"]
 
@@ -179,13 +179,6 @@ def _become_runner(request: dict[str, object]) -> None:
     """Turn this forked child into what a cold spawn would have started."""
     os.setsid()
     fds: dict[str, int] = request["fds"]  # type: ignore[assignment]
-    gate = fds.get("gate")
-    if gate is not None:
-        # The supervisor moves this process into the runner's cgroup, then closes the gate:
-        # no worker code runs outside it.
-        while os.read(gate, 1):
-            pass
-        os.close(gate)
     stdin = fds.get("stdin")
     if stdin is None:
         stdin = os.open(os.devnull, os.O_RDONLY)
@@ -198,6 +191,9 @@ def _become_runner(request: dict[str, object]) -> None:
     os.environ.clear()
     os.environ.update(env)
     os.environ[CHANNEL_FD_ENV] = str(fds["channel"])
+    if "gate" in fds:
+        # The bootstrap waits there first, as a cold runner does, until it is in its cgroup.
+        os.environ[START_GATE_ENV] = str(fds["gate"])
     cwd = request.get("cwd")
     if isinstance(cwd, str):
         os.chdir(cwd)

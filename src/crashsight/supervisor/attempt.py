@@ -22,6 +22,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
@@ -94,25 +95,17 @@ class Attempt:
         try:
             if config.fork is not None:
                 server, args = config.fork
-                self._proc = server.spawn(
-                    args,
-                    runner_id=config.runner_id,
-                    env=env,
-                    cwd=config.cwd,
-                    max_frame_bytes=config.max_frame_bytes,
-                    inherit_stdin=config.inherit_stdin,
-                    cgroup=self._cgroup,
-                )
+                start: Callable[..., SpawnedProcess | ForkedProcess] = partial(server.spawn, args)
             else:
-                self._proc = spawn(
-                    config.argv,
-                    runner_id=config.runner_id,
-                    env=env,
-                    cwd=config.cwd,
-                    max_frame_bytes=config.max_frame_bytes,
-                    inherit_stdin=config.inherit_stdin,
-                    cgroup=self._cgroup,
-                )
+                start = partial(spawn, config.argv)
+            self._proc = start(
+                runner_id=config.runner_id,
+                env=env,
+                cwd=config.cwd,
+                max_frame_bytes=config.max_frame_bytes,
+                inherit_stdin=config.inherit_stdin,
+                cgroup=self._cgroup,
+            )
         except BaseException:
             if self._dumps is not None:
                 self._dumps.close()

@@ -34,9 +34,9 @@ import anyio.to_thread
 import psutil
 
 from ..errors import SpawnError
-from ..runner.channel import MAX_FRAME_ENV, RUNNER_ID_ENV
 from .cgroup import RunnerCgroup
 from .spawn import ExitResult
+from .wiring import Wiring, runner_environment
 
 __all__ = ["ForkServer", "ForkedProcess"]
 
@@ -199,44 +199,31 @@ class ForkServer:
             raise SpawnError(
                 f"cannot start {args[0]!r}: working directory {os.fspath(cwd)!r} does not exist"
             )
-        child_env = dict(os.environ if env is None else env)
-        child_env[MAX_FRAME_ENV] = str(max_frame_bytes)
-        child_env[RUNNER_ID_ENV] = runner_id
-        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        fds = {"channel": child_sock.fileno(), "stdout": out_w, "stderr": err_w}
+        wiring = Wiring.open(gated=cgroup is not None)
+        fds = {"channel": wiring.child_channel.fileno(), "stdout": wiring.stdout_w}
+        fds["stderr"] = wiring.stderr_w
         if inherit_stdin:
             fds["stdin"] = 0
-        gate_r, gate_w = os.pipe() if cgroup is not None else (-1, -1)
         if cgroup is not None:
-            fds["gate"] = gate_r
+            fds["gate"] = wiring.gate_r
         request = {
             "args": list(args),
-            "env": child_env,
+            "env": runner_environment(env, runner_id, max_frame_bytes),
             "cwd": None if cwd is None else str(cwd),
             "fds": list(fds),
         }
         try:
-            pid = self._fork(request, list(fds.values()))
+            try:
+                pid = self._fork(request, list(fds.values()))
+            finally:
+                wiring.close_child_ends()
             if cgroup is not None:
-                _join(cgroup, pid)
+                wiring.release(pid, cgroup)
         except (OSError, SpawnError) as exc:
-            for fd in (out_r, err_r):
-                os.close(fd)
-            parent_sock.close()
+            wiring.abandon()
             raise SpawnError(f"cannot start {args[0]!r} from the fork server: {exc}") from exc
-        finally:
-            child_sock.close()
-            os.close(out_w)
-            os.close(err_w)
-            if cgroup is not None:
-                os.close(gate_r)
-                os.close(gate_w)  # opens the gate (or lets a refused child end)
-        parent_sock.setblocking(False)
-        os.set_blocking(out_r, False)
-        os.set_blocking(err_r, False)
-        return ForkedProcess(pid=pid, channel=parent_sock, stdout_fd=out_r, stderr_fd=err_r)
+        channel, stdout_fd, stderr_fd = wiring.supervisor_ends()
+        return ForkedProcess(pid=pid, channel=channel, stdout_fd=stdout_fd, stderr_fd=stderr_fd)
 
     def _fork(self, request: Mapping[str, object], fds: Sequence[int]) -> int:
         """Fork from the live zygote, starting a new one first if it died (blocking, like a cold
@@ -317,17 +304,6 @@ async def _wait_gone(pid: int) -> None:
         await anyio.wait_readable(pidfd)
     finally:
         os.close(pidfd)
-
-
-def _join(cgroup: RunnerCgroup, pid: int) -> None:
-    """Move the gated child into its cgroup; a required cgroup it cannot join kills it."""
-    try:
-        cgroup.join(pid)
-    except OSError as exc:
-        cgroup.join_error = f"could not move the runner into its cgroup: {exc.strerror}"
-        if cgroup.host.required:
-            os.kill(pid, signal.SIGKILL)
-            raise SpawnError(f"cannot start the runner: {cgroup.join_error}") from exc
 
 
 def _describe(code: int) -> str:

@@ -23,14 +23,8 @@ import anyio.to_thread
 
 from ..errors import SpawnError
 from ..runner import pdeathsig
-from ..runner.channel import (
-    ANCESTOR_RUNNERS_ENV,
-    BOOTSTRAP_ENV,
-    CHANNEL_FD_ENV,
-    MAX_FRAME_ENV,
-    RUNNER_ID_ENV,
-    START_GATE_ENV,
-)
+from ..runner.channel import BOOTSTRAP_ENV, CHANNEL_FD_ENV, START_GATE_ENV
+from .wiring import Wiring, runner_environment
 
 if TYPE_CHECKING:
     from .cgroup import RunnerCgroup
@@ -92,90 +86,40 @@ def spawn(
         SpawnError: The command does not exist, is not executable, or ``cwd`` is unusable; or the
             child could not be moved into a required cgroup.
     """
-    child_env = dict(os.environ if env is None else env)
-    # Every Python descendant (pool workers, DataLoader workers, spawned tools) dumps its stack on
-    # a fatal signal to the inherited stderr, where the collector finds the child's own evidence.
-    child_env.setdefault("PYTHONFAULTHANDLER", "1")
+    child_env = runner_environment(env, runner_id, max_frame_bytes)
     if sys.platform == "linux" and not child_env.get(BOOTSTRAP_ENV):
         argv = _with_death_signal(argv, child_env, cwd)
-    parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    child_env[CHANNEL_FD_ENV] = str(child_sock.fileno())
-    child_env[MAX_FRAME_ENV] = str(max_frame_bytes)
-    _mark_runner(child_env, runner_id)
-    pass_fds = [child_sock.fileno()]
-    gate_r = gate_w = -1
+    wiring = Wiring.open(gated=cgroup is not None)
+    child_env[CHANNEL_FD_ENV] = str(wiring.child_channel.fileno())
+    pass_fds = [wiring.child_channel.fileno()]
     if cgroup is not None:
-        gate_r, gate_w = os.pipe()
-        child_env[START_GATE_ENV] = str(gate_r)
-        pass_fds.append(gate_r)
+        child_env[START_GATE_ENV] = str(wiring.gate_r)
+        pass_fds.append(wiring.gate_r)
     try:
         popen = subprocess.Popen(
             list(argv),
             stdin=None if inherit_stdin else subprocess.DEVNULL,
-            stdout=out_w,
-            stderr=err_w,
+            stdout=wiring.stdout_w,
+            stderr=wiring.stderr_w,
             env=child_env,
             cwd=cwd,
             pass_fds=pass_fds,
             start_new_session=True,
         )
     except OSError as exc:
-        for fd in (out_r, err_r, gate_w):
-            if fd >= 0:
-                os.close(fd)
-        parent_sock.close()
+        wiring.abandon()
         raise SpawnError(_explain_spawn_failure(argv, cwd, exc)) from exc
     finally:
-        child_sock.close()
-        for fd in (out_w, err_w, gate_r):
-            if fd >= 0:
-                os.close(fd)
+        wiring.close_child_ends()
     if cgroup is not None:
-        _join_and_release(popen, cgroup, gate_w, (out_r, err_r), parent_sock)
-    parent_sock.setblocking(False)
-    os.set_blocking(out_r, False)
-    os.set_blocking(err_r, False)
-    return SpawnedProcess(popen=popen, channel=parent_sock, stdout_fd=out_r, stderr_fd=err_r)
-
-
-def _mark_runner(env: dict[str, str], runner_id: str) -> None:
-    """Set the runner marker, keeping any outer runner's id (a nested ``crashsight run``)."""
-    outer = env.get(RUNNER_ID_ENV)
-    if outer:
-        env[ANCESTOR_RUNNERS_ENV] = " ".join([*env.get(ANCESTOR_RUNNERS_ENV, "").split(), outer])
-    env[RUNNER_ID_ENV] = runner_id
-
-
-def _join_and_release(
-    popen: subprocess.Popen[bytes],
-    cgroup: RunnerCgroup,
-    gate_w: int,
-    fds: tuple[int, int],
-    channel: socket.socket,
-) -> None:
-    """Move the gated child into its cgroup, then open the gate.
-
-    When the move fails, a required cgroup makes it a `SpawnError` (the gate stays shut, so the
-    child exits without running anything); otherwise the runner goes on without containment and
-    the report says why.
-    """
-    try:
-        cgroup.join(popen.pid)
-    except OSError as exc:
-        cgroup.join_error = f"could not move the runner into its cgroup: {exc.strerror}"
-        if cgroup.host.required:
-            os.close(gate_w)
-            popen.wait()
-            for fd in fds:
-                os.close(fd)
-            channel.close()
-            raise SpawnError(f"cannot start the runner: {cgroup.join_error}") from exc
-    try:
-        os.write(gate_w, b"\x01")
-    finally:
-        os.close(gate_w)
+        try:
+            wiring.release(popen.pid, cgroup)
+        except SpawnError:
+            popen.wait()  # it exits at once at the shut gate
+            wiring.abandon()
+            raise
+    channel, stdout_fd, stderr_fd = wiring.supervisor_ends()
+    return SpawnedProcess(popen=popen, channel=channel, stdout_fd=stdout_fd, stderr_fd=stderr_fd)
 
 
 def _with_death_signal(
