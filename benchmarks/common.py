@@ -7,11 +7,12 @@ median of the per-round ratios: a noisy neighbour then slows both sides of a rou
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import statistics
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -25,6 +26,7 @@ __all__ = [
     "child_env",
     "interleave",
     "median_ratio",
+    "multiprocessing_without_main",
     "percentile",
     "python",
 ]
@@ -159,3 +161,27 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def python() -> str:
     """The interpreter every child runs: this one, so children share its environment."""
     return sys.executable
+
+
+@contextlib.contextmanager
+def multiprocessing_without_main() -> Iterator[None]:
+    """Keep the `multiprocessing` baselines' children from importing the benchmarks' main module.
+
+    A ``spawn`` or ``forkserver`` child first imports its parent's ``__main__`` (as
+    ``__mp_main__``), in case the target was defined there. Under ``python -m benchmarks.run``
+    that is every benchmark, crashsight's supervisor and anyio: 0.2 s of CPU per child (measured:
+    multiprocessing's forkserver took 263 ms to a first message, 200 spawned children 72 s), a
+    cost of this harness that no user's worker pays and that made the baselines look slow. Every
+    target lives in `benchmarks.workers`; without a spec or a file for ``__main__`` (the test
+    ``multiprocessing.spawn.get_preparation_data`` makes), the children import only that.
+    """
+    main = sys.modules["__main__"]
+    saved: dict[str, object] = {
+        k: main.__dict__[k] for k in ("__spec__", "__file__") if k in main.__dict__
+    }
+    main.__spec__ = None
+    main.__dict__.pop("__file__", None)
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)

@@ -34,7 +34,7 @@ from . import (
     bench_spawn,
     bench_stacks,
 )
-from .common import RESULTS_DIR, BenchResult, Settings
+from .common import RESULTS_DIR, BenchResult, Settings, multiprocessing_without_main
 
 __all__ = ["BENCHMARKS", "main", "render_table"]
 
@@ -102,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings(quick=args.quick, repeats=args.repeats)
     started = datetime.now(UTC)
-    results = [_run_one(name, settings) for name in args.only or BENCHMARKS]
+    with multiprocessing_without_main():
+        results = [_run_one(name, settings) for name in args.only or BENCHMARKS]
     table = render_table(results)
     print(table)
     document = {

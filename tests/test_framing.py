@@ -7,6 +7,7 @@ import json
 import random
 import struct
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given, settings
@@ -17,7 +18,6 @@ from crashsight.errors import ProtocolError
 from crashsight.framing import (
     HEADER_SIZE,
     MAGIC,
-    Decoded,
     FrameDecoder,
     UserModelEvent,
     encode_frame,
@@ -34,6 +34,9 @@ from crashsight.protocol import (
     TaskStarted,
     UserEvent,
 )
+
+if TYPE_CHECKING:
+    from crashsight.framing import Decoded
 
 #: A decoded item with errors reduced to ``(problem, offset)``, so results compare with ``==``.
 Outcome = Message | tuple[str, int]

@@ -17,11 +17,13 @@ import functools
 import json
 import struct
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Union
 
 from .errors import ProtocolError
 
+TYPE_CHECKING = False  # not typing's: see crashsight/__init__.py
 if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
     from pydantic import BaseModel, TypeAdapter, ValidationError
 
     from .protocol import Message
@@ -30,7 +32,6 @@ __all__ = [
     "DEFAULT_MAX_FRAME_BYTES",
     "HEADER_SIZE",
     "MAGIC",
-    "Decoded",
     "FrameDecoder",
     "UserModelEvent",
     "encode_frame",
@@ -87,8 +88,10 @@ class UserModelEvent:
 _USER_PREFIX = b'{"kind":"user",'
 
 
-#: What `FrameDecoder` makes of one frame (or of bytes that are not one).
-Decoded = Union["Message", UserModelEvent, ProtocolError]
+if TYPE_CHECKING:
+    #: What `FrameDecoder` makes of one frame (or of bytes that are not one); for type checkers
+    #: only, so that a worker does not import typing for it.
+    Decoded: TypeAlias = Message | UserModelEvent | ProtocolError
 
 
 class FrameDecoder:

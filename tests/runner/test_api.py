@@ -6,15 +6,19 @@ import os
 import socket
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from pydantic import BaseModel
 
 from crashsight.errors import FrameTooLargeError, ProtocolError
-from crashsight.framing import Decoded, FrameDecoder, UserModelEvent
+from crashsight.framing import FrameDecoder, UserModelEvent
 from crashsight.protocol import Heartbeat, Message, Progress, Ready, TaskFinished, TaskStarted
 from crashsight.runner import api
 from crashsight.runner.channel import CHANNEL_FD_ENV, MAX_FRAME_ENV
+
+if TYPE_CHECKING:
+    from crashsight.framing import Decoded
 
 
 class Point(BaseModel):

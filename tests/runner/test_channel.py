@@ -7,6 +7,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import pytest
 from pydantic import BaseModel
@@ -20,13 +21,15 @@ from crashsight.errors import (
 from crashsight.framing import (
     DEFAULT_MAX_FRAME_BYTES,
     HEADER_SIZE,
-    Decoded,
     FrameDecoder,
     UserModelEvent,
     encode_frame,
 )
 from crashsight.protocol import Heartbeat, Message, Progress, Ready, UserEvent
 from crashsight.runner.channel import CHANNEL_FD_ENV, MAX_FRAME_ENV, Channel, open_from_environment
+
+if TYPE_CHECKING:
+    from crashsight.framing import Decoded
 
 _TIMEOUT = 10.0
 

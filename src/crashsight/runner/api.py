@@ -15,13 +15,15 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import TYPE_CHECKING, TypeVar, cast
 
 from ..errors import ChannelBrokenError
 from ..version import PROTOCOL_VERSION
 from .channel import Channel, open_from_environment
 
+TYPE_CHECKING = False  # not typing's: see crashsight/__init__.py
 if TYPE_CHECKING:
+    from typing import TypeVar
+
     from pydantic import BaseModel
 
     from ..protocol import Message
@@ -37,7 +39,8 @@ __all__ = [
     "task",
 ]
 
-_T = TypeVar("_T")
+if TYPE_CHECKING:
+    _T = TypeVar("_T")
 _channel: Channel | None = None
 _broken_reported = False
 
@@ -109,7 +112,7 @@ def emit(event: BaseModel) -> None:
     if channel is None:
         return
     if isinstance(event, _message_types()):
-        _deliver(channel.send, cast("Message", event))
+        _deliver(channel.send, event)  # type: ignore[arg-type]  # a Message, checked above
     else:
         # The `UserEvent` frame is written straight from the model's own JSON: building a
         # UserEvent would convert the data to Python objects, validate them, and serialise them

@@ -25,19 +25,22 @@ from __future__ import annotations
 
 import faulthandler
 import importlib
-import importlib.util
 import os
 import sys
-import traceback
 from collections.abc import Awaitable, Callable
-from typing import Literal, NoReturn
 
 from .api import connect, send_fields
-from .channel import BOOTSTRAP_ENV, Channel
+from .channel import BOOTSTRAP_ENV
 from .describe import termination_fields
 from .gate import wait_for_start_gate
 from .orphan import watch_for_supervisor_death
 from .stackdump import install as install_stack_dumps
+
+TYPE_CHECKING = False  # not typing's: see crashsight/__init__.py
+if TYPE_CHECKING:
+    from typing import Literal, NoReturn
+
+    from .channel import Channel
 
 __all__ = ["load_target", "main"]
 
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
         raise
     except BaseException as exc:
         _report(exc, phase, channel)
+        import traceback  # only a failing worker pays for it (and for linecache, tokenize)
+
         traceback.print_exception(exc)
         raise SystemExit(1) from None
     finally:
@@ -98,10 +103,12 @@ def load_target(spec: str) -> Callable[[], object]:
     if where.endswith(".py") or os.sep in where:
         path = os.path.realpath(where)
         stem = os.path.splitext(os.path.basename(path))[0]
-        module_spec = importlib.util.spec_from_file_location(stem, path)
+        from importlib.util import module_from_spec, spec_from_file_location  # file targets only
+
+        module_spec = spec_from_file_location(stem, path)
         if module_spec is None or module_spec.loader is None:
             raise ImportError(f"cannot load {where!r} as a Python file", path=path)
-        module = importlib.util.module_from_spec(module_spec)
+        module = module_from_spec(module_spec)
         sys.modules[stem] = module
         module_spec.loader.exec_module(module)
     else:

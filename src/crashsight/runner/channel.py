@@ -17,7 +17,6 @@ import os
 import socket
 import threading
 from functools import cache
-from typing import TYPE_CHECKING
 
 from ..errors import ChannelBrokenError, ChannelClosedError, FrameTooLargeError
 from ..framing import (
@@ -28,6 +27,7 @@ from ..framing import (
     frame_payload,
 )
 
+TYPE_CHECKING = False  # not typing's: see crashsight/__init__.py
 if TYPE_CHECKING:
     from pydantic import BaseModel
 

@@ -13,12 +13,13 @@ channel frame and never makes the report itself fail.
 from __future__ import annotations
 
 import errno as errno_module
-import traceback
-from typing import TYPE_CHECKING, Literal
 
 from ..framing import encode_json_frame
 
+TYPE_CHECKING = False  # not typing's: see crashsight/__init__.py
 if TYPE_CHECKING:
+    from typing import Literal
+
     from ..protocol import ExceptionInfo, RunnerTerminationError
 
 __all__ = ["describe_exception", "exception_fields", "termination_error", "termination_fields"]
@@ -150,6 +151,8 @@ def _child_attributes(exc: BaseException) -> dict[str, object]:
 
 
 def _frames(exc: BaseException, max_frames: int) -> list[dict[str, object]]:
+    import traceback  # here, not at the top: only a failing worker pays for it
+
     summary = traceback.extract_tb(exc.__traceback__)
     frames: list[dict[str, object]] = [
         {"file": f.filename, "line": f.lineno, "function": f.name, "code": f.line or None}

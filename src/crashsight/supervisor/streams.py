@@ -11,14 +11,18 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 import anyio
 from pydantic import BaseModel
 
 from ..errors import ProtocolError
-from ..framing import Decoded, FrameDecoder, UserModelEvent
+from ..framing import FrameDecoder, UserModelEvent
 from ..protocol import Message
 from .status import ProtocolIssue
+
+if TYPE_CHECKING:
+    from ..framing import Decoded
 
 __all__ = ["ChannelReader", "pump_output"]
 
