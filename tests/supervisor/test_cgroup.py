@@ -15,10 +15,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import psutil
@@ -26,8 +28,10 @@ import pytest
 
 import crashsight
 from crashsight import RunnerFailed, RunnerSucceeded, Supervisor
+from crashsight.diagnostics import oom
+from crashsight.diagnostics.oom import OomCounters, read_oom_counters
 from crashsight.errors import ConfigurationError, SpawnError
-from crashsight.supervisor import cgroupfs
+from crashsight.supervisor import cgroupfs, verdict
 from crashsight.supervisor.cgroup import CgroupHost, CgroupLimits, RunnerCgroup, detect_host
 from crashsight.supervisor.forkserver import ForkServer
 from crashsight.supervisor.spawn import SpawnedProcess, spawn
@@ -423,3 +427,38 @@ async def test_a_refused_move_of_a_forked_runner(
     assert os.waitstatus_to_exitcode(result.status) == 0
     assert marker.exists()
     assert refusing_cgroup.join_error is not None
+
+
+# --- Without a cgroup of its own: OOM evidence from the shared one ------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_runner_without_a_cgroup_is_counted_in_the_supervisors_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The OOM baseline of a runner in a shared cgroup is that cgroup's, even when the runner has
+    died before its supervision began (a dead process's /proc entry names the root cgroup, whose
+    v1 subtree is the whole host)."""
+    own = read_oom_counters()
+    if own is None:
+        pytest.skip("no readable memory cgroup counters here")
+    read: list[str] = []
+    real_read = oom.read_cgroup_oom_counters
+
+    def recording(cgroup: str, **kwargs: Any) -> OomCounters | None:
+        read.append(cgroup)
+        return real_read(cgroup, **kwargs)
+
+    monkeypatch.setattr(verdict, "read_cgroup_oom_counters", recording)  # as verdict calls it
+    async with Supervisor(output="discard", cgroup="off") as supervisor:
+        runner = await supervisor.spawn_command(["sh", "-c", "kill -9 $$"])
+        # Hold the loop until the runner is dead, so its supervision starts after its death.
+        deadline = time.monotonic() + 30
+        while psutil.Process(runner.pid).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)  # noqa: ASYNC251 - blocking the loop is the point
+        status = await runner.wait()
+    assert isinstance(status, RunnerFailed)
+    assert status.exit.signal == "SIGKILL"
+    assert read == [own.cgroup]
+    assert status.oom_killed is False

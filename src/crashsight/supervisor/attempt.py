@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import anyio
 from pydantic import ValidationError
 
-from ..diagnostics.oom import read_oom_counters
+from ..diagnostics.oom import OomCounters, read_oom_counters
 from ..errors import RunnerStateError, SpawnError
 from ..protocol import Message
 from . import cgroupfs
@@ -77,6 +77,7 @@ class Attempt:
         self._stopping = False
         self._last_activity = 0.0
         self._dumps: StackDumps | None = None
+        self._oom_before: OomCounters | None = None
         #: The final status, once built (also when the attempt was cancelled).
         self.status: RunnerStatus | None = None
 
@@ -92,6 +93,11 @@ class Attempt:
             self._dumps = StackDumps(config.stacks)
             env = {**(os.environ if env is None else env), **self._dumps.environment()}
         self._cgroup = self._make_cgroup()
+        # Without a memory cgroup of its own, the runner starts in this process's cgroup (or the
+        # zygote's, made from this one): its OOM kills are counted there, from before it exists.
+        # Not from its own /proc entry: a runner that already exited reads as the root's member.
+        if self._cgroup is None or not self._cgroup.has_memory:
+            self._oom_before = read_oom_counters()
         try:
             if config.fork is not None:
                 server, args = config.fork
@@ -145,8 +151,7 @@ class Attempt:
             raise RunnerStateError("Attempt.run() needs Attempt.start() first")
         config = self.config
         facts = self.facts
-        own_memory = self._cgroup is not None and self._cgroup.has_memory
-        facts.start(proc.pid, None if own_memory else read_oom_counters(proc.pid))
+        facts.start(proc.pid, self._oom_before)
         self._last_activity = anyio.current_time()
         reader = ChannelReader(
             proc.channel,
@@ -162,7 +167,8 @@ class Attempt:
             tg.start_soon(self._read, reader.run)
             tg.start_soon(self._read, pump_output, proc.stdout_fd, self._on_stdout)
             tg.start_soon(self._read, pump_output, proc.stderr_fd, self._on_stderr)
-            tg.start_soon(self._watchdog)
+            if config.deadline is not None or config.no_progress_timeout is not None:
+                tg.start_soon(self._watchdog)  # a task costs more than the check at job scale
             try:
                 await self._exited.wait()
                 await self._drain()
@@ -335,8 +341,6 @@ class Attempt:
 
     async def _watchdog(self) -> None:
         config = self.config
-        if config.deadline is None and config.no_progress_timeout is None:
-            return
         start = anyio.current_time()
         while not self._exited.is_set():
             now = anyio.current_time()
