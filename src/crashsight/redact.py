@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import TypeAlias
 
-__all__ = ["MASK", "JsonLike", "Redactor"]
+__all__ = ["MASK", "JsonLike", "MemoRedactor", "Redactor"]
 
 #: What every secret is replaced with.
 MASK = "***"
@@ -102,6 +102,11 @@ class Redactor:
         )
         self._env = re.compile("|".join(map(re.escape, values))) if values else None
 
+    @property
+    def secrets(self) -> str:
+        """What this redactor knows beyond the shapes (as a pattern): equal means it redacts alike."""
+        return "" if self._env is None else self._env.pattern
+
     def text(self, s: str) -> str:
         """Return ``s`` with every known secret replaced by ``***``."""
         if self._env is not None:
@@ -151,3 +156,37 @@ class Redactor:
         if isinstance(v, dict):
             return {self.text(k): self.value(item) for k, item in v.items()}
         return v
+
+
+class MemoRedactor(Redactor):
+    """A redactor that redacts each distinct string once.
+
+    Reports repeat most of their strings (field names, verdicts, hosts, exit descriptions), one
+    report to the next: thousands of rank reports in `aggregate`, every runner's status in a
+    supervisor of a thousand runners.
+
+    Args:
+        inner: The redactor whose results are remembered.
+        max_len: Longer strings are redacted every time, not remembered (a long-lived memo of
+            stderr lines would grow with the logs); None remembers all.
+    """
+
+    #: Distinct strings remembered; past this the memo starts over, so memory stays bounded.
+    _MAX = 100_000
+
+    def __init__(self, inner: Redactor, max_len: int | None = None) -> None:
+        self._inner = inner
+        self._env = inner._env
+        self._max_len = max_len
+        self._seen: dict[str, str] = {}
+
+    def text(self, s: str) -> str:
+        """The inner redactor's result for ``s``, computed once."""
+        done = self._seen.get(s)
+        if done is None:
+            done = self._inner.text(s)
+            if self._max_len is None or len(s) <= self._max_len:
+                if len(self._seen) >= self._MAX:
+                    self._seen.clear()
+                self._seen[s] = done
+        return done

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from crashsight.redact import JsonLike, Redactor
+from crashsight.redact import JsonLike, MemoRedactor, Redactor
 
 ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 UPPER_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -138,3 +138,14 @@ def test_value_redacts_nested_strings_and_keys() -> None:
     redactor = Redactor({"API_KEY": "k3y-value"})
     value: JsonLike = {"k3y-value": ["k3y-value", 1, 2.5, None, True, {"url": "https://u:p4ss@h/"}]}
     assert redactor.value(value) == {"***": ["***", 1, 2.5, None, True, {"url": "https://***@h/"}]}
+
+
+@given(st.lists(st.one_of(SHAPES.map(lambda shape: shape[1]), ORDINARY), min_size=1, max_size=8))
+def test_a_remembering_redactor_redacts_as_its_inner_one(texts: list[str]) -> None:
+    """MemoRedactor answers as the redactor it wraps, for strings it remembers and for those too
+    long to remember, asked once or again."""
+    inner = Redactor({"MY_TOKEN": "s3cr3t-value"})
+    memo = MemoRedactor(inner, max_len=40)
+    for text in [*texts, *texts, "key: s3cr3t-value"]:
+        assert memo.text(text) == inner.text(text)
+    assert memo.secrets == inner.secrets != Redactor({}).secrets

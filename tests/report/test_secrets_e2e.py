@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from crashsight import Supervisor
+
 WORKERS = Path(__file__).resolve().parent.parent / "verdict_workers.py"
 
 
@@ -113,3 +115,21 @@ def test_secret_reaches_neither_report_nor_verdict(
         assert fragment not in verdict
         for name, text in written.items():
             assert fragment not in text, name
+
+
+@pytest.mark.asyncio
+async def test_each_runner_is_redacted_for_its_own_environment() -> None:
+    """One supervisor, two runners printing the same value: a secret in the environment of the
+    first, plain text for the second. Each status is redacted for its own runner's secrets,
+    also the second time round (the supervisor remembers redactions per set of secrets)."""
+    value = "pl41n-or-s3cret-v4lue"
+    printer = [sys.executable, "-c", f"import sys; print('value: {value}', file=sys.stderr)"]
+    with_secret = {**os.environ, "MY_SERVICE_TOKEN": value}
+    without = {k: v for k, v in os.environ.items() if v != value}
+    async with Supervisor(output="discard") as supervisor:
+        tails = []
+        for env in (with_secret, without, with_secret, without):
+            runner = await supervisor.spawn_command(printer, env=env)
+            tails.append((await runner.wait()).stderr_tail)
+    assert tails[0] == tails[2] == ["value: ***"]
+    assert tails[1] == tails[3] == [f"value: {value}"]

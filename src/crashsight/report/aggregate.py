@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..diagnostics.jobverdict import JobVerdict, RankOutcome, RootCause, decide_root_cause, who
 from ..diagnostics.models import ROLES, Role
-from ..redact import Redactor
+from ..redact import MemoRedactor, Redactor
 from .markdown import MAX_TASK_LINES, cell, task_error_lines, verdict_label
 
 __all__ = [
@@ -193,7 +193,7 @@ def aggregate(
         title_prefix: start of the issue title.
         redactor: defaults to one for this process's environment.
     """
-    redactor = _Memo(redactor or Redactor())
+    redactor = MemoRedactor(redactor or Redactor())
     shards: list[ShardReport] = []
     unreadable: list[Unreadable] = []
     # Shards are printed (JSON, HTML) as well as summarised: redact them before anything else.
@@ -231,30 +231,6 @@ def aggregate(
     )
     result.body = redactor.text(_body(result))
     return result
-
-
-class _Memo(Redactor):
-    """A redactor that redacts each distinct string once.
-
-    Thousands of rank reports repeat most of their strings (field names, verdicts, hosts, exit
-    descriptions); redacting each once keeps `aggregate` of 4096 reports well under a second.
-    """
-
-    #: Distinct strings remembered; past this the memo starts over, so memory stays bounded.
-    _MAX = 100_000
-
-    def __init__(self, inner: Redactor) -> None:
-        self._inner = inner
-        self._seen: dict[str, str] = {}
-
-    def text(self, s: str) -> str:
-        """The inner redactor's result for ``s``, computed once."""
-        done = self._seen.get(s)
-        if done is None:
-            if len(self._seen) >= self._MAX:
-                self._seen.clear()
-            done = self._seen[s] = self._inner.text(s)
-        return done
 
 
 def _title(

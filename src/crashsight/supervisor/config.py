@@ -21,6 +21,7 @@ from .stop import StopPolicy
 if TYPE_CHECKING:
     from ..diagnostics.classify import Classifier
     from ..diagnostics.models import Signature
+    from ..redact import Redactor
     from .forkserver import ForkServer
 
 __all__ = ["RunnerConfig"]
@@ -55,3 +56,5 @@ class RunnerConfig:
     cgroups: CgroupHost | None = None
     #: Fork the runner from this fork server with these bootstrap arguments, instead of ``argv``.
     fork: tuple[ForkServer, list[str]] | None = None
+    #: Redacts the runner's status; None: one for its environment, made for each status.
+    redactor: Redactor | None = None

@@ -33,6 +33,7 @@ from ..diagnostics.models import Signature
 from ..diagnostics.rules import Rule, load_rules
 from ..errors import ConfigurationError, RunnerStateError, SpawnError
 from ..framing import DEFAULT_MAX_FRAME_BYTES
+from ..redact import MemoRedactor, Redactor
 from ..runner.channel import BOOTSTRAP_ENV
 from .cgroup import CGROUP_ROOT, CgroupLimits, CgroupMode, detect_host
 from .config import RunnerConfig
@@ -50,6 +51,8 @@ from .stop import StopPolicy
 __all__ = ["Output", "SpawnOptions", "Supervisor"]
 
 _DEFAULT_STACKS = StackOptions()
+#: Strings a supervisor's redactors remember: field names, verdicts, hosts; not stderr lines.
+_MEMO_MAX_LEN = 200
 
 #: ``"inherit"`` copies runner output to this process's stdout/stderr; ``"discard"`` drops it; a
 #: path appends both streams to that log file.
@@ -157,6 +160,8 @@ class Supervisor:
         self.preload = list(preload)
         self._forkserver: ForkServer | None = None
         self.stacks = stacks
+        #: One remembering redactor per set of secrets: every status repeats most strings.
+        self._redactors: dict[str, MemoRedactor] = {}
         user_rules = (
             load_rules(rules) if isinstance(rules, (str, os.PathLike)) else list(rules or ())
         )
@@ -298,12 +303,18 @@ class Supervisor:
             cgroups=self.cgroups,
             stderr_sinks=options.get("stderr_sinks", ()),
             stacks=self.stacks,
+            redactor=self._redactor_for(options.get("env")),
         )
         runner = Runner(config, options.get("restart") or RestartPolicy(), self.event_buffer)
         runner.start()
         self.runners.append(runner)
         self._tg.start_soon(runner.supervise)
         return runner
+
+    def _redactor_for(self, env: Mapping[str, str] | None) -> Redactor:
+        """The redactor of a runner started with ``env`` (None: this process's, at spawn time)."""
+        fresh = Redactor(os.environ if env is None else env)
+        return self._redactors.setdefault(fresh.secrets, MemoRedactor(fresh, _MEMO_MAX_LEN))
 
     async def spawn_group(
         self,

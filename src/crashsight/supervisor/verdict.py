@@ -163,7 +163,7 @@ def build_status(facts: AttemptFacts) -> tuple[RunnerStatus, list[ErrorChunk]]:
         "last_activity_at": facts.last_activity_at,
         "containment": facts.containment,
     }
-    redactor = Redactor(config.env if config.env is not None else os.environ)
+    redactor = config.redactor or Redactor(config.env if config.env is not None else os.environ)
     if facts.snapshot is not None:
         common |= facts.snapshot.status_fields(redactor.argv)
         notes.extend(facts.snapshot.notes)
