@@ -36,7 +36,9 @@ def _crashsight(mode: str, path: Path, seen: dict[str, int]) -> float:
 
     async def main() -> float:
         async with Supervisor(output="discard") as supervisor:
-            worker = await supervisor.spawn("benchmarks.bare:die", mode, str(path), env=child_env())
+            worker = await supervisor.spawn(
+                "benchmarks.workers:die", mode, str(path), env=child_env()
+            )
             async for event in worker.events():
                 if isinstance(event, RunnerFailed):
                     delivered = time.monotonic()
@@ -54,7 +56,7 @@ def _bare(mode: str, path: Path) -> float:
 
     async def main() -> float:
         async with await anyio.open_process(
-            [python(), "-m", "benchmarks.bare", "die", mode, str(path)],
+            [python(), "-m", "benchmarks.workers", "die", mode, str(path)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -57,7 +57,7 @@ async def _subject(nbytes: int) -> tuple[int, float]:
         before = psutil.Process().memory_info().rss
         sampler = _RssSampler()
         start = time.perf_counter()
-        worker = await supervisor.spawn("benchmarks.bare:flood", str(nbytes), env=child_env())
+        worker = await supervisor.spawn("benchmarks.workers:flood", str(nbytes), env=child_env())
         status = await worker.wait()
         elapsed = time.perf_counter() - start
         peak = sampler.stop()
@@ -72,7 +72,7 @@ async def _bare(nbytes: int) -> tuple[int, float]:
     sampler = _RssSampler()
     start = time.perf_counter()
     async with await anyio.open_process(
-        [python(), "-m", "benchmarks.bare", "flood", str(nbytes)],
+        [python(), "-m", "benchmarks.workers", "flood", str(nbytes)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         env=child_env(),

@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
         raise
     except BaseException as exc:
         _report(exc, phase, channel)
-        import traceback  # only a failing worker pays for it (and for linecache, tokenize)
-
-        traceback.print_exception(exc)
+        # The interpreter's own printer, as for an uncaught exception: the traceback module
+        # (with linecache and tokenize) is not imported by every worker just for this.
+        sys.__excepthook__(type(exc), exc, exc.__traceback__)
         raise SystemExit(1) from None
     finally:
         if channel is not None:
