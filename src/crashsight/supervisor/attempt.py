@@ -120,11 +120,8 @@ class Attempt:
             raise
         self.pid = self._proc.pid
         if config.guardian is not None:
-            config.guardian.watch(self.pid)
-            if self._cgroup is not None:
-                config.guardian.watch_cgroup(self._cgroup)
-            if self._dumps is not None:
-                config.guardian.watch_folder(self._dumps.folder)
+            folder = self._dumps.folder if self._dumps is not None else None
+            config.guardian.watch(self.pid, self._cgroup, folder)
 
     def _make_cgroup(self) -> RunnerCgroup | None:
         """This attempt's cgroups; without them, the containment it falls back to, and why."""
@@ -398,15 +395,14 @@ class Attempt:
         self._publish(message)
 
     def _finish(self) -> RunnerStatus:
-        guardian = self.config.guardian
-        if guardian is not None and self.pid is not None:
-            guardian.forget(self.pid)
         self.facts.collector.close()
+        folder = None
         if self._dumps is not None and self.pid is not None:
             self.facts.snapshot = self._dumps.after_exit(self.pid)
             self._dumps.close()
-            if guardian is not None:
-                guardian.forget_folder(self._dumps.folder)
+            folder = self._dumps.folder
+        if self.config.guardian is not None and self.pid is not None:
+            self.config.guardian.forget(self.pid, folder)
         self.facts.events_dropped = self._events.dropped
         if self._last_activity:
             # The loop's clock is not the wall clock (trio offsets it): convert the interval.

@@ -294,6 +294,8 @@ class RunnerCgroup:
 
     async def kill(self) -> set[int]:
         """SIGKILL everything in the runner's groups; return the pids that were in them."""
+        if self.v2 is not None and cgroupfs.empty(self.v2):
+            return set()  # the usual case, in one read: no worker thread for it
         return await anyio.to_thread.run_sync(self._kill_sync)
 
     async def close(self) -> tuple[Containment, list[str]]:
@@ -302,9 +304,12 @@ class RunnerCgroup:
         Returns:
             The containment for the report, and notes on anything that could not be done.
         """
-        leftovers = await self.kill()
+        return await anyio.to_thread.run_sync(self._close_sync)
+
+    def _close_sync(self) -> tuple[Containment, list[str]]:
+        leftovers = self._kill_sync()
         containment = self._containment()
-        notes = await anyio.to_thread.run_sync(cgroupfs.remove_all, self.folders)
+        notes = cgroupfs.remove_all(self.folders)
         if leftovers:
             notes.append(f"killed {len(leftovers)} processes still in the runner's cgroup")
         if containment.oom_kills:

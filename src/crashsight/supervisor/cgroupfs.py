@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["kill_all", "members", "remove_all"]
+__all__ = ["empty", "kill_all", "members", "remove_all"]
 
 #: How often the kill loop looks at the cgroups again while they still hold processes: soon at
 #: first (SIGKILL lands within a millisecond), then less often (a large tree takes longer).
@@ -58,7 +58,7 @@ def kill_all(v2: Path | None, v1: Sequence[Path], *, kill_file: bool, within: fl
     Returns:
         The pids that were members when the kill began or appeared during it.
     """
-    if v2 is not None and _event(v2, "populated") == "0":
+    if v2 is not None and empty(v2):
         return set()  # one read instead of walking every folder twice: the usual end of a runner
     folders = [*([v2] if v2 is not None else []), *v1]
     victims = _members_of(folders)
@@ -114,6 +114,11 @@ def _freeze(folder: Path, within: float) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline and _event(folder, "frozen") not in ("1", None):
         time.sleep(_FIRST_POLL_S)
+
+
+def empty(v2: Path) -> bool:
+    """Whether the v2 group and its sub-groups hold no process (one read of ``cgroup.events``)."""
+    return _event(v2, "populated") == "0"
 
 
 def _event(folder: Path, key: str) -> str | None:

@@ -51,34 +51,30 @@ class Guardian:
             start_new_session=True,  # a Ctrl-C to crashsight's group must not end the guardian
         )
 
-    def watch(self, pgid: int) -> None:
-        """A runner's process group exists: kill it if the supervisor dies."""
-        self._send(f"+{pgid}\n")
+    def watch(
+        self, pgid: int, cgroup: RunnerCgroup | None = None, folder: Path | None = None
+    ) -> None:
+        """A runner started: kill its group, kill and remove its cgroups, remove its temporary
+        folder if the supervisor dies (one write for all three)."""
+        lines = [f"+{pgid}\n"]
+        if cgroup is not None:
+            spec = {
+                "v2": None if cgroup.v2 is None else str(cgroup.v2),
+                "v1": [str(folder) for folder in cgroup.v1.values()],
+                "kill_file": cgroup.host.kill_file,
+            }
+            lines.append(f"+c {json.dumps(spec)}\n")
+        if folder is not None:
+            lines.append(f"+d {json.dumps(str(folder))}\n")
+        self._send("".join(lines))
 
-    def forget(self, pgid: int) -> None:
-        """The runner was reaped and its group swept: nothing left to guard."""
-        self._send(f"-{pgid}\n")
-
-    def watch_cgroup(self, cgroup: RunnerCgroup) -> None:
-        """A runner's cgroups exist: kill their members and remove them if the supervisor dies."""
-        spec = {
-            "v2": None if cgroup.v2 is None else str(cgroup.v2),
-            "v1": [str(folder) for folder in cgroup.v1.values()],
-            "kill_file": cgroup.host.kill_file,
-        }
-        self._send(f"+c {json.dumps(spec)}\n")
+    def forget(self, pgid: int, folder: Path | None = None) -> None:
+        """The runner was reaped and its group swept, its folder removed: nothing left to guard."""
+        self._send(f"-{pgid}\n" + (f"-d {json.dumps(str(folder))}\n" if folder else ""))
 
     def forget_cgroup(self, cgroup: RunnerCgroup) -> None:
         """The runner's cgroups were removed."""
         self._send(f"-c {json.dumps(str(cgroup.folders[0]))}\n")
-
-    def watch_folder(self, folder: Path) -> None:
-        """A runner's temporary folder exists: remove it if the supervisor dies."""
-        self._send(f"+d {json.dumps(str(folder))}\n")
-
-    def forget_folder(self, folder: Path) -> None:
-        """The runner's temporary folder was removed."""
-        self._send(f"-d {json.dumps(str(folder))}\n")
 
     def close(self) -> None:
         """End the guardian (it kills any group still listed) and reap it."""

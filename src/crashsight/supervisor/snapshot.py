@@ -250,8 +250,18 @@ class StackDumps:
         return snapshot
 
     def close(self) -> None:
-        """Remove the folder and whatever the processes left in it."""
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Remove the folder and whatever the processes left in it.
+
+        The processes leave flat files, removed one by one: shutil.rmtree's descriptor-safe walk
+        costs several times more, once per runner. Anything else falls back to it.
+        """
+        try:
+            with os.scandir(self.folder) as entries:
+                for entry in entries:
+                    os.unlink(entry.path)
+            os.rmdir(self.folder)
+        except OSError:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def _ask(
         self, root_pid: int, runner_id: str, not_before: float
