@@ -200,8 +200,11 @@ class ForkServer:
                 f"cannot start {args[0]!r}: working directory {os.fspath(cwd)!r} does not exist"
             )
         wiring = Wiring.open(gated=cgroup is not None)
-        fds = {"channel": wiring.child_channel.fileno(), "stdout": wiring.stdout_w}
-        fds["stderr"] = wiring.stderr_w
+        fds = {
+            "channel": wiring.child_channel.fileno(),
+            "stdout": wiring.stdout_w,
+            "stderr": wiring.stderr_w,
+        }
         if inherit_stdin:
             fds["stdin"] = 0
         if cgroup is not None:
