@@ -84,9 +84,16 @@ def test_a_signal_during_start_up_still_gives_a_report(
 def test_other_commands_keep_the_usual_ctrl_c(tmp_path: Path) -> None:
     """Outside `run`, a recorded SIGINT still ends the command with 130 and no traceback."""
     # Reading a stdin that never ends, analyze could only be ended by the signal, early or late.
-    returncode, stderr = _interrupt_when_recording(
-        ["analyze", "/dev/stdin"], signal.SIGINT, stdin=subprocess.PIPE
-    )
+    # The write end stays open here until the command is gone: communicate() would close a
+    # stdin=PIPE, and a command slow to act on the signal would then read end-of-file first.
+    read_end, write_end = os.pipe()
+    try:
+        returncode, stderr = _interrupt_when_recording(
+            ["analyze", "/dev/stdin"], signal.SIGINT, stdin=read_end
+        )
+    finally:
+        os.close(read_end)
+        os.close(write_end)
     assert returncode == 130, stderr
     assert "Traceback" not in stderr
 

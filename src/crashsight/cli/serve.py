@@ -16,8 +16,10 @@ signal), 2 for bad options, a busy port or a missing extra.
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import sys
+from types import FrameType
 
 from ..errors import ConfigurationError
 
@@ -82,6 +84,17 @@ def serve_command(args: argparse.Namespace) -> int:
         print(f"crashsight serve: {exc}", file=sys.stderr)
         return 2
     root = Starlette(routes=[Mount(prefix, app=app)]) if prefix else app
+
+    class _SignalRecordingServer(uvicorn.Server):  # here: uvicorn is imported by this command only
+        """uvicorn's server, remembering the first signal it shut down for."""
+
+        received: int | None = None
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.received is None:
+                self.received = sig
+            super().handle_exit(sig, frame)
+
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     try:  # bound here, so that --port 0 can print the port it got, and a busy port is exit 2
         listener = socket.create_server((args.host, args.port), family=family)
@@ -92,8 +105,12 @@ def serve_command(args: argparse.Namespace) -> int:
         host, port = listener.getsockname()[:2]
         shown = f"[{host}]" if family == socket.AF_INET6 else host
         print(f"crashsight serve: jobs at http://{shown}:{port}{prefix}/jobs", file=sys.stderr)
+        server = _SignalRecordingServer(uvicorn.Config(root, log_level="warning"))
         try:
-            uvicorn.Server(uvicorn.Config(root, log_level="warning")).run(sockets=[listener])
+            server.run(sockets=[listener])
         except KeyboardInterrupt:  # uvicorn shuts down, then re-raises the SIGINT it caught
-            return 130
-    return 0
+            return 128 + signal.SIGINT
+    # uvicorn re-raises the signal it shut down for, and asyncio's runner turns a SIGINT into a
+    # KeyboardInterrupt, but whether that reaches us depends on where the loop stood when it
+    # came (a loaded machine once made Ctrl-C exit 0): the signal uvicorn saw decides instead.
+    return 0 if server.received is None else 128 + server.received
