@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -83,19 +84,34 @@ def test_a_signal_during_start_up_still_gives_a_report(
 
 def test_other_commands_keep_the_usual_ctrl_c(tmp_path: Path) -> None:
     """Outside `run`, a recorded SIGINT still ends the command with 130 and no traceback."""
-    # Reading a stdin that never ends, analyze could only be ended by the signal, early or late.
-    # The write end stays open here until the command is gone: communicate() would close a
-    # stdin=PIPE, and a command slow to act on the signal would then read end-of-file first.
+    # analyze reads a log that never ends, so only the signal can end it, early or late. The
+    # log keeps flowing: a SIGINT whose handler is due just as the command enters a read() that
+    # then blocks is acted on only when that read returns (CPython checks signals on EINTR, and
+    # the signal already came), so a stalled writer would test the interpreter, not crashsight.
     read_end, write_end = os.pipe()
+    writer = threading.Thread(target=_write_log_until_closed, args=(write_end,), daemon=True)
+    writer.start()
     try:
         returncode, stderr = _interrupt_when_recording(
             ["analyze", "/dev/stdin"], signal.SIGINT, stdin=read_end
         )
     finally:
         os.close(read_end)
-        os.close(write_end)
+        writer.join(timeout=30)
     assert returncode == 130, stderr
     assert "Traceback" not in stderr
+
+
+def _write_log_until_closed(fd: int) -> None:
+    """Write log lines to ``fd`` until its reader is gone; then close it."""
+    block = b"2026-11-30 12:00:00 INFO step 1 loss=0.5\n" * 256
+    try:
+        while True:
+            os.write(fd, block)
+    except OSError:  # EPIPE: the command and this test's copy of the read end are closed
+        pass
+    finally:
+        os.close(fd)
 
 
 def test_a_recorded_signal_means_the_command_never_starts(tmp_path: Path) -> None:
