@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import sys
 import time
 import uuid
@@ -54,6 +55,24 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    _unignore_interrupts()
+
+
+def _unignore_interrupts() -> None:
+    """Give SIGINT and SIGHUP their usual handling back if this suite was started with them ignored.
+
+    A suite started in the background by a non-interactive shell (``make test &`` in a script)
+    inherits SIGINT ignored, and under ``nohup`` SIGHUP too; every process it starts inherits
+    that in turn. Tests that send these signals to a child (Ctrl-C of a command, of the server)
+    and Ray's ``ray.cancel``, which interrupts a task as a SIGINT would, then see them do nothing:
+    measured, three tests failing in every such run, and passing otherwise.
+    """
+    for sig, handler in (
+        (signal.SIGINT, signal.default_int_handler),
+        (signal.SIGHUP, signal.SIG_DFL),
+    ):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, handler)
 
 
 Identity = tuple[int, float]
