@@ -110,7 +110,8 @@ def serve_command(args: argparse.Namespace) -> int:
             server.run(sockets=[listener])
         except KeyboardInterrupt:  # uvicorn shuts down, then re-raises the SIGINT it caught
             return 128 + signal.SIGINT
-    # uvicorn re-raises the signal it shut down for, and asyncio's runner turns a SIGINT into a
-    # KeyboardInterrupt, but whether that reaches us depends on where the loop stood when it
-    # came (a loaded machine once made Ctrl-C exit 0): the signal uvicorn saw decides instead.
+    # uvicorn re-raises the signal it shut down for once its handlers are restored, but a
+    # SIGINT this process inherited as ignored (a command started with '&' from a script) then
+    # goes nowhere and run() returns as if nothing happened: exit 0 after Ctrl-C. The signal
+    # uvicorn's own handler saw decides instead.
     return 0 if server.received is None else 128 + server.received
