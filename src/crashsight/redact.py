@@ -198,9 +198,13 @@ class MemoRedactor(Redactor):
 
     def __init__(self, inner: Redactor, max_len: int | None = None) -> None:
         self._inner = inner
-        self._env = inner._env
         self._max_len = max_len
         self._seen: dict[str, str] = {}
+
+    @property
+    def secrets(self) -> str:
+        """The inner redactor's: a memo redacts exactly as it does."""
+        return self._inner.secrets
 
     def text(self, s: str) -> str:
         """The inner redactor's result for ``s``, computed once."""

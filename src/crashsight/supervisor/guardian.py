@@ -60,7 +60,7 @@ class Guardian:
         if cgroup is not None:
             spec = {
                 "v2": None if cgroup.v2 is None else str(cgroup.v2),
-                "v1": [str(folder) for folder in cgroup.v1.values()],
+                "v1": [str(path) for path in cgroup.v1.values()],
                 "kill_file": cgroup.host.kill_file,
             }
             lines.append(f"+c {json.dumps(spec)}\n")
