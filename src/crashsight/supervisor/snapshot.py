@@ -157,6 +157,25 @@ class _Asked:
     done: bool = False
 
 
+def _dumped(entry: os.DirEntry[str]) -> tuple[float, StackFile] | None:
+    """A stack file's time and dumps; None for anything else, and for a file without dumps.
+
+    Every registered process leaves an empty file when nobody asked it for stacks: it is told by
+    the stat of the folder scan, not read (this runs once per runner, at its end).
+    """
+    if not entry.name.endswith(STACKS_SUFFIX):
+        return None
+    try:
+        info = entry.stat()
+        if not info.st_size:
+            return None
+        pid = int(entry.name.removesuffix(STACKS_SUFFIX))
+        parsed = parse_stack_file(Path(entry.path).read_text(errors="replace"), pid)
+    except (OSError, ValueError):
+        return None
+    return (info.st_mtime, parsed) if parsed.dumps else None
+
+
 class StackDumps:
     """One attempt's dump folder: its environment for the runner, collection, and clean-up.
 
@@ -207,14 +226,14 @@ class StackDumps:
         if self._collected is not None:
             return self._complete(self.snapshot) if self.snapshot is not None else None
         files: list[tuple[float, StackFile]] = []
-        for path in self.folder.glob(f"*{STACKS_SUFFIX}"):
-            try:
-                parsed = parse_stack_file(path.read_text(errors="replace"), int(path.stem))
-                mtime = path.stat().st_mtime
-            except (OSError, ValueError):
-                continue
-            if parsed.dumps:
-                files.append((0.0 if parsed.pid == root_pid else mtime, parsed))
+        try:
+            with os.scandir(self.folder) as entries:
+                for entry in entries:
+                    if (found := _dumped(entry)) is not None:
+                        mtime, parsed = found
+                        files.append((0.0 if parsed.pid == root_pid else mtime, parsed))
+        except OSError:
+            return None
         if not files:
             return None
         files.sort(key=lambda f: f[0])
