@@ -30,6 +30,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from .kernelfiles import read_kernel_text
+
 __all__ = [
     "MemoryPressure",
     "OomCounters",
@@ -109,11 +111,12 @@ def read_own_memory(folder: Path, hierarchy: Literal["v2", "v1"]) -> OwnMemory |
             limit_hits=events.get("max", 0),
             peak_bytes=_read_int(folder / "memory.peak"),
         )
-    if "oom_kill" not in _read_counters(folder / "memory.oom_control"):
+    oom_kills = _subtree_oom_kills(folder, "memory.oom_control")
+    if oom_kills is None:
         return None
     return OwnMemory(
         hierarchy="v1",
-        oom_kills=_subtree_oom_kills(folder, "memory.oom_control"),
+        oom_kills=oom_kills,
         limit_hits=_read_int(folder / "memory.failcnt") or 0,
         peak_bytes=_read_int(folder / "memory.max_usage_in_bytes"),
     )
@@ -122,7 +125,7 @@ def read_own_memory(folder: Path, hierarchy: Literal["v2", "v1"]) -> OwnMemory |
 def read_pressure(path: Path) -> MemoryPressure | None:
     """Parse a PSI file (``memory.pressure``); None when absent or PSI is disabled."""
     try:
-        text = path.read_text()
+        text = read_kernel_text(path)
     except OSError:
         return None
     fields: dict[str, dict[str, str]] = {}
@@ -142,7 +145,7 @@ def read_pressure(path: Path) -> MemoryPressure | None:
 
 def _read_int(path: Path) -> int | None:
     try:
-        return int(path.read_text().strip())
+        return int(read_kernel_text(path).strip())
     except (OSError, ValueError):
         return None
 
@@ -173,18 +176,24 @@ def cgroup_path(
 
 def _read_counters(path: Path) -> dict[str, int]:
     try:
-        return _parse_events(path.read_text())
+        return _parse_events(read_kernel_text(path))
     except (OSError, ValueError):
         return {}
 
 
-def _subtree_oom_kills(folder: Path, name: str) -> int:
-    """Sum a v1 group's ``oom_kill`` with its descendants' (bounded: a group tree is small)."""
-    total = 0
+def _subtree_oom_kills(folder: Path, name: str) -> int | None:
+    """Sum a v1 group's ``oom_kill`` with its descendants' (bounded: a group tree is small).
+
+    None when the group itself has no such counter (a kernel before 4.13, or the group is gone).
+    """
+    total: int | None = None
     for depth, (directory, _, _) in enumerate(os.walk(folder)):
         if depth >= _MAX_V1_GROUPS:
             break
-        total += _read_counters(Path(directory) / name).get("oom_kill", 0)
+        counters = _read_counters(Path(directory) / name)
+        if depth == 0 and "oom_kill" not in counters:
+            return None
+        total = (total or 0) + counters.get("oom_kill", 0)
     return total
 
 
@@ -242,9 +251,11 @@ def read_cgroup_oom_counters(
     current = PurePosixPath(cgroup)
     while True:
         folder = cgroup_root / base / current.relative_to("/")
-        counters = _read_counters(folder / name)
-        if hierarchy == "v1" and "oom_kill" in counters:
-            counters["oom_kill"] = _subtree_oom_kills(folder, name)
+        if hierarchy == "v1":  # one counter, local to each group: summed over the subtree
+            kills = _subtree_oom_kills(folder, name)
+            counters = {} if kills is None else {"oom_kill": kills}
+        else:
+            counters = _read_counters(folder / name)
         if "oom_kill" in counters:
             return OomCounters(
                 cgroup=str(current),

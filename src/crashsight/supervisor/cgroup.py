@@ -32,6 +32,7 @@ from typing import Literal
 
 import anyio.to_thread
 
+from ..diagnostics.kernelfiles import read_kernel_text, write_kernel_text
 from ..diagnostics.oom import OwnMemory, read_own_memory, read_pressure
 from ..errors import ConfigurationError
 from . import cgroupfs
@@ -290,7 +291,7 @@ class RunnerCgroup:
             OSError: The kernel refused the move.
         """
         for folder in self.folders:
-            (folder / "cgroup.procs").write_text(str(pid))
+            write_kernel_text(folder / "cgroup.procs", str(pid))
 
     async def kill(self) -> set[int]:
         """SIGKILL everything in the runner's groups; return the pids that were in them."""
@@ -304,10 +305,17 @@ class RunnerCgroup:
         Returns:
             The containment for the report, and notes on anything that could not be done.
         """
-        return await anyio.to_thread.run_sync(self._close_sync)
+        if self.v2 is not None and cgroupfs.empty(self.v2):
+            # The usual end: nothing to kill, and a few reads and rmdirs of an in-memory file
+            # system are cheaper here than a worker thread's two hand-offs, once per runner.
+            return self._remove(set())
+        return await anyio.to_thread.run_sync(self._kill_and_remove)
 
-    def _close_sync(self) -> tuple[Containment, list[str]]:
-        leftovers = self._kill_sync()
+    def _kill_and_remove(self) -> tuple[Containment, list[str]]:
+        return self._remove(self._kill_sync())
+
+    def _remove(self, leftovers: set[int]) -> tuple[Containment, list[str]]:
+        """Read the counters of the (now empty) groups, then remove them."""
         containment = self._containment()
         notes = cgroupfs.remove_all(self.folders)
         if leftovers:
@@ -336,10 +344,10 @@ class RunnerCgroup:
         limits = self.host.limits
         if limits.memory_max is not None:
             folder, file = self._controller("memory", "memory.max", "memory.limit_in_bytes")
-            (folder / file).write_text(str(limits.memory_max))
+            write_kernel_text(folder / file, str(limits.memory_max))
         if limits.pids_max is not None:
             folder, file = self._controller("pids", "pids.max", "pids.max")
-            (folder / file).write_text(str(limits.pids_max))
+            write_kernel_text(folder / file, str(limits.pids_max))
 
     def _controller(self, name: str, v2_file: str, v1_file: str) -> tuple[Path, str]:
         if self.v2 is not None and name in self.host.v2_controllers:
@@ -358,7 +366,7 @@ class RunnerCgroup:
             return None
         folder = self.v2 if "pids" in self.host.v2_controllers else self.v1.get("pids")
         try:
-            events = (folder / "pids.events").read_text().split() if folder else []
+            events = read_kernel_text(folder / "pids.events").split() if folder else []
         except OSError:
             return None
         return int(events[events.index("max") + 1]) if "max" in events else None

@@ -2,7 +2,8 @@
 
 Two processes run these: the supervisor (from a worker thread, when a runner stops or ends) and
 the guardian (when the supervisor itself died), which runs with ``python -S`` and must not load
-pydantic or anyio. So this module imports nothing but the standard library.
+pydantic or anyio. So this module imports nothing but the standard library (and the
+standard-library-only `crashsight.diagnostics.kernelfiles`).
 
 A runner may have up to three cgroup folders, all holding the same processes: one in the v2
 hierarchy (for ``cgroup.kill``) and, where the host binds a controller to a v1 hierarchy, one in
@@ -25,6 +26,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..diagnostics.kernelfiles import read_kernel_text, write_kernel_text
+
 __all__ = ["empty", "kill_all", "members", "remove_all"]
 
 #: How often the kill loop looks at the cgroups again while they still hold processes: soon at
@@ -38,7 +41,7 @@ def members(folder: Path) -> set[int]:
     found: set[int] = set()
     for directory, _, _ in os.walk(folder):
         try:
-            text = (Path(directory) / "cgroup.procs").read_text()
+            text = read_kernel_text(Path(directory) / "cgroup.procs")
         except OSError:
             continue
         found.update(int(line) for line in text.split() if line.isdigit())
@@ -128,7 +131,7 @@ def _event(folder: Path, key: str) -> str | None:
     a freeze took effect.
     """
     try:
-        events = (folder / "cgroup.events").read_text().split()
+        events = read_kernel_text(folder / "cgroup.events").split()
     except OSError:
         return None
     return events[events.index(key) + 1] if key in events[::2] else None
@@ -137,7 +140,7 @@ def _event(folder: Path, key: str) -> str | None:
 def _write(path: Path, text: str) -> None:
     # Gone already (the group was removed) or never there: the kill loop still runs.
     with contextlib.suppress(OSError):
-        path.write_text(text)
+        write_kernel_text(path, text)
 
 
 def _sigkill(pid: int) -> None:
