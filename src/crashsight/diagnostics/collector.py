@@ -324,12 +324,12 @@ class StderrCollector:
         """False only if no literal or trigger occurs anywhere in ``data``: one Rust regex pass."""
         if self._prefilter is None:
             return bool(self._needles or self._triggers)
-        if self._prefilter.isinstance_python(data, strict=False):
+        if self._prefilter.found_in(data):
             return True
         if data.isascii() or _UTF8.isinstance_python(data, strict=False):
             return False
         # Invalid UTF-8 fails validation whatever the pattern: decode with replacement and retry.
-        return self._prefilter.isinstance_python(data.decode("utf-8", "replace"))
+        return self._prefilter.found_in(data.decode("utf-8", "replace"))
 
     def _sink_start(
         self, data: bytes, begin: int, end: int, has_cr: bool, maybe: bool

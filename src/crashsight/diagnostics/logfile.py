@@ -263,7 +263,7 @@ class LogScanner:
         self._cursor = (0, self.lines_seen)
         candidates = self._candidates(text)
         marked = set(candidates)
-        markers = self._markers is not None and self._markers.isinstance_python(text)
+        markers = self._markers is not None and self._markers.found_in(text)
         pos = self._continue(text, 0, marked, out) if self._open is not None else 0
         for start in candidates:
             if start < pos:
@@ -286,7 +286,7 @@ class LogScanner:
     def _candidates(self, text: str) -> list[int]:
         """Starts of the lines holding an error literal, by bisection with the Rust prefilter."""
         check = self._errors
-        if check is None or not check.isinstance_python(text):
+        if check is None or not check.found_in(text):
             return []
         found: list[int] = []
         stack = [(0, len(text))]
@@ -295,11 +295,11 @@ class LogScanner:
             mid = text.rfind("\n", lo, (lo + hi) // 2) + 1
             if hi - lo > _LEAF_CHARS and lo < mid < hi:
                 halves = ((mid, hi), (lo, mid))
-                stack.extend(h for h in halves if check.isinstance_python(text[h[0] : h[1]]))
+                stack.extend(h for h in halves if check.found_in(text[h[0] : h[1]]))
                 continue
             while lo < hi:
                 end = text.find("\n", lo, hi) + 1 or hi
-                if check.isinstance_python(text[lo:end]):
+                if check.found_in(text[lo:end]):
                     found.append(lo)
                 lo = end
         return sorted(found)
