@@ -14,11 +14,11 @@ at the next 0xFF without guessing, and reports the skipped run once, as one `Pro
 from __future__ import annotations
 
 import functools
-import json
 import struct
 from collections.abc import Mapping
 
 from .errors import ProtocolError
+from .jsontext import dumps
 
 TYPE_CHECKING = False  # not typing's: see crashsight/__init__.py
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def encode_json_frame(fields: dict[str, object]) -> bytes:
     checks that the result validates as the model it stands for.
     """
     # ASCII escapes keep the payload valid UTF-8 even for lone surrogates (undecodable file names).
-    return frame_payload(json.dumps(fields, separators=(",", ":")).encode())
+    return frame_payload(dumps(fields).encode())
 
 
 class UserModelEvent:

@@ -9,8 +9,8 @@ commands that are not Python are covered by `crashsight.runner.pdeathsig` instea
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # as crashsight.runner.stackdump: no enum
 import os
-import signal
 import threading
 import time
 
@@ -37,16 +37,16 @@ def watch_for_supervisor_death(channel: Channel) -> None:
             return  # the worker closed the channel itself: nothing to watch any more
         if channel.fileno() == -1:
             return  # closed by this process at exit, not by the supervisor
-        _signal_own_group(signal.SIGTERM)
+        _signal_own_group(_signal.SIGTERM)
         time.sleep(ORPHAN_GRACE_S)
-        _signal_own_group(signal.SIGKILL)
+        _signal_own_group(_signal.SIGKILL)
 
     thread = threading.Thread(target=watch, name="crashsight-supervisor-watch", daemon=True)
     thread.start()
     name_thread(thread.ident, thread.name)
 
 
-def _signal_own_group(sig: signal.Signals) -> None:
+def _signal_own_group(sig: int) -> None:
     """Signal this runner's process group, or only this process when it leads no group of its own."""
     if os.getpgrp() == os.getpid():
         os.killpg(os.getpid(), sig)
