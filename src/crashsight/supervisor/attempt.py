@@ -75,6 +75,8 @@ class Attempt:
         self._streams_done = anyio.Event()
         self._open_streams = 3
         self._stopping = False
+        #: Set once a begun stop has recorded everything it did (signals, notes).
+        self._stopped = anyio.Event()
         self._last_activity = 0.0
         self._dumps: StackDumps | None = None
         self._oom_before: OomCounters | None = None
@@ -169,6 +171,8 @@ class Attempt:
             try:
                 await self._exited.wait()
                 await self._drain()
+                if self._stopping:  # the kill may have ended it before the stop recorded it
+                    await self._stopped.wait()
                 await self._close_cgroup()
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
@@ -208,22 +212,30 @@ class Attempt:
             await self._exited.wait()
             return
         self._stopping = True
+        try:
+            await self._stop(self.pid)
+        finally:
+            self._stopped.set()
+        await self._exited.wait()
+
+    async def _stop(self, pid: int) -> None:
+        """The stop policy: stacks, the first signal, the grace period, then SIGKILL."""
+        facts = self.facts
         with anyio.CancelScope(shield=True):  # bounded; a stop once begun must send its signal
             await self.collect_stacks()
         policy = self.config.stop_policy
-        if signal_group(self.pid, policy.first_signal):
+        if signal_group(pid, policy.first_signal):
             facts.signals_sent.append(policy.first_signal.name)
         with anyio.move_on_after(policy.grace):
             await self._exited.wait()
         if not self._exited.is_set():
             contained = await self._kill_contained()
-            killed = contained | {*kill_tree(self.pid, self.config.runner_id, facts.started_epoch)}
+            killed = contained | {*kill_tree(pid, self.config.runner_id, facts.started_epoch)}
             facts.signals_sent.append("SIGKILL")
             facts.notes.append(
                 f"did not stop within the {policy.grace:g} s grace period; killed its process "
                 f"tree with SIGKILL ({len(killed)} processes)"
             )
-        await self._exited.wait()
 
     async def collect_stacks(self) -> Snapshot | None:
         """Take every Python thread's stack and the process tree now, before a stop.
