@@ -5,9 +5,11 @@ from __future__ import annotations
 import enum
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from crashsight import jsontext
 from crashsight.jsontext import dumps, quote
 
 _SCALARS = (
@@ -26,6 +28,8 @@ _VALUES = st.recursive(
 
 @given(_VALUES)
 def test_plain_values_are_written_as_json_dumps_writes_them(value: object) -> None:
+    """By the fast path itself: `dumps` would pass even if it handed everything to json."""
+    assert jsontext._plain(value) == json.dumps(value, separators=(",", ":"))
     assert dumps(value) == json.dumps(value, separators=(",", ":"))
 
 
@@ -37,6 +41,13 @@ def test_what_is_not_plain_json_is_left_to_json() -> None:
     """Keys that are not strings and subclasses of the plain types keep json's own rules."""
     value = {"a": [1, {2: _Kind.READY, None: True}], "b": (1.5,)}
     assert dumps(value) == json.dumps(value, separators=(",", ":"))
+
+
+def test_a_cycle_is_refused_as_json_refuses_it() -> None:
+    cycle: list[object] = []
+    cycle.append(cycle)
+    with pytest.raises(ValueError, match="Circular reference"):
+        dumps(cycle)
 
 
 def test_a_quoted_string_is_ascii_and_reads_back() -> None:

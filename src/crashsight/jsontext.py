@@ -32,8 +32,8 @@ def dumps(value: object) -> str:
     """Exactly ``json.dumps(value, separators=(",", ":"))``."""
     try:
         return _plain(value)
-    except _NotPlain:
-        import json  # keys that are not strings, subclasses, other types: json's own rules
+    except (_NotPlain, RecursionError):
+        import json  # keys that are not strings, subclasses, other types, cycles: json's rules
 
         return json.dumps(value, separators=(",", ":"))
 

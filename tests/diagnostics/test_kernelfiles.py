@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,25 @@ def test_a_proc_file_reads_as_path_read_text_does() -> None:
         read_kernel_text("/proc/self/status").splitlines()[0]
         == (Path("/proc/self/status").read_text().splitlines()[0])
     )
+
+
+def test_a_file_of_records_longer_than_one_read_is_read_whole() -> None:
+    """The kernel returns whole records per read, short of the size asked for: a sleeping
+    process's smaps (tens of KiB, stable while it sleeps) must come back complete."""
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        for _ in range(1000):  # until it has exec'd sleep and sleeps: then its maps hold still
+            fields = Path(f"/proc/{sleeper.pid}/stat").read_text().split()
+            if fields[1] == "(sleep)" and fields[2] == "S":
+                break
+            time.sleep(0.01)
+        path = f"/proc/{sleeper.pid}/smaps"
+        expected = Path(path).read_text()
+        assert len(expected) > 2 * 4096
+        assert read_kernel_text(path) == expected
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_a_file_longer_than_one_read_is_read_whole(tmp_path: Path) -> None:

@@ -182,6 +182,32 @@ async def test_cancelling_supervisor_stops_runners() -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_stop_cancelled_in_its_grace_period_leaves_the_runner_to_the_next() -> None:
+    """A stop whose caller is cancelled before its SIGKILL does not stall the next stop.
+
+    The next one starts over and ends the runner, which ignores SIGTERM: it used to wait for an
+    exit that only the cancelled stop's SIGKILL would have brought, forever (the same happened to
+    a supervisor cancelled while a watchdog's stop was in its grace period).
+    """
+    async with Supervisor(output="discard", stop_policy=StopPolicy(grace=1.0)) as supervisor:
+        runner = await supervisor.spawn(inject("ignore_sigterm"))
+        beat = anyio.Event()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_signal_heartbeat, runner, beat)
+            with anyio.fail_after(60):
+                await beat.wait()  # it ignores SIGTERM from here on
+            with anyio.move_on_after(0.3):  # inside the grace period: before any SIGKILL
+                await runner.stop("first")
+            assert _alive(runner.pid or 0)
+            with anyio.fail_after(30):
+                status = await runner.stop("second")
+    assert isinstance(status, RunnerCancelled)
+    assert status.exit.signal == "SIGKILL"
+    assert status.signals_sent[-1] == "SIGKILL"
+    assert not _alive(runner.pid or 0)
+
+
+@pytest.mark.asyncio
 async def test_stop_is_cancelled_not_failed() -> None:
     """A runner stopped on request is cancelled, never blamed for the SIGTERM it was sent."""
     async with Supervisor(output="discard") as supervisor:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
-from pydantic_core import SchemaValidator, core_schema
+from pydantic_core import SchemaError, SchemaValidator, core_schema
 
 __all__ = ["Prefilter", "build_prefilter", "minimal_needles"]
 
@@ -51,7 +51,10 @@ def build_prefilter(needles: tuple[bytes, ...]) -> Prefilter | None:
     """
     if not needles:
         return None
-    groups = tuple(_compile(needles[i : i + _GROUP]) for i in range(0, len(needles), _GROUP))
+    try:
+        groups = tuple(_compile(needles[i : i + _GROUP]) for i in range(0, len(needles), _GROUP))
+    except SchemaError:  # pragma: no cover - every literal is escaped; kept as a safety net
+        return None
     return Prefilter(groups)
 
 

@@ -180,6 +180,8 @@ class Attempt:
                         facts.notes.append("the supervisor was cancelled while reading its output")
                     await self.terminate(reason="the supervisor was cancelled")
                     await self._kill_leftovers()
+                    if self._stopping:  # a watchdog's stop, cancelled with us: let it record
+                        await self._stopped.wait()
                     await self._close_cgroup()
                     self._finish()
                 raise
@@ -209,11 +211,19 @@ class Attempt:
         if watchdog is not None and facts.cancel_reason is None and facts.timeout is None:
             facts.timeout = watchdog
         if self._stopping:
-            await self._exited.wait()
-            return
+            await self._stopped.wait()  # the stop under way, however it ends
+            if self._stopping or self._exited.is_set():
+                await self._exited.wait()
+                return
+            # That stop was cancelled before its SIGKILL (its caller was): this one starts over,
+            # or a runner that ignores SIGTERM would be waited for forever.
         self._stopping = True
+        self._stopped = anyio.Event()
         try:
             await self._stop(self.pid)
+        except BaseException:
+            self._stopping = False
+            raise
         finally:
             self._stopped.set()
         await self._exited.wait()
@@ -229,7 +239,8 @@ class Attempt:
         with anyio.move_on_after(policy.grace):
             await self._exited.wait()
         if not self._exited.is_set():
-            contained = await self._kill_contained()
+            with anyio.CancelScope(shield=True):  # bounded (the kill's own limit); once sent,
+                contained = await self._kill_contained()  # a SIGKILL is always recorded
             killed = contained | {*kill_tree(pid, self.config.runner_id, facts.started_epoch)}
             facts.signals_sent.append("SIGKILL")
             facts.notes.append(

@@ -1,6 +1,7 @@
 """Killing and removing a runner's cgroups: file operations only, standard library only.
 
-Two processes run these: the supervisor (from a worker thread, when a runner stops or ends) and
+Two processes run these: the supervisor (when a runner stops or ends: from a worker thread when
+the group still holds processes, whose kill may poll and sleep, on its loop when it is empty) and
 the guardian (when the supervisor itself died), which runs with ``python -S`` and must not load
 pydantic or anyio. So this module imports nothing but the standard library (and the
 standard-library-only `crashsight.diagnostics.kernelfiles`).
