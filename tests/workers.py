@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 from crashsight import runner
@@ -39,6 +41,33 @@ def child_in_group_then_hang() -> None:
     child = subprocess.Popen(["sleep", "600"])
     print(child.pid, flush=True)
     injectors.hang()
+
+
+def child_in_group_then_exit_when_orphaned() -> None:
+    """Starts ``sleep 600`` in its process group and prints its pid, then exits 3 the moment its
+    supervisor is gone, before crashsight's channel watch can run: the GIL is never let go (a
+    busy loop under a switch interval of a day), so only the check at the exit can stop the child."""
+    child = subprocess.Popen(["sleep", "600"])
+    parent = os.getppid()
+    sys.setswitchinterval(86400.0)
+    print(child.pid, flush=True)
+    while os.getppid() == parent:
+        pass
+    raise SystemExit(3)
+
+
+def main_thread_blocks_sigterm() -> None:
+    """Blocks SIGTERM in the main thread and sends it to its own process, then prints the
+    signal mask of crashsight's watch thread (``SigBlk``, hex) and, after a second in which no
+    other thread may take the signal, "pending"; then unblocks it and ends by it."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    os.kill(os.getpid(), signal.SIGTERM)
+    (watch,) = [t for t in threading.enumerate() if t.name == "crashsight-supervisor-watch"]
+    with open(f"/proc/self/task/{watch.native_id}/status") as status:
+        print(next(line for line in status if line.startswith("SigBlk:")).split()[1], flush=True)
+    time.sleep(1.0)
+    print("pending", flush=True)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def write_garbage_then_events() -> None:

@@ -81,12 +81,16 @@ def _stand_in(mechanism: str) -> None:
             "the shim exec'd sleep",
             lambda: os.path.basename(os.readlink(f"/proc/{proc.pid}/exe")) == "sleep",
         )
-    elif mechanism in ("channel-eof", "channel-reset"):
+    elif mechanism in ("channel-eof", "channel-reset", "channel-exit"):
         # The bootstrap watches the channel; no shim (bootstrapped runners get none), no guardian.
         # The worker sends Ready, a Progress and a Heartbeat, and prints its child's pid between
         # the last two. "channel-eof" reads all three first, so the worker sees a clean EOF;
         # "channel-reset" reads nothing, so the stand-in dies with events unread (ECONNRESET).
-        proc = _start(python_target_command(f"{_WORKERS}:child_in_group_then_hang"), bootstrap=True)
+        # "channel-exit": a worker that exits as soon as the stand-in is gone, before the watch
+        # thread can run; the same check at the interpreter's exit must stop its child.
+        worker = "exit_when_orphaned" if mechanism == "channel-exit" else "hang"
+        command = python_target_command(f"{_WORKERS}:child_in_group_then_{worker}")
+        proc = _start(command, bootstrap=True)
         os.set_blocking(proc.stdout_fd, True)
         group.append(int(os.read(proc.stdout_fd, 64)))
         if mechanism == "channel-eof":

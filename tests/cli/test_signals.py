@@ -137,6 +137,8 @@ def test_sigkill_of_crashsight_takes_the_worker_down(tmp_path: Path) -> None:
         pytest.param("channel-eof", "SIGTERM", id="channel-eof-watch"),
         # The same watch when the supervisor died with events unread (the kernel's ECONNRESET).
         pytest.param("channel-reset", "SIGTERM", id="channel-reset-watch"),
+        # The same check at the exit of a worker that ended before the watch thread could run.
+        pytest.param("channel-exit", "SIGTERM", id="channel-watch-at-exit"),
         # The guardian: SIGKILL to every group still listed when its pipe reaches end-of-file.
         pytest.param("guardian", "SIGKILL", id="guardian"),
     ],

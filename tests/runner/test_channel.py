@@ -110,6 +110,25 @@ def test_send_after_peer_closed_raises_broken_and_stays_broken() -> None:
         channel.send(Heartbeat())
 
 
+@pytest.mark.parametrize("unread", [False, True], ids=["eof", "reset"])
+def test_supervisor_gone_is_seen_without_reading(unread: bool) -> None:
+    """A live supervisor is not gone; a closed one is, by end-of-file or, with events unread,
+    by ECONNRESET; the peek consumes nothing, and this process's own close is not an answer."""
+    runner_end, supervisor_end = socket.socketpair()
+    channel = Channel(runner_end)
+    with supervisor_end:
+        assert not channel.supervisor_gone()
+        if unread:
+            channel.send(Heartbeat())
+        else:
+            supervisor_end.sendall(b"x")  # the supervisor never writes; a peek must not eat it
+            assert not channel.supervisor_gone()
+            assert runner_end.recv(1) == b"x"
+    assert channel.supervisor_gone()
+    channel.close()
+    assert not channel.supervisor_gone()
+
+
 def test_too_large_frame_sends_nothing_and_keeps_the_number(
     peer_and_reader: tuple[socket.socket, socket.socket, Future[list[Message]]],
 ) -> None:

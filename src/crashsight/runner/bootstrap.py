@@ -85,9 +85,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
         # (with linecache and tokenize) is not imported by every worker just for this.
         sys.__excepthook__(type(exc), exc, exc.__traceback__)
         raise SystemExit(1) from None
-    finally:
-        if channel is not None:
-            channel.close()
     raise SystemExit(0)
 
 

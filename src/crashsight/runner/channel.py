@@ -75,6 +75,7 @@ CHANNEL_OWNER_ENV = "CRASHSIGHT_CHANNEL_OWNER"
 BOOTSTRAP_ENV = "CRASHSIGHT_BOOTSTRAP"
 
 _SEND_FLAGS = getattr(_socket, "MSG_NOSIGNAL", 0)
+_PEEK_FLAGS = _socket.MSG_PEEK | _socket.MSG_DONTWAIT
 
 
 class Channel:
@@ -162,6 +163,22 @@ class Channel:
         self._lock = threading.Lock()
         if sock is not None:
             _close_quietly(sock)
+
+    def supervisor_gone(self) -> bool:
+        """Whether the supervisor's end is closed, asked without waiting and without reading.
+
+        A peek finds end-of-file (the supervisor closed or died) or ECONNRESET (it died with our
+        events unread); anything else, this process's own close included, is not an answer.
+        """
+        sock = self._sock
+        if sock is None:
+            return False
+        try:
+            return not sock.recv(1, _PEEK_FLAGS)
+        except ConnectionResetError:
+            return True
+        except OSError:
+            return False  # nothing to read (the usual case), or the descriptor is gone
 
     def _checked_socket(self) -> _socket.socket:
         if self._broken is not None:

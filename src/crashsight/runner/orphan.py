@@ -5,11 +5,24 @@ process is gone (ECONNRESET instead, when it died with events of ours still unre
 waits for that and then stops the runner's process group the way the supervisor would have:
 SIGTERM, a grace period, SIGKILL. This works on every POSIX system; on Linux,
 commands that are not Python are covered by `crashsight.runner.pdeathsig` instead.
+
+The worker often notices first: its next write to stdout or stderr (pipes the dead supervisor
+read) fails with EPIPE, and the exception ends it before the thread is scheduled. Nothing would
+then stop the children it leaves behind, so the same check runs once more at the interpreter's
+exit, before the thread dies with the process.
+
+The thread is born with the asynchronous signals blocked. The kernel hands a signal sent to the
+process to any thread that does not block it, and takes another one when the main thread already
+has a signal pending (the dump signal, then SIGTERM, on a loaded machine): the stack dump of
+`crashsight.runner.stackdump` would then run here, walking the main thread's frames while it
+runs and frees them, and it crashed the worker with SIGSEGV (24 of 400 stops of a busy worker
+under load, none with the mask). Blocked here, such signals wait for a thread of the program.
 """
 
 from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]  # as crashsight.runner.stackdump: no enum
+import atexit
 import os
 import threading
 import time
@@ -21,6 +34,10 @@ __all__ = ["watch_for_supervisor_death"]
 
 #: How long a worker whose supervisor died gets to honour SIGTERM before its group is killed.
 ORPHAN_GRACE_S = 5.0
+
+#: Signals a fault raises in the thread that caused it: never blocked, or the kernel would kill
+#: the process without faulthandler's report of where it crashed.
+_SYNCHRONOUS = {"SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT", "SIGTRAP", "SIGSYS"}
 
 
 def watch_for_supervisor_death(channel: Channel) -> None:
@@ -42,8 +59,25 @@ def watch_for_supervisor_death(channel: Channel) -> None:
         _signal_own_group(_signal.SIGKILL)
 
     thread = threading.Thread(target=watch, name="crashsight-supervisor-watch", daemon=True)
-    thread.start()
+    # A new thread inherits its creator's signal mask: block, start, restore.
+    asynchronous = _signal.valid_signals() - {getattr(_signal, name) for name in _SYNCHRONOUS}
+    previous = _signal.pthread_sigmask(_signal.SIG_BLOCK, asynchronous)
+    try:
+        thread.start()
+    finally:
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, previous)
     name_thread(thread.ident, thread.name)
+    atexit.register(_stop_group_if_orphaned, channel)
+
+
+def _stop_group_if_orphaned(channel: Channel) -> None:
+    """At exit: if the supervisor is gone, SIGTERM the group as the thread would have.
+
+    This process is in the group, so it ends by that SIGTERM, as under the thread; children
+    that ignore it are left to the guardian and the cgroup, which do not depend on this process.
+    """
+    if channel.supervisor_gone():
+        _signal_own_group(_signal.SIGTERM)
 
 
 def _signal_own_group(sig: int) -> None:

@@ -21,6 +21,13 @@ supervisor does not send that process the dump signal. SIGINT is left to Python:
 ``KeyboardInterrupt`` traceback already says where the main thread was, and crashsight's own stops
 send the dump signal before any other.
 
+faulthandler walks the threads' frames without the GIL, in whichever thread the kernel hands
+the signal to. The kernel prefers the main thread, whose own frames hold still while the handler
+interrupts it; crashsight's thread in the worker blocks these signals (`crashsight.runner.orphan`
+says why: it crashed workers). A thread of the program that runs Python during a dump can still
+free a frame the walk is reading: a risk this design accepts for a dump that answers while the
+main thread is stuck in C.
+
 A child forked by ``os.fork`` or ``multiprocessing`` gets a file and a registration of its own,
 so parent and child never write into each other's file.
 
