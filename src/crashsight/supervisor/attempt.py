@@ -171,8 +171,6 @@ class Attempt:
             try:
                 await self._exited.wait()
                 await self._drain()
-                if self._stopping:  # the kill may have ended it before the stop recorded it
-                    await self._stopped.wait()
                 await self._close_cgroup()
             except anyio.get_cancelled_exc_class():
                 with anyio.CancelScope(shield=True):
@@ -180,8 +178,6 @@ class Attempt:
                         facts.notes.append("the supervisor was cancelled while reading its output")
                     await self.terminate(reason="the supervisor was cancelled")
                     await self._kill_leftovers()
-                    if self._stopping:  # a watchdog's stop, cancelled with us: let it record
-                        await self._stopped.wait()
                     await self._close_cgroup()
                     self._finish()
                 raise
@@ -350,7 +346,13 @@ class Attempt:
         return await self._cgroup.kill() if self._cgroup is not None else set()
 
     async def _close_cgroup(self) -> None:
-        """Read the runner's own cgroup counters into the facts and remove its cgroups."""
+        """Read the runner's own cgroup counters into the facts and remove its cgroups.
+
+        A stop under way records its signals first: its SIGKILL may end the runner before the
+        stop has written down that it sent it (a watchdog's stop cancelled with us included).
+        """
+        if self._stopping:
+            await self._stopped.wait()
         cgroup, self._cgroup = self._cgroup, None
         if cgroup is None:
             return

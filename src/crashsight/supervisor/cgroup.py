@@ -295,7 +295,7 @@ class RunnerCgroup:
 
     async def kill(self) -> set[int]:
         """SIGKILL everything in the runner's groups; return the pids that were in them."""
-        if self.v2 is not None and cgroupfs.empty(self.v2):
+        if self._empty():
             return set()  # the usual case, in one read: no worker thread for it
         return await anyio.to_thread.run_sync(self._kill_sync)
 
@@ -305,11 +305,15 @@ class RunnerCgroup:
         Returns:
             The containment for the report, and notes on anything that could not be done.
         """
-        if self.v2 is not None and cgroupfs.empty(self.v2):
+        if self._empty():
             # The usual end: nothing to kill, and a few reads and rmdirs of an in-memory file
             # system are cheaper here than a worker thread's two hand-offs, once per runner.
             return self._remove(set())
         return await anyio.to_thread.run_sync(self._kill_and_remove)
+
+    def _empty(self) -> bool:
+        """Whether the v2 group is known to hold no process (one read; v1 cannot tell as cheaply)."""
+        return self.v2 is not None and cgroupfs.empty(self.v2)
 
     def _kill_and_remove(self) -> tuple[Containment, list[str]]:
         return self._remove(self._kill_sync())
