@@ -363,16 +363,28 @@ class Supervisor:
     async def _watch_signals(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Stop every runner on the first SIGINT, SIGTERM or SIGHUP; end once all are done."""
-        with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
-            task_status.started()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._cancel_when_idle, tg.cancel_scope)
-                async for signum in signals:
-                    self.received_signal = signal.Signals(signum)
-                    await self.stop_all(f"crashsight received {self.received_signal.name}")
-                    break
-                tg.cancel_scope.cancel()
+        """Stop every runner on the first SIGINT, SIGTERM or SIGHUP; end once all are done.
+
+        The handlers the program had come back afterwards. asyncio's receiver leaves the default
+        action instead, so a SIGTERM between the runners' end and the program's last step (the
+        CLI writing its report, while torchrun stops the other ranks) ended the process at once,
+        with no report: found in a real torchrun job.
+        """
+        previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+        try:
+            with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
+                task_status.started()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._cancel_when_idle, tg.cancel_scope)
+                    async for signum in signals:
+                        self.received_signal = signal.Signals(signum)
+                        await self.stop_all(f"crashsight received {self.received_signal.name}")
+                        break
+                    tg.cancel_scope.cancel()
+        finally:
+            for sig, handler in previous.items():
+                if handler is not None and signal.getsignal(sig) != handler:
+                    signal.signal(sig, handler)
 
     async def _cancel_when_idle(self, scope: anyio.CancelScope) -> None:
         """Cancel ``scope`` once the body has finished and every runner is done."""
