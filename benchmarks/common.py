@@ -121,13 +121,16 @@ def interleave(
     Alternating (ABAB, then BABA) keeps a slow start or a warm cache from always favouring the
     same side.
     """
-    names = list(contestants)
-    values: dict[str, list[float]] = {name: [] for name in names}
-    for i in range(rounds):
-        order = names if i % 2 == 0 else names[::-1]
-        for name in order:
-            values[name].append(contestants[name]())
+    values: dict[str, list[float]] = {name: [] for name in contestants}
+    for name in alternating(list(contestants), rounds):
+        values[name].append(contestants[name]())
     return values
+
+
+def alternating(names: Sequence[str], rounds: int) -> Iterator[str]:
+    """The order `interleave` runs contestants in, for benchmarks that await each run."""
+    for i in range(rounds):
+        yield from names if i % 2 == 0 else reversed(names)
 
 
 def median_ratio(subject: Sequence[float], baseline: Sequence[float]) -> float:
