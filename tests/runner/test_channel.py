@@ -129,6 +129,29 @@ def test_supervisor_gone_is_seen_without_reading(unread: bool) -> None:
     assert not channel.supervisor_gone()
 
 
+def test_supervisor_gone_ignores_a_reused_descriptor_number() -> None:
+    """The program closed the channel's descriptor behind its back and the number came back as
+    another socket whose peer is gone: that end-of-file says nothing about the supervisor."""
+    runner_end, supervisor_end = socket.socketpair()
+    channel = Channel(runner_end)
+    number = runner_end.fileno()
+    os.close(number)
+    held: list[socket.socket] = []
+    try:
+        while not any(s.fileno() == number for s in held):
+            held += socket.socketpair()
+        reused = next(s for s in held if s.fileno() == number)
+        peer = held[held.index(reused) ^ 1]  # its other end: socketpair() returns them together
+        peer.close()
+        assert reused.recv(1, socket.MSG_PEEK) == b""  # the reused number reads end-of-file
+        assert not channel.supervisor_gone()
+    finally:
+        runner_end.detach()  # the number is `reused`'s now: closed below, not twice
+        supervisor_end.close()
+        for s in held:
+            s.close()
+
+
 def test_too_large_frame_sends_nothing_and_keeps_the_number(
     peer_and_reader: tuple[socket.socket, socket.socket, Future[list[Message]]],
 ) -> None:

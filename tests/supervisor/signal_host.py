@@ -5,10 +5,15 @@ with one hanging runner, sends itself SIGTERM once the runner is up, and after t
 has ended sends itself SIGTERM again: that one must reach the program's own handler. Prints one
 JSON line: the runner's status, the signal the supervisor received, whether each handler is the
 program's again, and the signals the program's handler saw.
+
+``python signal_host.py asyncio-loop``: the program's SIGTERM callback is given to asyncio's
+``loop.add_signal_handler`` instead, which crashsight cannot bring back; the SIGTERM after the
+supervisor must then end the process (the default action), never be ignored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -39,7 +44,17 @@ async def supervise() -> tuple[str, str | None]:
     return status.status, received.name if received else None
 
 
+async def supervise_under_a_loop_handler() -> None:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, seen.append, "loop")
+    await supervise()
+    os.kill(os.getpid(), signal.SIGTERM)
+    await asyncio.sleep(30)  # the default action ends the process first
+
+
 def main(backend: str) -> None:
+    if backend == "asyncio-loop":
+        asyncio.run(supervise_under_a_loop_handler())
+        raise SystemExit(f"still alive after SIGTERM; the loop's callback saw {seen}")
     for sig in SIGNALS:
         signal.signal(sig, mine)
     status, received = anyio.run(supervise, backend=backend)

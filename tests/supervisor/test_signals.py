@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,11 @@ from pathlib import Path
 import pytest
 
 HOST = Path(__file__).resolve().parent / "signal_host.py"
+
+
+def _host(mode: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(HOST), mode]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
@@ -33,3 +39,9 @@ def test_the_program_gets_its_handlers_back(backend: str) -> None:
         "restored": [True, True, True],
         "seen": ["SIGTERM"],
     }
+
+
+def test_a_loop_callback_is_not_restored_as_an_ignored_signal() -> None:
+    """A callback given to asyncio's loop cannot be read back: the default action, not silence."""
+    done = _host("asyncio-loop")
+    assert done.returncode == -signal.SIGTERM, done.stderr

@@ -94,6 +94,9 @@ class Channel:
         self._lock = threading.Lock()
         self._seq = 0
         self._broken: ChannelBrokenError | None = None
+        #: The socket's (device, inode): a descriptor number the program closed behind our back
+        #: and reused for another socket must not answer for the channel.
+        self._identity = _identity(sock.fileno())
 
     @property
     def usable(self) -> bool:
@@ -168,10 +171,11 @@ class Channel:
         """Whether the supervisor's end is closed, asked without waiting and without reading.
 
         A peek finds end-of-file (the supervisor closed or died) or ECONNRESET (it died with our
-        events unread); anything else, this process's own close included, is not an answer.
+        events unread); anything else is not an answer: this process's own close, or a
+        descriptor that is no longer the channel's socket.
         """
         sock = self._sock
-        if sock is None:
+        if sock is None or _identity(sock.fileno()) != self._identity:
             return False
         try:
             return not sock.recv(1, _PEEK_FLAGS)
@@ -186,6 +190,14 @@ class Channel:
         if self._sock is None:
             raise ChannelClosedError("the channel was closed by this process; events can't be sent")
         return self._sock
+
+
+def _identity(fd: int) -> tuple[int, int] | None:
+    try:
+        stat = os.fstat(fd)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 @cache

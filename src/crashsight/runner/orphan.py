@@ -53,7 +53,7 @@ def watch_for_supervisor_death(channel: Channel) -> None:
         except OSError:
             return  # the worker closed the channel itself: nothing to watch any more
         if channel.fileno() == -1:
-            return  # closed by this process at exit, not by the supervisor
+            return  # the program closed the channel itself (Channel.close), not the supervisor
         _signal_own_group(_signal.SIGTERM)
         time.sleep(ORPHAN_GRACE_S)
         _signal_own_group(_signal.SIGKILL)
@@ -75,6 +75,8 @@ def _stop_group_if_orphaned(channel: Channel) -> None:
 
     This process is in the group, so it ends by that SIGTERM, as under the thread; children
     that ignore it are left to the guardian and the cgroup, which do not depend on this process.
+    Exit handlers run last-registered first, so those registered before this one (by modules a
+    fork server preloaded, say) do not run in that case.
     """
     if channel.supervisor_gone():
         _signal_own_group(_signal.SIGTERM)

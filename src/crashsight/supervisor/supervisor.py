@@ -365,12 +365,21 @@ class Supervisor:
     ) -> None:
         """Stop every runner on the first SIGINT, SIGTERM or SIGHUP; end once all are done.
 
-        The handlers the program had come back afterwards. asyncio's receiver leaves the default
-        action instead, so a SIGTERM between the runners' end and the program's last step (the
-        CLI writing its report, while torchrun stops the other ranks) ended the process at once,
-        with no report: found in a real torchrun job.
+        Handlers the program set with ``signal.signal`` before the supervisor started come back
+        afterwards. asyncio's receiver leaves the default action instead, so a SIGTERM between
+        the runners' end and the program's last step (the CLI writing its report, while torchrun
+        stops the other ranks) ended the process at once, with no report: found in a real
+        torchrun job. Not brought back: a handler set from C, one set while the supervisor ran,
+        and a callback given to asyncio's ``loop.add_signal_handler`` (the loop holds one per
+        signal and no public way to read it; restoring its C-level trampoline would leave the
+        signal ignored), which get the default action, as before.
         """
-        previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+        previous = {
+            sig: handler
+            for sig in _STOP_SIGNALS
+            if (handler := signal.getsignal(sig)) is not None
+            and getattr(handler, "__module__", None) != "asyncio.unix_events"
+        }
         try:
             with anyio.open_signal_receiver(*_STOP_SIGNALS) as signals:
                 task_status.started()
@@ -383,7 +392,7 @@ class Supervisor:
                     tg.cancel_scope.cancel()
         finally:
             for sig, handler in previous.items():
-                if handler is not None and signal.getsignal(sig) != handler:
+                if signal.getsignal(sig) != handler:
                     signal.signal(sig, handler)
 
     async def _cancel_when_idle(self, scope: anyio.CancelScope) -> None:
