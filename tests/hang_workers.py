@@ -10,6 +10,7 @@ the tests look for those names in ``blocked_in``. Also usable as runner targets
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
 import os
 import queue
@@ -65,6 +66,31 @@ def nap() -> None:
     """Sleeps far longer than any test waits."""
     ready()
     time.sleep(FOREVER)
+
+
+def nap_beside_a_busy_thread() -> None:
+    """Sleeps while another thread runs deep Python calls without pause.
+
+    A dump walked from a signal handler read that thread's frames as they were freed and
+    crashed the worker now and then; crashsight's own thread dumps holding the GIL instead.
+    """
+
+    def deep(depth: int) -> int:
+        return deep(depth - 1) + 1 if depth else 0
+
+    def churn() -> None:
+        while True:
+            deep(250)  # past the interpreter's first 16 KiB stack chunk, freed and taken again
+
+    threading.Thread(target=churn, name="churn", daemon=True).start()
+    ready()
+    time.sleep(FOREVER)
+
+
+def hold_the_gil() -> None:
+    """Sleeps in C without letting go of the GIL, as a stuck C extension can."""
+    ready()
+    ctypes.PyDLL(None).sleep(int(FOREVER))  # PyDLL: the call keeps the GIL
 
 
 def run_tool() -> None:

@@ -45,7 +45,11 @@ COMMANDS: dict[str, list[str]] = {
     "process-pool": [PYTHON, str(HANG), "process_pool"],
     "asyncio": [PYTHON, str(HANG), "asyncio_service"],
     "trio": [PYTHON, str(HANG), "trio_service"],
-    "own-handler": [PYTHON, str(HANG), "nap_with_own_handler"],
+    # The runner itself is asked over its channel; the same program as a shell's child is not.
+    "own-handler-runner": [PYTHON, str(HANG), "nap_with_own_handler"],
+    "own-handler": ["sh", "-c", f"'{PYTHON}' '{HANG}' nap_with_own_handler; echo unreachable"],
+    "busy-thread": [PYTHON, str(HANG), "nap_beside_a_busy_thread"],
+    "gil-held": [PYTHON, str(HANG), "hold_the_gil"],
     "blocked-signals": [PYTHON, str(HANG), "blocked_signals"],
     "sh": ["sh", "-c", f"'{PYTHON}' '{HANG}' flush_shard; echo unreachable"],
     "not-python": ["sh", "-c", 'echo "$CRASHSIGHT_STACKS_DIR" >&2; exec sleep 3600'],
@@ -259,6 +263,52 @@ def test_a_handler_of_the_program_is_left_alone(hung: dict[str, RunnerStatus]) -
     assert status.blocked_in is not None
     assert status.blocked_in.function == "nap_with_own_handler"
     assert "blocked in nap_with_own_handler" in status.summary
+
+
+def test_the_runner_is_asked_over_its_channel_not_by_the_signal(
+    hung: dict[str, RunnerStatus],
+) -> None:
+    """A runner that handles the dump signal itself still gives its stacks before the stop.
+
+    It is asked on its channel and crashsight's own thread writes the dump, so the program's
+    handler never runs and no "left alone" note is needed.
+    """
+    status = hung["own-handler-runner"]
+    assert isinstance(status, RunnerFailed)
+    assert not any("own handler ran" in line for line in status.stderr_tail)
+    assert not any("left it alone" in note for note in status.notes), status.notes
+    [current] = [stack for stack in status.stacks if stack.current]
+    assert current.thread_name == "crashsight-supervisor-watch"
+    assert status.blocked_in is not None
+    assert status.blocked_in.function == "nap_with_own_handler"
+
+
+def test_a_thread_running_python_is_dumped_safely(hung: dict[str, RunnerStatus]) -> None:
+    """The dump holds the GIL: the busy thread's deep stack is read whole, and the stop ends
+    the worker by SIGTERM, never by a SIGSEGV in the dump."""
+    status = hung["busy-thread"]
+    assert isinstance(status, RunnerFailed)
+    assert status.exit.signal == "SIGTERM", status.stderr_tail
+    # faulthandler names no thread but the main one; the busy one is the thread inside deep().
+    churn = next(s for s in status.stacks if s.frames and s.frames[-1].function == "deep")
+    outer = {"_bootstrap", "_bootstrap_inner", "run", "churn"}
+    assert {frame.function for frame in churn.frames} <= outer | {"deep"}
+    [current] = [stack for stack in status.stacks if stack.current]
+    assert current.thread_name == "crashsight-supervisor-watch"
+    assert status.blocked_in is not None
+    assert status.blocked_in.function == "nap_beside_a_busy_thread"
+
+
+def test_a_runner_holding_the_gil_dumps_on_sigterm(hung: dict[str, RunnerStatus]) -> None:
+    """Stuck in C with the GIL, a runner cannot answer on its channel; the stop's SIGTERM dump
+    (safe then: no thread runs Python) still says where it was."""
+    status = hung["gil-held"]
+    assert isinstance(status, RunnerFailed)
+    assert any("within 1 s of the request on its channel" in note for note in status.notes)
+    assert any("wrote its stacks on SIGTERM instead" in note for note in status.notes)
+    assert status.blocked_in is not None
+    assert status.blocked_in.function == "hold_the_gil"
+    assert status.exit.signal == "SIGTERM"
 
 
 def test_a_worker_blocking_every_signal_is_stopped_anyway(hung: dict[str, RunnerStatus]) -> None:

@@ -42,7 +42,9 @@ class ThreadStack(_Model):
         default=None, description="'MainThread' for the main thread; None when not known."
     )
     current: bool = Field(
-        default=False, description="The thread that handled the dump signal ('Current thread')."
+        default=False,
+        description="The thread that wrote the dump ('Current thread'): the one that handled the "
+        "signal, or crashsight's own thread in a runner asked over its channel.",
     )
     frames: list[FrameInfo] = Field(default_factory=list, description="Innermost last.")
     truncated: bool = Field(

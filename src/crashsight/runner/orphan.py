@@ -1,8 +1,9 @@
-"""Runners do not outlive their supervisor.
+"""Runners do not outlive their supervisor, and give their stacks from a thread that holds the GIL.
 
-The supervisor never writes to the channel, so end-of-file on the runner's end means the supervisor
-process is gone (ECONNRESET instead, when it died with events of ours still unread). A thread
-waits for that and then stops the runner's process group the way the supervisor would have:
+The supervisor writes to the channel only to ask for the stacks before a stop
+(`crashsight.runner.stackdump.dump_before_stop`), so end-of-file on the runner's end means the
+supervisor process is gone (ECONNRESET instead, when it died with events of ours still unread). A
+thread waits for that and then stops the runner's process group the way the supervisor would have:
 SIGTERM, a grace period, SIGKILL. This works on every POSIX system; on Linux,
 commands that are not Python are covered by `crashsight.runner.pdeathsig` instead.
 
@@ -28,7 +29,7 @@ import threading
 import time
 
 from .channel import Channel
-from .stackdump import name_thread
+from .stackdump import DUMP_REQUEST, dump_before_stop, name_thread
 
 __all__ = ["watch_for_supervisor_death"]
 
@@ -46,8 +47,9 @@ def watch_for_supervisor_death(channel: Channel) -> None:
 
     def watch() -> None:
         try:
-            while os.read(fd, 4096):
-                pass
+            while request := os.read(fd, 4096):
+                if DUMP_REQUEST in request:
+                    dump_before_stop()
         except ConnectionResetError:
             pass  # the supervisor died with our events unread: the kernel resets, no EOF
         except OSError:

@@ -52,12 +52,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_DUMP_SIGNAL",
+    "DUMP_REQUEST",
     "DUMP_SIGNAL_ENV",
     "HEADER_PREFIX",
     "NOTE_PREFIX",
     "OWN_HANDLER_NOTE",
     "STACKS_DIR_ENV",
     "STACKS_SUFFIX",
+    "dump_before_stop",
     "install",
     "name_thread",
 ]
@@ -71,6 +73,8 @@ DUMP_SIGNAL_ENV = "CRASHSIGHT_DUMP_SIGNAL"
 #: re-exec itself: there, choose another with ``--dump-signal``).
 DEFAULT_DUMP_SIGNAL = "SIGUSR2"
 STACKS_SUFFIX = ".stacks"
+#: The byte the supervisor writes on a runner's channel to ask the runner for its stacks.
+DUMP_REQUEST = b"D"
 #: First line of every file: ``# crashsight stacks pid=4242 main=0x7f... signal=SIGUSR2``.
 HEADER_PREFIX = "# crashsight stacks "
 #: A line that explains something about this process's stacks; faulthandler lines never start so.
@@ -169,6 +173,24 @@ def install() -> None:
     registration.open_and_register()
     os.register_at_fork(after_in_child=registration.after_fork)
     _signal.signal = _watching(_signal.signal, registration)
+
+
+def dump_before_stop() -> bool:
+    """Write every thread's stack now, from the calling thread, which holds the GIL.
+
+    The supervisor asks the runner itself over its channel (`crashsight.runner.orphan` reads
+    the request): no other thread runs Python while this one holds the GIL, so the frames hold
+    still, where a signal handler walks them while they change. The stop's SIGTERM then ends
+    the process without a second dump. Returns whether there was a file to write to.
+    """
+    registration = _registration
+    if registration is None or registration.fd < 0:
+        return False
+    faulthandler.dump_traceback(file=registration.fd, all_threads=True)
+    if _signal.SIGTERM in registration.owned:
+        faulthandler.unregister(_signal.SIGTERM)
+        registration.owned.discard(_signal.SIGTERM)
+    return True
 
 
 def name_thread(ident: int | None, name: str) -> None:

@@ -79,6 +79,7 @@ class Attempt:
         self._stopped = anyio.Event()
         self._last_activity = 0.0
         self._dumps: StackDumps | None = None
+        self._reader: ChannelReader | None = None
         self._oom_before: OomCounters | None = None
         #: The final status, once built (also when the attempt was cancelled).
         self.status: RunnerStatus | None = None
@@ -152,7 +153,7 @@ class Attempt:
         facts = self.facts
         facts.start(proc.pid, self._oom_before)
         self._last_activity = anyio.current_time()
-        reader = ChannelReader(
+        reader = self._reader = ChannelReader(
             proc.channel,
             config.max_frame_bytes,
             self._on_message,
@@ -254,7 +255,7 @@ class Attempt:
         if self._dumps is None or self.pid is None or self._exited.is_set():
             return None
         snapshot = await self._dumps.collect(
-            self.pid, self.config.runner_id, self.facts.started_epoch
+            self.pid, self.config.runner_id, self.facts.started_epoch, self._reader
         )
         self.facts.snapshot = snapshot
         return snapshot

@@ -30,8 +30,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 
 from ..diagnostics.blocked import find_blocked_in
@@ -48,7 +50,7 @@ from ..runner.stackdump import (
 from .proctree import describe_processes, looks_like_python, runner_tree, signal_masks
 from .pyspy import native_stacks
 
-__all__ = ["Snapshot", "StackDumps", "StackOptions"]
+__all__ = ["Snapshot", "StackDumps", "StackOptions", "StackRequest"]
 
 #: Signals that cannot carry the dump: uncatchable, crashsight's stop signals, the fatal ones
 #: faulthandler.enable() owns, and those the system sends on its own.
@@ -148,13 +150,34 @@ class Snapshot:
 
 @dataclass
 class _Asked:
-    """A process that was sent the dump signal, and where its file stood when it was."""
+    """A process that was asked for its stacks, and where its file stood when it was."""
 
     info: ProcessInfo
     path: Path
     offset: int
     size: int = -1
     done: bool = False
+    #: Asked on the runner's channel rather than by the dump signal.
+    over_channel: bool = False
+
+
+class StackRequest(Protocol):
+    """The runner's channel, as far as stacks go (`crashsight.supervisor.streams.ChannelReader`)."""
+
+    #: The process that opened the channel and runs crashsight's watch thread, once it said so.
+    ready_pid: int | None
+
+    def request_stacks(self) -> bool:
+        """Write the request; False when the channel is gone."""
+        ...
+
+
+def _fresh(info: ProcessInfo, path: Path) -> bool:
+    """Whether ``path`` is the stack file of ``info`` itself, not one left by an earlier pid."""
+    try:
+        return path.stat().st_mtime >= time.time() - info.age_s - 1.0
+    except OSError:
+        return False
 
 
 def _dumped(entry: os.DirEntry[str]) -> tuple[float, StackFile] | None:
@@ -195,10 +218,18 @@ class StackDumps:
         """What the runner's environment needs so that every Python process in it registers."""
         return {STACKS_DIR_ENV: str(self.folder), DUMP_SIGNAL_ENV: self.options.dump_signal.name}
 
-    async def collect(self, root_pid: int, runner_id: str, not_before: float) -> Snapshot:
+    async def collect(
+        self,
+        root_pid: int,
+        runner_id: str,
+        not_before: float,
+        channel: StackRequest | None = None,
+    ) -> Snapshot:
         """Ask every registered process of the tree for its stacks; wait (bounded); read them.
 
-        Called once per attempt, before the stop policy; a second call (a group stop that
+        The process on the other end of ``channel`` (the runner, once it said `Ready`) is asked
+        over the channel, and dumps from a thread that holds the GIL; the others get the dump
+        signal. Called once per attempt, before the stop policy; a second call (a group stop that
         collected first, then the stop itself) waits for the first and returns its snapshot.
         """
         if self._collected is not None:
@@ -207,7 +238,7 @@ class StackDumps:
         self._collected = anyio.Event()
         try:
             asked, snapshot = await anyio.to_thread.run_sync(
-                self._ask, root_pid, runner_id, not_before
+                self._ask, root_pid, runner_id, not_before, channel
             )
             await self._wait_for(asked)
             self.snapshot = await anyio.to_thread.run_sync(self._read, asked, snapshot)
@@ -283,15 +314,22 @@ class StackDumps:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def _ask(
-        self, root_pid: int, runner_id: str, not_before: float
+        self, root_pid: int, runner_id: str, not_before: float, channel: StackRequest | None
     ) -> tuple[list[_Asked], Snapshot]:
-        """Describe the tree and send the dump signal to each process that registered for it."""
+        """Describe the tree and ask each process that registered: over the channel, or by the
+        dump signal."""
         sig = self.options.dump_signal
         tree = describe_processes(runner_tree(root_pid, runner_id, not_before))
         snapshot = Snapshot(process_tree=tree)
         asked: list[_Asked] = []
         for info in tree:
             path = self.folder / f"{info.pid}{STACKS_SUFFIX}"
+            if channel is not None and info.pid == channel.ready_pid and _fresh(info, path):
+                entry = _Asked(info=info, path=path, offset=_size(path), over_channel=True)
+                # On the event loop, which owns the channel's socket.
+                if anyio.from_thread.run_sync(channel.request_stacks):
+                    asked.append(entry)
+                    continue
             why = self._cannot_ask(info, path, sig)
             if why:
                 snapshot.notes.append(f"pid {info.pid} ({info.name}): {why}")
@@ -310,7 +348,6 @@ class StackDumps:
     def _cannot_ask(self, info: ProcessInfo, path: Path, sig: signal.Signals) -> str | None:
         """Why ``info`` must not be sent ``sig`` ('' when it is simply not Python), or None."""
         try:
-            stat = path.stat()
             head = path.read_text(errors="replace")
         except OSError:
             if looks_like_python(info):
@@ -319,7 +356,7 @@ class StackDumps:
                     "environment without crashsight); no stacks"
                 )
             return ""
-        if stat.st_mtime < time.time() - info.age_s - 1.0:
+        if not _fresh(info, path):
             return ""  # left by an earlier process that had the same pid
         for note in parse_stack_file(head, info.pid).notes:
             if note.startswith(f"{OWN_HANDLER_NOTE}{sig.name} "):
@@ -360,10 +397,14 @@ class StackDumps:
                 snapshot.stacks.extend(dumps[0])
             else:
                 self._silent.append(entry)
-                why = _silence(entry.info.pid, sig)
+                if entry.over_channel:
+                    asked_by = "the request on its channel"
+                    why = " (a thread holding the GIL in C code keeps crashsight's thread waiting)"
+                else:
+                    asked_by, why = sig.name, _silence(entry.info.pid, sig)
                 snapshot.notes.append(
                     f"pid {entry.info.pid} ({entry.info.name}) did not dump its stacks within "
-                    f"{self.options.wait:g} s of {sig.name}{why}; stopped anyway"
+                    f"{self.options.wait:g} s of {asked_by}{why}; stopped anyway"
                 )
         _name_threads(snapshot.stacks, asked)
         if self.options.native:

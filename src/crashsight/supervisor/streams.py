@@ -18,7 +18,8 @@ from pydantic import BaseModel
 
 from ..errors import ProtocolError
 from ..framing import FrameDecoder, UserModelEvent
-from ..protocol import Message
+from ..protocol import Message, Ready
+from ..runner.stackdump import DUMP_REQUEST
 from .status import ProtocolIssue
 
 if TYPE_CHECKING:
@@ -84,6 +85,19 @@ class ChannelReader:
         self._on_issue = on_issue
         self._on_read = on_read
         self._expected_seq = 0
+        #: The process that opened the runner's end and said `Ready`: it runs crashsight's
+        #: channel watch, which answers `request_stacks`.
+        self.ready_pid: int | None = None
+
+    def request_stacks(self) -> bool:
+        """Ask the runner over the channel for its stacks; False when the channel is gone.
+
+        The runner's watch thread dumps them holding the GIL (`crashsight.runner.orphan`).
+        """
+        try:
+            return self._sock.send(DUMP_REQUEST) == 1
+        except OSError:
+            return False  # the runner closed its end, or the reader closed ours
 
     async def run(self) -> None:
         """Read until the runner side is closed (by exit or explicitly); closes the socket."""
@@ -120,6 +134,8 @@ class ChannelReader:
                 continue
             if item.kind == "ready":
                 expected = item.seq
+                if isinstance(item, Ready):  # always, by its kind: says so to the type checker
+                    self.ready_pid = item.pid
             elif item.seq != expected:
                 lost = item.seq - expected
                 detail = (
