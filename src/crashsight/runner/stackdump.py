@@ -13,7 +13,8 @@ bootstrap or the ``.pth`` hook calls `install`, which
    else (torchrun stopping the surviving ranks, Kubernetes, a user) writes its stacks, then ends
    exactly as SIGTERM would have ended it.
 
-Nothing runs while nothing hangs: no thread, no timer, only a signal disposition and an open file.
+Nothing runs while nothing hangs: no thread of this module's, no timer, only a signal disposition
+and an open file.
 A signal that already has a handler when `install` runs (an inherited ``SIG_IGN``, a handler set
 earlier in start-up) is left alone, and a handler the program installs later with
 ``signal.signal`` replaces crashsight's: in both cases a ``#`` line in the file says so, and the
@@ -21,12 +22,16 @@ supervisor does not send that process the dump signal. SIGINT is left to Python:
 ``KeyboardInterrupt`` traceback already says where the main thread was, and crashsight's own stops
 send the dump signal before any other.
 
-faulthandler walks the threads' frames without the GIL, in whichever thread the kernel hands
-the signal to. The kernel prefers the main thread, whose own frames hold still while the handler
-interrupts it; crashsight's thread in the worker blocks these signals (`crashsight.runner.orphan`
-says why: it crashed workers). A thread of the program that runs Python during a dump can still
-free a frame the walk is reading: a risk this design accepts for a dump that answers while the
-main thread is stuck in C.
+faulthandler's signal handler walks the threads' frames without the GIL, while the other threads
+run: a thread deep in Python calls frees the frames the walk reads (measured: a SIGSEGV in about
+one dump of 60 beside such a thread). So the runner itself, which has a channel, is not asked by
+the signal: its channel-watch thread reads the supervisor's request and calls
+`dump_before_stop`, which dumps holding the GIL. The signal remains for the other processes of
+the tree (children, pool workers: rarely several threads running Python at once), and for the
+stop's SIGTERM in a runner that could not answer (stuck in C with the GIL held, when no other
+thread can run Python, so the walk is safe). The kernel hands a process's signal to the main
+thread by preference, and never to crashsight's thread, which blocks them
+(`crashsight.runner.orphan`).
 
 A child forked by ``os.fork`` or ``multiprocessing`` gets a file and a registration of its own,
 so parent and child never write into each other's file.

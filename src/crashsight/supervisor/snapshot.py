@@ -7,6 +7,8 @@
     StackDumps(options)  mkdtemp ── env ──────────► CRASHSIGHT_STACKS_DIR, CRASHSIGHT_DUMP_SIGNAL
                                                     install(): <dir>/<pid>.stacks, faulthandler
     collect()  tree (psutil) ── dump signal ──────► faulthandler writes every thread's stack
+                            ── channel request ──► the runner's watch thread: the same, holding
+                                                   the GIL (`crashsight.runner.orphan`)
                waits (bounded) for the files to stop growing
                parses, names the stuck frame ─────► Snapshot (stacks, process_tree, blocked_in)
     then the stop policy as always (SIGTERM, grace, SIGKILL)
