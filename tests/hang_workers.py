@@ -93,6 +93,13 @@ def hold_the_gil() -> None:
     ctypes.PyDLL(None).sleep(int(FOREVER))  # PyDLL: the call keeps the GIL
 
 
+def nap_ignoring_sigterm_in_c() -> None:
+    """Ignores SIGTERM through libc, as an embedded runtime can, behind Python's back."""
+    ctypes.CDLL(None).signal(signal.SIGTERM, 1)  # 1: SIG_IGN
+    ready()
+    time.sleep(FOREVER)
+
+
 def run_tool() -> None:
     """Runs a tool that never exits; the tool itself says when it runs."""
     script = "echo hang worker ready >&2; exec sleep 3600"

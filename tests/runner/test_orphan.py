@@ -1,13 +1,16 @@
-"""crashsight's thread in the worker never takes a signal meant for the program.
+"""crashsight's thread in the worker never takes what belongs to the program: a signal, a file.
 
 The end-to-end orphan cases (the supervisor SIGKILLed, each protection alone) are in
-tests/cli/test_signals.py; this is the watch thread's signal mask, read from the kernel.
+tests/cli/test_signals.py; here, the watch thread's signal mask, read from the kernel, and a
+descriptor number the program reused.
 """
 
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -38,3 +41,40 @@ async def test_the_watch_thread_blocks_process_signals_and_not_faults(tmp_path: 
     assert not blocked & {signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGABRT}
     assert isinstance(status, RunnerFailed)
     assert status.exit.signal == "SIGTERM"
+
+
+#: A program that closes the channel's descriptor behind crashsight's back and puts a pipe of its
+#: own on that number; then the supervisor asks for the stacks.
+_REUSED_NUMBER = """
+    import os, socket, time
+    from crashsight.runner.channel import Channel
+    from crashsight.runner.orphan import watch_for_supervisor_death
+
+    runner_end, supervisor_end = socket.socketpair()
+    channel = Channel(runner_end)
+    watch_for_supervisor_death(channel)
+    time.sleep(0.3)  # the watch thread waits in its read
+    number = runner_end.fileno()
+    read_end, write_end = os.pipe()
+    os.dup2(read_end, number)  # closes the channel's descriptor and reuses its number
+    os.write(write_end, b"mine")
+    supervisor_end.send(b"D")  # the request the watch thread answers
+    time.sleep(0.5)
+    os.set_blocking(number, False)
+    try:
+        print(os.read(number, 64).decode())
+    except BlockingIOError:
+        print("taken")
+"""
+
+
+def test_the_watch_thread_never_reads_a_reused_descriptor_number() -> None:
+    """After answering a request, the thread stops if the number is no longer the channel's."""
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_REUSED_NUMBER)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.stdout, done.returncode) == ("mine\n", 0), done.stderr

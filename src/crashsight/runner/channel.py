@@ -167,6 +167,16 @@ class Channel:
         if sock is not None:
             _close_quietly(sock)
 
+    def intact(self) -> bool:
+        """Whether the descriptor is still the channel's socket.
+
+        A program may close it behind crashsight's back (a daemonising library closes every
+        descriptor) and get the number back for a file of its own, which crashsight must then
+        neither read nor take for the channel.
+        """
+        sock = self._sock
+        return sock is not None and _identity(sock.fileno()) == self._identity
+
     def supervisor_gone(self) -> bool:
         """Whether the supervisor's end is closed, asked without waiting and without reading.
 
@@ -175,7 +185,7 @@ class Channel:
         descriptor that is no longer the channel's socket.
         """
         sock = self._sock
-        if sock is None or _identity(sock.fileno()) != self._identity:
+        if sock is None or not self.intact():
             return False
         try:
             return not sock.recv(1, _PEEK_FLAGS)

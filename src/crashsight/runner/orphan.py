@@ -42,7 +42,11 @@ _SYNCHRONOUS = {"SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT", "SIGTRAP", "
 
 
 def watch_for_supervisor_death(channel: Channel) -> None:
-    """Start a daemon thread that stops this process group when the supervisor's end closes."""
+    """Start a daemon thread that stops this process group when the supervisor's end closes.
+
+    The same thread answers the supervisor's request for the stacks before a stop
+    (`crashsight.runner.stackdump.dump_before_stop`).
+    """
     fd = channel.fileno()
 
     def watch() -> None:
@@ -50,6 +54,8 @@ def watch_for_supervisor_death(channel: Channel) -> None:
             while request := os.read(fd, 4096):
                 if DUMP_REQUEST in request:
                     dump_before_stop()
+                if not channel.intact():
+                    return  # closed behind our back: the number may be the program's file now
         except ConnectionResetError:
             pass  # the supervisor died with our events unread: the kernel resets, no EOF
         except OSError:

@@ -185,16 +185,17 @@ def dump_before_stop() -> bool:
 
     The supervisor asks the runner itself over its channel (`crashsight.runner.orphan` reads
     the request): no other thread runs Python while this one holds the GIL, so the frames hold
-    still, where a signal handler walks them while they change. The stop's SIGTERM then ends
-    the process without a second dump. Returns whether there was a file to write to.
+    still, where a signal handler walks them while they change. The stop's SIGTERM that follows
+    then dumps only the thread it interrupts (its own frames hold still). Re-registering an
+    enabled signal changes only faulthandler's settings, never the disposition: a handler that
+    C code set for SIGTERM since stays the program's. Returns whether there was a file.
     """
     registration = _registration
     if registration is None or registration.fd < 0:
         return False
-    faulthandler.dump_traceback(file=registration.fd, all_threads=True)
     if _signal.SIGTERM in registration.owned:
-        faulthandler.unregister(_signal.SIGTERM)
-        registration.owned.discard(_signal.SIGTERM)
+        faulthandler.register(_signal.SIGTERM, file=registration.fd, all_threads=False, chain=True)
+    faulthandler.dump_traceback(file=registration.fd, all_threads=True)
     return True
 
 

@@ -89,7 +89,9 @@ class Runner:
         """Take the stacks and the process tree of the running attempt now, before a stop.
 
         `stop` does this itself; a group stop calls it on every runner first (see
-        `crashsight.supervisor.groupstop`). None when stacks are off or nothing runs.
+        `crashsight.supervisor.groupstop`). None when stacks are off or nothing runs. Once it
+        has answered, the runner's own dump on a later SIGTERM covers only the thread that
+        SIGTERM interrupts: the stop that follows needs no second walk of every thread.
         """
         return None if self._attempt is None else await self._attempt.collect_stacks()
 

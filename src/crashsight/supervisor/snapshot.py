@@ -85,8 +85,9 @@ class StackOptions:
     """How the stacks are taken before a stop.
 
     Args:
-        dump_signal: The signal that asks a worker for its stacks; the workers register it at
-            start-up. `parse_dump_signal` reads one from a name.
+        dump_signal: The signal that asks the processes of a runner's tree for their stacks
+            (the runner itself is asked on its channel); they register it at start-up.
+            `parse_dump_signal` reads one from a name.
         wait: Seconds to wait for the dumps before stopping anyway.
         native: Also take native (C/C++) frames with py-spy, when it is installed and allowed.
 
@@ -251,9 +252,9 @@ class StackDumps:
     def after_exit(self, root_pid: int) -> Snapshot | None:
         """The final snapshot, once the runner is gone; None when no process left stacks.
 
-        After crashsight's own stop, a process that did not answer the dump signal (a handler of
-        its own for it, a late answer) may have dumped on the SIGTERM that followed: its stacks
-        are added. Without a stop by crashsight, the dumps are those written on a SIGTERM from
+        After crashsight's own stop, a process that did not answer in time (a handler of its
+        own for the dump signal, the GIL held in C code, a late answer) may have dumped on the
+        SIGTERM that followed: its stacks are added. Without a stop by crashsight, the dumps are those written on a SIGTERM from
         someone else (a launcher stopping the surviving ranks, Kubernetes, a user).
         """
         if self._collected is not None:
@@ -291,8 +292,13 @@ class StackDumps:
             dumps = parse_stack_file(_read_from(entry.path, entry.offset), entry.info.pid).dumps
             if dumps:
                 late.extend(dumps[0])
+                when = (
+                    "late (on SIGTERM, or answering its channel after the wait)"
+                    if entry.over_channel
+                    else "on SIGTERM instead"
+                )
                 snapshot.notes.append(
-                    f"pid {entry.info.pid} ({entry.info.name}) wrote its stacks on SIGTERM instead"
+                    f"pid {entry.info.pid} ({entry.info.name}) wrote its stacks {when}"
                 )
         if late:
             _name_threads(late, self._silent)

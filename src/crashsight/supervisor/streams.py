@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ChannelReader", "pump_output"]
 
+#: A runner that just closed its end must not kill a host program that leaves SIGPIPE's default.
+_NO_SIGPIPE = getattr(socket, "MSG_NOSIGNAL", 0)
 _READ_SIZE = 64 * 1024
 #: Larger than the output reads: a busy channel delivers many small frames per read, and every
 #: read is one wake-up and one decoder pass, whatever its size.
@@ -95,7 +97,7 @@ class ChannelReader:
         The runner's watch thread dumps them holding the GIL (`crashsight.runner.orphan`).
         """
         try:
-            return self._sock.send(DUMP_REQUEST) == 1
+            return self._sock.send(DUMP_REQUEST, _NO_SIGPIPE) == 1
         except OSError:
             return False  # the runner closed its end, or the reader closed ours
 
