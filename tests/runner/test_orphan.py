@@ -46,14 +46,21 @@ async def test_the_watch_thread_blocks_process_signals_and_not_faults(tmp_path: 
 #: A program that closes the channel's descriptor behind crashsight's back and puts a pipe of its
 #: own on that number; then the supervisor asks for the stacks.
 _REUSED_NUMBER = """
-    import os, socket, time
+    import os, socket, threading, time
     from crashsight.runner.channel import Channel
     from crashsight.runner.orphan import watch_for_supervisor_death
 
     runner_end, supervisor_end = socket.socketpair()
     channel = Channel(runner_end)
     watch_for_supervisor_death(channel)
-    time.sleep(0.3)  # the watch thread waits in its read
+    (watch,) = [t for t in threading.enumerate() if t.name == "crashsight-supervisor-watch"]
+    deadline = time.monotonic() + 50
+    with open(f"/proc/self/task/{watch.native_id}/wchan") as wchan:
+        while "unix" not in wchan.read():  # asleep in the socket's read, not on the GIL
+            if time.monotonic() > deadline:
+                raise SystemExit("the watch thread never reached its read")
+            time.sleep(0.01)
+            wchan.seek(0)
     number = runner_end.fileno()
     read_end, write_end = os.pipe()
     os.dup2(read_end, number)  # closes the channel's descriptor and reuses its number
@@ -68,6 +75,7 @@ _REUSED_NUMBER = """
 """
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="waits for the thread's read in /proc")
 def test_the_watch_thread_never_reads_a_reused_descriptor_number() -> None:
     """After answering a request, the thread stops if the number is no longer the channel's."""
     done = subprocess.run(
