@@ -173,8 +173,9 @@ def test_each_orphan_protection_works_alone(mechanism: str, death: str) -> None:
 def test_signal_after_the_worker_ended_keeps_its_real_outcome(tmp_path: Path) -> None:
     """A SIGINT while crashsight drains a finished worker's output does not rewrite its failure."""
     report = tmp_path / "r.json"
-    # bash exits at once; its background child says so a moment later and holds the output open.
-    script = "(sleep 0.3; echo ended; sleep 30) & exit 3"
+    # bash exits at once; its background child says so once crashsight has reaped bash (kill -0
+    # fails only then: a zombie still answers it), and holds the output open.
+    script = "(while kill -0 $$ 2>/dev/null; do sleep 0.01; done; echo ended; sleep 30) & exit 3"
     proc = subprocess.Popen(
         [sys.executable, "-m", "crashsight", "run", "--report", str(report),
          "--", "bash", "-c", script],

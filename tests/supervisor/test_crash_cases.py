@@ -68,7 +68,8 @@ CASES = [
             f"{INJECT}hang",
             "timeout/no_progress",
             signal="SIGTERM",
-            options=SpawnOptions(no_progress_timeout=0.5),
+            # Long enough for a cold start on a loaded machine: Ready must come first.
+            options=SpawnOptions(no_progress_timeout=5.0),
         ),
         id="hang-no-progress",
     ),
@@ -78,7 +79,7 @@ CASES = [
             "timeout/deadline",
             ("--heartbeat-interval", "0.05"),
             signal="SIGTERM",
-            options=SpawnOptions(deadline=1.0, no_progress_timeout=5.0),
+            options=SpawnOptions(deadline=5.0, no_progress_timeout=10.0),
         ),
         id="busy-deadline",
     ),
