@@ -21,7 +21,8 @@ from crashsight.supervisor.stop import StopPolicy
 from crashsight.supervisor.supervisor import Supervisor
 
 pytest.importorskip("torch", reason="needs torch: pip install 'crashsight[torch]' (torch==2.13.0)")
-pytestmark = pytest.mark.torch
+#: A torch job can take minutes on a loaded machine: more than the suite's 60 s per test.
+pytestmark = [pytest.mark.torch, pytest.mark.timeout(300)]
 
 WORKER = Path(__file__).resolve().parent / "gloo_texts_worker.py"
 WORLD_SIZE = 3

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("torch", reason="needs torch: pip install 'crashsight[torch]' (torch==2.13.0)")
-pytestmark = pytest.mark.torch
+#: A torch job can take minutes on a loaded machine: more than the suite's 60 s per test.
+pytestmark = [pytest.mark.torch, pytest.mark.timeout(300)]
 
 WORKER = Path(__file__).resolve().parent / "gloo_texts_worker.py"
 BIN = Path(sys.executable).parent
