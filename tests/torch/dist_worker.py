@@ -27,6 +27,8 @@ import sys
 import time
 
 SCENARIOS = ("oom", "segfault", "enospc", "hang")
+#: How long the ranks may take to meet at the start: a failure of the test, never of a rank.
+RENDEZVOUS_S = 120.0
 
 
 def main() -> None:
@@ -44,18 +46,22 @@ def main() -> None:
     import torch
     import torch.distributed as dist
 
+    # The rendezvous waits for every rank however slow its start (three torch imports on a busy
+    # machine drift apart by seconds); the short timeout is the collectives' group's alone.
     dist.init_process_group(
-        "gloo", init_method="env://", timeout=datetime.timedelta(seconds=args.pg_timeout)
+        "gloo", init_method="env://", timeout=datetime.timedelta(seconds=RENDEZVOUS_S)
     )
+    dist.barrier()
+    group = dist.new_group(timeout=datetime.timedelta(seconds=args.pg_timeout))
     rank = dist.get_rank()
     tensor = torch.ones(16)
     for step in range(args.steps):
         if rank == args.victim and step == args.fail_at:
             fail(args.scenario, torch)
-        dist.all_reduce(tensor)
+        dist.all_reduce(tensor, group=group)
         tensor.fill_(1.0)
     # A rank with nothing left to do waits for the others, as a training loop's last barrier does.
-    dist.barrier()
+    dist.barrier(group=group)
     dist.destroy_process_group()
 
 

@@ -26,8 +26,11 @@ def collectives(mode: str, rank: int, victim: int) -> None:
     import torch
     import torch.distributed as dist
 
+    # The rendezvous waits for every rank however slow its start; PG_TIMEOUT is the collectives'.
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
+    dist.barrier()
     timeout = datetime.timedelta(seconds=float(os.environ.get("PG_TIMEOUT", "30")))
-    dist.init_process_group("gloo", timeout=timeout)
+    group = dist.new_group(timeout=timeout)
     tensor = torch.ones(64)
     for step in range(10_000):
         if rank == victim and step == 5:
@@ -38,7 +41,7 @@ def collectives(mode: str, rank: int, victim: int) -> None:
                 time.sleep(600)
             if mode == "segfault":
                 os.kill(os.getpid(), signal.SIGSEGV)
-        dist.all_reduce(tensor)
+        dist.all_reduce(tensor, group=group)
 
 
 def store(rank: int, world_size: int) -> None:
