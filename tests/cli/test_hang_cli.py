@@ -71,7 +71,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, HangRun | None]:
     """The hangs of this file, run at the same time, each stopped by --no-progress-timeout.
 
     ``tool``: ``run_tool`` stuck in subprocess.run, with every sink on. ``usr1``: a worker that
-    handles the dump signal itself, run with ``--dump-signal usr1``. ``no-py-spy``:
+    handles the dump signal itself, run with ``--dump-signal usr1`` as a shell's child. ``no-py-spy``:
     ``--native-stacks`` under the base interpreter, where py-spy is not installed (None when it
     is).
     """
@@ -105,9 +105,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, HangRun | None]:
                 "usr1",
                 *quiet,
                 *_report_to(folders["usr1"]),
-                sys.executable,
-                str(HANG),
-                "nap_with_own_handler",
+                # A shell's Python child: the runner itself is asked on its channel, not by signal.
+                "sh",
+                "-c",
+                f"'{sys.executable}' '{HANG}' nap_with_own_handler",
             ],
             dict(os.environ),
         ),
