@@ -46,7 +46,8 @@ def child_in_group_then_hang() -> None:
 def child_in_group_then_exit_when_orphaned() -> None:
     """Starts ``sleep 600`` in its process group and prints its pid, then exits 3 the moment its
     supervisor is gone, before crashsight's channel watch can run: the GIL is never let go (a
-    busy loop under a switch interval of a day), so only the check at the exit can stop the child."""
+    busy loop under a switch interval of a day), so only the check at the exit can stop the
+    child."""
     child = subprocess.Popen(["sleep", "600"])
     parent = os.getppid()
     sys.setswitchinterval(86400.0)

@@ -71,9 +71,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, HangRun | None]:
     """The hangs of this file, run at the same time, each stopped by --no-progress-timeout.
 
     ``tool``: ``run_tool`` stuck in subprocess.run, with every sink on. ``usr1``: a worker that
-    handles the dump signal itself, run with ``--dump-signal usr1`` as a shell's child. ``no-py-spy``:
-    ``--native-stacks`` under the base interpreter, where py-spy is not installed (None when it
-    is).
+    handles the dump signal itself, run with ``--dump-signal usr1`` as a shell's child.
+    ``no-py-spy``: ``--native-stacks`` under the base interpreter, where py-spy is not installed
+    (None when it is).
     """
     folders = {name: tmp_path_factory.mktemp(name) for name in ("tool", "usr1", "no-py-spy")}
     quiet = ["--no-progress-timeout", QUIET]

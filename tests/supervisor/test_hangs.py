@@ -58,7 +58,7 @@ COMMANDS: dict[str, list[str]] = {
 }
 BOOTSTRAP = f"{HANG}:flush_shard"
 #: The no-progress timeout: also the time a worker has from spawn to its first line, so it is
-#: generous (a dozen interpreters start at once on a 2-core machine).
+#: generous (about twenty interpreters start at once on a 2-core machine).
 QUIET_S = 10.0
 #: How long the stop waits for the dumps: a loaded machine can be slow to answer.
 STACK_WAIT_S = 5.0
@@ -293,9 +293,9 @@ def test_a_thread_running_python_is_dumped_safely(hung: dict[str, RunnerStatus])
     status = hung["busy-thread"]
     assert isinstance(status, RunnerFailed)
     assert status.exit.signal == "SIGTERM", status.stderr_tail
-    # faulthandler names no thread but the main one; the busy one is the thread inside deep().
-    # The busy thread: in churn itself between two calls, or in deep() (over 100 frames deep,
-    # faulthandler keeps the innermost 100: churn's own frame is then cut).
+    # faulthandler names no thread but the main one. The busy one is in churn itself between two
+    # calls, or in deep() (over 100 frames deep, faulthandler keeps the innermost 100: churn's
+    # own frame is then cut).
     busy = {"_bootstrap", "_bootstrap_inner", "run", "churn", "deep"}
     assert any(
         {"churn", "deep"} & names and names <= busy

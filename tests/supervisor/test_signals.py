@@ -25,13 +25,7 @@ def test_the_program_gets_its_handlers_back(backend: str) -> None:
     asyncio's receiver put the default action back: a SIGTERM after the supervisor ended
     killed the process (the CLI lost its report that way, in a real torchrun job).
     """
-    done = subprocess.run(
-        [sys.executable, str(HOST), backend],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _host(backend)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {
         "status": "cancelled",

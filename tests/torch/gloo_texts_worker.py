@@ -21,13 +21,16 @@ import signal
 import sys
 import time
 
+#: How long the ranks may take to meet at the start: a failure of the test, never of a rank.
+RENDEZVOUS_S = 120.0
+
 
 def collectives(mode: str, rank: int, victim: int) -> None:
     import torch
     import torch.distributed as dist
 
     # The rendezvous waits for every rank however slow its start; PG_TIMEOUT is the collectives'.
-    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=120))
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=RENDEZVOUS_S))
     dist.barrier()
     timeout = datetime.timedelta(seconds=float(os.environ.get("PG_TIMEOUT", "30")))
     group = dist.new_group(timeout=timeout)

@@ -43,6 +43,7 @@ __all__ = [
     "CHANNEL_FD_ENV",
     "CHANNEL_OWNER_ENV",
     "MAX_FRAME_ENV",
+    "NO_SIGPIPE",
     "RUNNER_ID_ENV",
     "START_GATE_ENV",
     "Channel",
@@ -74,7 +75,8 @@ CHANNEL_OWNER_ENV = "CRASHSIGHT_CHANNEL_OWNER"
 #: hook for plain Python programs stands aside.
 BOOTSTRAP_ENV = "CRASHSIGHT_BOOTSTRAP"
 
-_SEND_FLAGS = getattr(_socket, "MSG_NOSIGNAL", 0)
+#: Send flags that keep a closed peer from raising SIGPIPE (macOS has no such flag).
+NO_SIGPIPE = getattr(_socket, "MSG_NOSIGNAL", 0)
 _PEEK_FLAGS = _socket.MSG_PEEK | _socket.MSG_DONTWAIT
 
 
@@ -144,7 +146,7 @@ class Channel:
                 f"{self.max_frame_bytes}-byte frame limit; nothing was sent"
             )
         try:
-            sock.sendall(frame, _SEND_FLAGS)
+            sock.sendall(frame, NO_SIGPIPE)
         except OSError as exc:
             self._broken = ChannelBrokenError(
                 f"the supervisor's end of the channel is gone ({exc.strerror or exc}); "
@@ -185,7 +187,7 @@ class Channel:
         descriptor that is no longer the channel's socket.
         """
         sock = self._sock
-        if sock is None or not self.intact():
+        if sock is None or not self.intact():  # None again: for the type checker's sake
             return False
         try:
             return not sock.recv(1, _PEEK_FLAGS)

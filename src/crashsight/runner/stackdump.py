@@ -7,8 +7,9 @@ bootstrap or the ``.pth`` hook calls `install`, which
 1. opens ``<folder>/<pid>.stacks`` and writes one header line naming the main thread
    (faulthandler prints thread ids, not names);
 2. registers `faulthandler` on the dump signal (all threads, into that file). faulthandler's
-   handler is C code that is async-signal-safe, so it answers while the main thread is blocked in
-   C: a lock, a socket ``recv``, ``time.sleep``, ``subprocess.wait``, a collective;
+   handler is C code that needs no lock, so it answers while the main thread is blocked in C: a
+   lock, a socket ``recv``, ``time.sleep``, ``subprocess.wait``, a collective (what it reads of
+   the other threads is another matter: see below);
 3. registers it on SIGTERM too, chained to the default action, so a process stopped by someone
    else (torchrun stopping the surviving ranks, Kubernetes, a user) writes its stacks, then ends
    exactly as SIGTERM would have ended it.
@@ -31,7 +32,8 @@ the tree (children, pool workers: rarely several threads running Python at once)
 stop's SIGTERM in a runner that could not answer (stuck in C with the GIL held, when no other
 thread can run Python, so the walk is safe). The kernel hands a process's signal to the main
 thread by preference, and never to crashsight's thread, which blocks them
-(`crashsight.runner.orphan`).
+(`crashsight.runner.orphan`). On a free-threaded build the GIL does not hold the other threads:
+there the dump's safety rests on the interpreter's own stop of the world in ``dump_traceback``.
 
 A child forked by ``os.fork`` or ``multiprocessing`` gets a file and a registration of its own,
 so parent and child never write into each other's file.
@@ -180,7 +182,7 @@ def install() -> None:
     _signal.signal = _watching(_signal.signal, registration)
 
 
-def dump_before_stop() -> bool:
+def dump_before_stop() -> None:
     """Write every thread's stack now, from the calling thread, which holds the GIL.
 
     The supervisor asks the runner itself over its channel (`crashsight.runner.orphan` reads
@@ -188,15 +190,14 @@ def dump_before_stop() -> bool:
     still, where a signal handler walks them while they change. The stop's SIGTERM that follows
     then dumps only the thread it interrupts (its own frames hold still). Re-registering an
     enabled signal changes only faulthandler's settings, never the disposition: a handler that
-    C code set for SIGTERM since stays the program's. Returns whether there was a file.
+    C code set for SIGTERM since stays the program's. Without a file (no stacks here), nothing.
     """
     registration = _registration
     if registration is None or registration.fd < 0:
-        return False
+        return
     if _signal.SIGTERM in registration.owned:
         faulthandler.register(_signal.SIGTERM, file=registration.fd, all_threads=False, chain=True)
     faulthandler.dump_traceback(file=registration.fd, all_threads=True)
-    return True
 
 
 def name_thread(ident: int | None, name: str) -> None:

@@ -226,7 +226,7 @@ class StackDumps:
         root_pid: int,
         runner_id: str,
         not_before: float,
-        channel: StackRequest | None = None,
+        channel: StackRequest | None,
     ) -> Snapshot:
         """Ask every registered process of the tree for its stacks; wait (bounded); read them.
 
@@ -254,8 +254,9 @@ class StackDumps:
 
         After crashsight's own stop, a process that did not answer in time (a handler of its
         own for the dump signal, the GIL held in C code, a late answer) may have dumped on the
-        SIGTERM that followed: its stacks are added. Without a stop by crashsight, the dumps are those written on a SIGTERM from
-        someone else (a launcher stopping the surviving ranks, Kubernetes, a user).
+        SIGTERM that followed: its stacks are added. Without a stop by crashsight, the dumps are
+        those written on a SIGTERM from someone else (a launcher stopping the surviving ranks,
+        Kubernetes, a user).
         """
         if self._collected is not None:
             return self._complete(self.snapshot) if self.snapshot is not None else None
@@ -407,7 +408,12 @@ class StackDumps:
                 self._silent.append(entry)
                 if entry.over_channel:
                     asked_by = "the request on its channel"
-                    why = " (a thread holding the GIL in C code keeps crashsight's thread waiting)"
+                    why = (
+                        " (crashsight's thread there could not run: the GIL held in C code, or "
+                        "the interpreter shutting down)"
+                        if _exists(entry.info.pid)
+                        else " (it has ended)"
+                    )
                 else:
                     asked_by, why = sig.name, _silence(entry.info.pid, sig)
                 snapshot.notes.append(

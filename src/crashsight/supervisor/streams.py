@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from ..errors import ProtocolError
 from ..framing import FrameDecoder, UserModelEvent
 from ..protocol import Message, Ready
+from ..runner.channel import NO_SIGPIPE
 from ..runner.stackdump import DUMP_REQUEST
 from .status import ProtocolIssue
 
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ChannelReader", "pump_output"]
 
-#: A runner that just closed its end must not kill a host program that leaves SIGPIPE's default.
-_NO_SIGPIPE = getattr(socket, "MSG_NOSIGNAL", 0)
 _READ_SIZE = 64 * 1024
 #: Larger than the output reads: a busy channel delivers many small frames per read, and every
 #: read is one wake-up and one decoder pass, whatever its size.
@@ -97,7 +96,8 @@ class ChannelReader:
         The runner's watch thread dumps them holding the GIL (`crashsight.runner.orphan`).
         """
         try:
-            return self._sock.send(DUMP_REQUEST, _NO_SIGPIPE) == 1
+            # A runner that just closed its end must not SIGPIPE a host that keeps the default.
+            return self._sock.send(DUMP_REQUEST, NO_SIGPIPE) == 1
         except OSError:
             return False  # the runner closed its end, or the reader closed ours
 

@@ -103,8 +103,9 @@ class Supervisor:
         signatures: The signature catalogue; the built-in one by default.
         user_events: The user's own event models; `UserEvent`s whose name matches a model's class
             name are validated into it.
-        handle_signals: Stop every runner gracefully when this process receives SIGINT, SIGTERM or SIGHUP
-            (only from the main thread). `received_signal` then tells which one arrived.
+        handle_signals: Stop every runner gracefully when this process receives SIGINT, SIGTERM or
+            SIGHUP (only from the main thread). `received_signal` then tells which one arrived.
+            Handlers the program set with ``signal.signal`` come back when the supervisor ends.
         preload: Modules to import once in a fork server (a zygote process); Python targets
             started with `spawn` (with the default interpreter) are then forked from it, warm,
             instead of starting a new interpreter. Entering the supervisor raises `SpawnError`
