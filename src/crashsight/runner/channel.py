@@ -176,8 +176,7 @@ class Channel:
         descriptor) and get the number back for a file of its own, which crashsight must then
         neither read nor take for the channel.
         """
-        sock = self._sock
-        return sock is not None and _identity(sock.fileno()) == self._identity
+        return self._intact_socket() is not None
 
     def supervisor_gone(self) -> bool:
         """Whether the supervisor's end is closed, asked without waiting and without reading.
@@ -186,8 +185,8 @@ class Channel:
         events unread); anything else is not an answer: this process's own close, or a
         descriptor that is no longer the channel's socket.
         """
-        sock = self._sock
-        if sock is None or not self.intact():  # None again: for the type checker's sake
+        sock = self._intact_socket()
+        if sock is None:
             return False
         try:
             return not sock.recv(1, _PEEK_FLAGS)
@@ -195,6 +194,12 @@ class Channel:
             return True
         except OSError:
             return False  # nothing to read (the usual case), or the descriptor is gone
+
+    def _intact_socket(self) -> _socket.socket | None:
+        sock = self._sock
+        if sock is None or _identity(sock.fileno()) != self._identity:
+            return None
+        return sock
 
     def _checked_socket(self) -> _socket.socket:
         if self._broken is not None:
