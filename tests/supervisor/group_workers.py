@@ -62,5 +62,7 @@ def _gone(marker: str) -> bool:
             pid = int(handle.read())
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except ProcessLookupError:
+        return True  # it was reaped between the open and the read of its stat (ESRCH)
     except FileNotFoundError:
         return os.path.exists(marker)
