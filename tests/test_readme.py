@@ -100,7 +100,7 @@ def test_hang_example_says_where_it_is_stuck(tmp_path: Path) -> None:
             "crashsight",
             "run",
             "--no-progress-timeout",
-            "3",
+            "6",
             "--",
             sys.executable,
             "writer.py",

@@ -18,7 +18,7 @@ def hang_page(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The page of a thread pool whose task deadlocks, stopped by --no-progress-timeout."""
     page = tmp_path_factory.mktemp("hang") / "panel.html"
     result = subprocess.run(
-        [sys.executable, "-m", "crashsight", "run", "--no-progress-timeout", "3",
+        [sys.executable, "-m", "crashsight", "run", "--no-progress-timeout", "6",
          "--html", str(page), "--", sys.executable, str(HANG), "thread_pool"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip

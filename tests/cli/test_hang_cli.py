@@ -29,7 +29,7 @@ from crashsight.server import crashsight_app
 
 CRASHSIGHT = [sys.executable, "-m", "crashsight"]
 HANG = Path(__file__).resolve().parent.parent / "hang_workers.py"
-QUIET = "3"  # seconds: also the time the worker has to start and say it is ready
+QUIET = "6"  # seconds: also the time the worker has to start and say it is ready
 
 
 @dataclass(frozen=True)

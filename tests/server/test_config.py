@@ -51,7 +51,7 @@ def test_token_callable_is_asked_on_every_request(folders: tuple[Path, Path]) ->
     """A host app's callable can rotate the token; a short one locks everyone out."""
     current = [TOKEN]
     app = crashsight_app(*folders, token=lambda: current[0])
-    with serving(app) as url, httpx.Client(base_url=url) as client:
+    with serving(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         assert client.get("/jobs", headers={"Authorization": f"Bearer {TOKEN}"}).is_success
         current[0] = "rotated-" + TOKEN
         assert client.get("/jobs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 401
@@ -65,7 +65,7 @@ def test_unauthenticated_serves_without_a_token(folders: tuple[Path, Path]) -> N
     reports, logs = folders
     (reports / "r1.running").write_text("")
     app = crashsight_app(reports, logs, unauthenticated=True)
-    with serving(app) as url, httpx.Client(base_url=url) as client:
+    with serving(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         response = client.get("/jobs")
     assert response.status_code == 200
     assert [job.job_id for job in JobList.model_validate_json(response.content).jobs] == ["r1"]

@@ -194,7 +194,7 @@ def test_requests_without_the_token_are_401(
 ) -> None:
     """Every route answers 401 with a Bearer challenge unless the exact token is sent."""
     (site.logs / "7f3a.log").write_text(training_log(1))
-    with httpx.Client(base_url=site.url, headers=headers) as anonymous:
+    with httpx.Client(base_url=site.url, headers=headers, timeout=30) as anonymous:
         for path in ("/jobs", "/jobs/7f3a", "/jobs/7f3a/errors", "/jobs/nope/errors"):
             response = anonymous.get(path)
             assert response.status_code == 401

@@ -30,7 +30,7 @@ descend(60)
 def get_errors(folders: tuple[Path, Path], job_id: str, limits: Limits) -> JobErrors:
     """One request to a live endpoint with ``limits`` (no token: this is about sizes)."""
     app = crashsight_app(*folders, unauthenticated=True, limits=limits)
-    with serving(app) as url, httpx.Client(base_url=url) as client:
+    with serving(app) as url, httpx.Client(base_url=url, timeout=30) as client:
         response = client.get(f"/jobs/{job_id}/errors")
     assert response.status_code == 200, response.text
     return JobErrors.model_validate_json(response.content)

@@ -32,7 +32,7 @@ def test_serve_answers_on_loopback_and_stops_on_ctrl_c(folders: tuple[Path, Path
         found = re.search(r"http://127\.0\.0\.1:\d+/crashsight/jobs", line)
         assert found, line
         try:
-            with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+            with httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as client:
                 response = client.get(found.group())
             assert response.status_code == 200
             assert JobList.model_validate_json(response.content).jobs[0].status == "running"
