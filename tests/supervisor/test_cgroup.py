@@ -220,10 +220,10 @@ async def test_a_child_killed_by_the_oom_killer_explains_its_parents_failure(
     assert status.oom_killed is True
     assert "child ended with -9" in status.stderr_tail
     assert status.summary == (
-        "memory/oom_killed: the kernel OOM killer killed 1 processes of the runner's tree "
+        "memory/oom_killed: the kernel OOM killer killed 1 process of the runner's tree "
         "under its 96 MiB limit"
     )
-    assert any("OOM killer killed 1 processes" in note for note in status.notes)
+    assert any("OOM killer killed 1 process in the runner" in note for note in status.notes)
 
 
 @pytest.mark.asyncio

@@ -247,7 +247,7 @@ async def test_leave_grandchild_is_killed_by_the_supervisor(run_crash: RunCrash)
     announced = next(line for line in status.stderr_tail if "left grandchild" in line)
     pid = int(announced.split()[3])
     assert not _alive(pid)
-    assert "killed 1 processes the runner left behind" in status.notes
+    assert "killed 1 process the runner left behind" in status.notes
 
 
 @pytest.mark.asyncio

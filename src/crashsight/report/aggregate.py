@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..diagnostics.jobverdict import JobVerdict, RankOutcome, RootCause, decide_root_cause, who
 from ..diagnostics.models import ROLES, Role
 from ..redact import MemoRedactor, Redactor
+from ..wording import counted
 from .markdown import MAX_TASK_LINES, cell, task_error_lines, verdict_label
 
 __all__ = [
@@ -245,15 +246,11 @@ def _title(
         label = cause.category + (f"/{cause.subcategory}" if cause.subcategory else "")
         where = f"rank {cause.rank}" if cause.rank is not None else cause.name
         stopped = sum(1 for shard in shards if shard.role is not None)
-        return f"{prefix} ({label} on {where}, {_count(stopped, 'rank')} failed)"
+        return f"{prefix} ({label} on {where}, {counted(stopped, 'rank')} failed)"
     noun = "shard" if len(failed) == 1 else "shards"
     if failed:
         return f"{prefix} ({'+'.join(ranked)}, {len(failed)} {noun})"
     return f"{prefix} (no failed shards of {len(shards)})"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def root_cause_line(
@@ -275,17 +272,17 @@ def root_cause_line(
     parts = [f"root cause: {where} {summary}"]
     roles = Counter(s.role for s in shards if s.role is not None)
     if roles["root_cause"] > 1:
-        parts.append(f"{_count(roles['root_cause'] - 1, 'other rank')} failed of its own fault")
+        parts.append(f"{counted(roles['root_cause'] - 1, 'other rank')} failed of its own fault")
     if roles["consequence"]:
         classes = Counter(verdict_label(s) for s in shards if s.role == "consequence")
         listed = ", ".join(
             label if len(classes) == 1 else f"{label} x{n}" for label, n in classes.most_common(5)
         )
-        parts.append(f"{_count(roles['consequence'], 'rank')} failed as a consequence ({listed})")
+        parts.append(f"{counted(roles['consequence'], 'rank')} failed as a consequence ({listed})")
     if roles["collateral"]:
-        parts.append(f"{_count(roles['collateral'], 'rank')} stopped as collateral")
+        parts.append(f"{counted(roles['collateral'], 'rank')} stopped as collateral")
     if missing_ranks and not cause.missing:
-        parts.append(f"{_count(len(missing_ranks), 'rank')} wrote no report")
+        parts.append(f"{counted(len(missing_ranks), 'rank')} wrote no report")
     return "; ".join(parts)
 
 

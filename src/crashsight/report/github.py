@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..wording import counted
 from .markdown import MAX_TASK_LINES, cell, fenced, task_error_lines
 from .model import Report
 from .stacks_text import stack_lines, tree_lines
@@ -59,7 +60,7 @@ def _stop_sections(report: Report) -> list[str]:
     """Collapsed sections with the stacks and the process tree of a stop."""
     lines: list[str] = []
     if report.stacks:
-        count = f"{len(report.stacks)} threads"
+        count = counted(len(report.stacks), "thread")
         lines += ["", f"<details><summary>Stacks at the stop ({count})</summary>", ""]
         lines += [fenced(stack_lines(report.stacks, report.process_tree)), "", "</details>"]
     if report.process_tree:

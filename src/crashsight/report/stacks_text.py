@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..protocol import FrameInfo
+from ..wording import counted
 
 __all__ = ["blocked_rows", "stack_lines", "thread_title", "tree_lines"]
 
@@ -75,8 +76,8 @@ def blocked_rows(
         )
     if stacks:
         processes = len({stack.pid for stack in stacks})
-        counted = f"{_count(len(stacks), 'thread')} of {_count(processes, 'process')}"
-        rows.append(("stacks", f"{counted}, in the report"))
+        threads = f"{counted(len(stacks), 'thread')} of {counted(processes, 'process')}"
+        rows.append(("stacks", f"{threads}, in the report"))
     if tree:
         chain = ", ".join(f"{info.name} {info.pid}" for info in tree[:_CHAIN])
         more = f" and {len(tree) - _CHAIN} more" if len(tree) > _CHAIN else ""
@@ -92,10 +93,6 @@ def _stuck_frame(blocked: BlockedIn, stacks: Sequence[ThreadStack]) -> FrameInfo
                 if (frame.file, frame.line) == (blocked.file, blocked.line):
                     return frame
     return None
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}{'es' if noun.endswith('s') else 's'}"
 
 
 def _frame_lines(frames: Sequence[FrameInfo]) -> list[str]:

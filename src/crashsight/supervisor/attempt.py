@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from ..diagnostics.oom import OomCounters, read_oom_counters
 from ..errors import RunnerStateError, SpawnError
 from ..protocol import Message
+from ..wording import counted
 from . import cgroupfs
 from .cgroup import RunnerCgroup
 from .config import RunnerConfig
@@ -242,7 +243,7 @@ class Attempt:
             facts.signals_sent.append("SIGKILL")
             facts.notes.append(
                 f"did not stop within the {policy.grace:g} s grace period; killed its process "
-                f"tree with SIGKILL ({len(killed)} processes)"
+                f"tree with SIGKILL ({counted(len(killed), 'process')})"
             )
 
     async def collect_stacks(self) -> Snapshot | None:
@@ -296,13 +297,15 @@ class Attempt:
                 self.facts.leftovers_killed += len(held)
                 self.facts.notes.append(
                     f"output was still held open {self.config.drain_timeout:g} s after the runner "
-                    f"exited; killed {len(held)} leftover processes holding it"
+                    f"exited; killed {counted(len(held), 'leftover process')} holding it"
                 )
             await self._pass_on_the_rest()
         left = await self._kill_leftovers()
         if left:
             self.facts.leftovers_killed += len(left)
-            self.facts.notes.append(f"killed {len(left)} processes the runner left behind")
+            self.facts.notes.append(
+                f"killed {counted(len(left), 'process')} the runner left behind"
+            )
 
     async def _pass_on_the_rest(self) -> None:
         """Wait for what is left in the pipes while crashsight's own reader keeps taking it.

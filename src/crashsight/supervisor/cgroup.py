@@ -35,6 +35,7 @@ import anyio.to_thread
 from ..diagnostics.kernelfiles import read_kernel_text, write_kernel_text
 from ..diagnostics.oom import OwnMemory, read_own_memory, read_pressure
 from ..errors import ConfigurationError
+from ..wording import counted
 from . import cgroupfs
 from .status import Containment
 
@@ -323,16 +324,18 @@ class RunnerCgroup:
         containment = self._containment()
         notes = cgroupfs.remove_all(self.folders)
         if leftovers:
-            notes.append(f"killed {len(leftovers)} processes still in the runner's cgroup")
+            notes.append(
+                f"killed {counted(len(leftovers), 'process')} still in the runner's cgroup"
+            )
         if containment.oom_kills:
             notes.append(
-                f"the kernel OOM killer killed {containment.oom_kills} processes in the runner's "
+                f"the kernel OOM killer killed {counted(containment.oom_kills, 'process')} in the runner's "
                 "own memory cgroup"
             )
         if containment.pids_limit_hits:
             notes.append(
-                f"the pids limit ({containment.pids_max}) refused {containment.pids_limit_hits} "
-                "forks in the runner's tree"
+                f"the pids limit ({containment.pids_max}) refused "
+                f"{counted(containment.pids_limit_hits, 'fork')} in the runner's tree"
             )
         return containment, notes
 

@@ -24,6 +24,7 @@ from ..diagnostics.summary import summary_line
 from ..diagnostics.tracebacks import TracebackCapture
 from ..protocol import RunnerTerminationError
 from ..redact import Redactor
+from ..wording import counted
 from .identity import identity_from_env
 from .status import (
     Containment,
@@ -271,14 +272,14 @@ def _counted_by_own_cgroup(verdict: Verdict, containment: Containment | None) ->
         return None
     if verdict.subcategory == "pids_max" and containment.pids_limit_hits:
         return (
-            f"the pids limit ({containment.pids_max}) refused {containment.pids_limit_hits} forks "
-            "in the runner's tree"
+            f"the pids limit ({containment.pids_max}) refused "
+            f"{counted(containment.pids_limit_hits, 'fork')} in the runner's tree"
         )
     if verdict.subcategory == "oom_killed" and containment.oom_kills:
         limit = containment.memory_max_bytes
         under = f" under its {limit / 2**20:g} MiB limit" if limit else ""
         return (
-            f"the kernel OOM killer killed {containment.oom_kills} processes of the runner's "
+            f"the kernel OOM killer killed {counted(containment.oom_kills, 'process')} of the runner's "
             f"tree{under}"
         )
     return None
