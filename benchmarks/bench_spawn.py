@@ -32,6 +32,7 @@ from pydantic import BaseModel
 
 from crashsight import Supervisor
 from crashsight.protocol import Heartbeat, Ready
+from crashsight.supervisor.cgroup import CgroupMode
 
 from .common import BenchResult, Figure, Settings, child_env, interleave, median_ratio, python
 from .workers import mp_ready_child
@@ -45,11 +46,12 @@ def _to_ready(
     preload: Sequence[str] = (),
     target: str = "benchmarks.workers:payload_of",
     ready: type[BaseModel] = Ready,
+    cgroup: CgroupMode = "auto",
 ) -> float:
     """Seconds from `Supervisor.spawn` to the first ``ready`` event (the zygote is up already)."""
 
     async def main() -> float:
-        async with Supervisor(output="discard", preload=preload) as supervisor:
+        async with Supervisor(output="discard", preload=preload, cgroup=cgroup) as supervisor:
             start = time.perf_counter()
             worker = await supervisor.spawn(target, env=child_env())
             async for event in worker.events():
@@ -119,6 +121,7 @@ def run(settings: Settings) -> BenchResult:
     values = interleave(
         {
             "ready": _to_ready,
+            "ready_no_cgroup": partial(_to_ready, cgroup="off"),
             "pass": partial(_python, "pass"),
             "import": partial(_python, _IMPORT),
         },
@@ -140,6 +143,7 @@ def run(settings: Settings) -> BenchResult:
             detail,
         )
     )
+    _no_cgroup_figure(result, "spawn", values["ready_no_cgroup"], values["pass"], detail)
     result.figures.append(
         Figure(
             "spawn -> Ready vs subprocess python -c 'import crashsight.runner.bootstrap'",
@@ -164,6 +168,31 @@ def run(settings: Settings) -> BenchResult:
     return result
 
 
+def _no_cgroup_figure(
+    result: BenchResult,
+    what: str,
+    no_cgroup: list[float],
+    baseline: list[float],
+    detail: dict[str, object],
+) -> None:
+    """The same spawn with ``cgroup="off"``: what moving the runner into its cgroup costs.
+
+    Where crashsight can make cgroups, each runner is moved into its own before it runs any
+    worker code. That write to ``cgroup.procs`` takes the kernel's cgroup-wide threadgroup lock,
+    which, when no migration ran just before, waits for an RCU grace period (several ms on a
+    2-core VM; none with the cgroup2 mount option ``favordynmods``). Only hosts with writable
+    cgroups pay it, so the row shows the spawn without it.
+    """
+    result.figures.append(
+        Figure(
+            f"{what} -> Ready, cgroup='off' (no move into a cgroup) vs python -c pass",
+            median_ratio(no_cgroup, baseline),
+            "x the time",
+            detail=detail,
+        )
+    )
+
+
 def _warm_figures(result: BenchResult, settings: Settings) -> None:
     """The fork-server rows: bare runner against python -c pass, and the torch restart."""
     preload = ["benchmarks.workers"]
@@ -171,6 +200,7 @@ def _warm_figures(result: BenchResult, settings: Settings) -> None:
     values = interleave(
         {
             "forked": partial(_to_ready, preload),
+            "forked_no_cgroup": partial(_to_ready, preload, cgroup="off"),
             "pass": partial(_python, "pass"),
             "mp": partial(_mp_forkserver, False),
         },
@@ -190,6 +220,7 @@ def _warm_figures(result: BenchResult, settings: Settings) -> None:
             detail,
         )
     )
+    _no_cgroup_figure(result, "forked spawn", values["forked_no_cgroup"], values["pass"], detail)
     result.figures.append(
         Figure(
             "forked spawn -> Ready vs multiprocessing forkserver start -> first message",
