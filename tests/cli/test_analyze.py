@@ -73,7 +73,7 @@ def test_clean_log_exits_0(tmp_path: Path) -> None:
     log.write_text("[2025-12-10 03:58:20] [trainer] [INFO] [SFT] step 1\n")
     result = analyze(str(log))
     assert result.returncode == 0, result.stderr
-    assert "no errors in 1 lines" in result.stdout
+    assert "no errors in 1 line\n" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,7 @@ def test_clean_log_exits_0(tmp_path: Path) -> None:
 def test_unusable_input_exits_2_with_a_message(
     tmp_path: Path, content: bytes | None, expected: str
 ) -> None:
-    """Missing, empty and binary files exit 2 and say why on stderr."""
+    """Missing, empty and binary files exit 2 and say why on stderr, once."""
     log = tmp_path / "train.log"
     if content is not None:
         log.write_bytes(content)
@@ -95,6 +95,10 @@ def test_unusable_input_exits_2_with_a_message(
     assert result.returncode == 2
     assert expected in result.stderr
     assert AnalyzeResult.model_validate_json(result.stdout).errors == []
+    text = analyze(str(log))
+    assert text.returncode == 2
+    assert text.stderr.count(expected) == 1, "said once, on stderr"
+    assert text.stdout == ""
 
 
 def one_mib_block() -> tuple[bytes, int, int]:

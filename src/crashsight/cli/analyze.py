@@ -5,8 +5,8 @@ last traceback, and a verdict in the phase where it happened, with the same cata
 ``crashsight run`` (see `crashsight.diagnostics.analysis` for the JSON schema).
 
 Output: a human summary on stdout, or with ``--format json`` the JSON result; ``--output FILE``
-also writes the JSON result to FILE (atomically), whatever ``--format`` says. Messages about an
-unusable file go to stderr as well.
+also writes the JSON result to FILE (atomically), whatever ``--format`` says. The message about an
+unusable file goes to stderr (and only there in text format, where it would be the summary).
 
 Exit status:
 
@@ -95,7 +95,11 @@ def analyze_command(args: argparse.Namespace) -> int:
     if html is not None:
         page = render_panel(panel_from_analysis(result, render_text(result)))
         write_text_atomically(page, html)
+    if args.format == "json":
+        sys.stdout.write(text)
     if exit_status(result) == 2:
+        # Said once, on stderr: the text summary of unusable input is this very message.
         print(f"crashsight analyze: {result.message}", file=sys.stderr)
-    sys.stdout.write(text if args.format == "json" else render_text(result) + "\n")
+    elif args.format != "json":
+        sys.stdout.write(render_text(result) + "\n")
     return exit_status(result)

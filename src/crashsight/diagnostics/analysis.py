@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 
 from ..redact import Redactor
+from ..wording import counted
 from .analysis_model import (
     Analysis,
     AnalyzeResult,
@@ -200,10 +201,12 @@ def _analyse(
         analysis = _analysis(verdict, rows, by_line, tb_index, truncated)
     occurrences = sum(row.count for row in rows) + table.omitted_occurrences
     if rows:
-        message = f"{occurrences} errors ({len(rows) + table.omitted_groups} distinct) in "
-        message += f"{scanner.lines_seen} lines" + (f"; {analysis.summary}" if analysis else "")
+        distinct = len(rows) + table.omitted_groups
+        message = f"{counted(occurrences, 'error')} ({distinct} distinct) in "
+        message += counted(scanner.lines_seen, "line")
+        message += f"; {analysis.summary}" if analysis else ""
     else:
-        message = f"no errors in {scanner.lines_seen} lines"
+        message = f"no errors in {counted(scanner.lines_seen, 'line')}"
     return result.model_copy(
         update={
             "status": "errors" if rows or table.omitted_occurrences else "clean",
