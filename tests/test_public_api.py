@@ -48,7 +48,8 @@ def test_runner_start_up_stays_light() -> None:
     `crashsight.runner` loads in every worker; pydantic alone costs about 50 ms of start-up, so
     the wire models are imported on the first event sent, never by starting. Nor does it load the
     standard library's heavier modules for its own use (json and re, socket's wrapper, enum,
-    typing): together they were half of the runner's import.
+    typing; threading, contextlib and functools, which load collections; importlib, which loads
+    warnings): together they were most of the runner's import.
     """
     code = (
         "import os, _socket, sys;"
@@ -57,7 +58,8 @@ def test_runner_start_up_stays_light() -> None:
         "import crashsight.runner, crashsight.runner.bootstrap, crashsight.runner.sitehook;"
         "from crashsight.runner.api import connect; connect('t:main');"
         "heavy = ('anyio', 'psutil', 'pydantic', 'crashsight.supervisor', 'crashsight.protocol',"
-        " 'json', 're', 'socket', 'selectors', 'enum', 'typing');"
+        " 'json', 're', 'socket', 'selectors', 'enum', 'typing', 'threading', 'contextlib',"
+        " 'functools', 'collections', 'importlib', 'warnings');"
         "print(','.join(sorted(m for m in heavy if m in sys.modules)))"
     )
     result = subprocess.run(

@@ -15,7 +15,6 @@ import resource
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 from crashsight import runner
@@ -63,8 +62,9 @@ def main_thread_blocks_sigterm() -> None:
     other thread may take the signal, "pending"; then unblocks it and ends by it."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     os.kill(os.getpid(), signal.SIGTERM)
-    (watch,) = [t for t in threading.enumerate() if t.name == "crashsight-supervisor-watch"]
-    with open(f"/proc/self/task/{watch.native_id}/status") as status:
+    # crashsight's watch thread: the one thread of this process besides the main one.
+    (watch,) = [int(tid) for tid in os.listdir("/proc/self/task") if int(tid) != os.getpid()]
+    with open(f"/proc/self/task/{watch}/status") as status:
         print(next(line for line in status if line.startswith("SigBlk:")).split()[1], flush=True)
     time.sleep(1.0)
     print("pending", flush=True)

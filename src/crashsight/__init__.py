@@ -11,7 +11,7 @@ first use instead. Type checkers read the explicit imports under ``TYPE_CHECKING
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 #: Not ``typing.TYPE_CHECKING``: every Python process of a runner's tree imports this package for
 #: its stack dumps, and importing typing would cost each of them more than the dumps do.
@@ -196,7 +196,8 @@ def __getattr__(name: str) -> object:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'crashsight' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    __import__(module)  # importlib.import_module would load importlib and warnings in every worker
+    value = getattr(sys.modules[module], name)
     globals()[name] = value
     return value
 

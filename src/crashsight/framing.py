@@ -13,15 +13,14 @@ at the next 0xFF without guessing, and reports the skipped run once, as one `Pro
 
 from __future__ import annotations
 
-import functools
 import struct
-from collections.abc import Mapping
 
 from .errors import ProtocolError
 from .jsontext import dumps
 
 TYPE_CHECKING = False  # not typing's: see crashsight/__init__.py
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any, TypeAlias
 
     from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -258,7 +257,10 @@ class FrameDecoder:
         self._garbage_len = 0
 
 
-@functools.cache
+#: `_user_envelope`'s validators, by set of models: the runner side never fills it.
+_envelopes: dict[tuple[tuple[str, type[BaseModel]], ...], TypeAdapter[Any]] = {}
+
+
 def _user_envelope(models: tuple[tuple[str, type[BaseModel]], ...]) -> TypeAdapter[Any]:
     """A validator of `UserEvent` frames whose data is the model its name names.
 
@@ -268,6 +270,10 @@ def _user_envelope(models: tuple[tuple[str, type[BaseModel]], ...]) -> TypeAdapt
     then validates those again into the model. Built once per set of models (a decoder per runner
     would otherwise pay tens of milliseconds for it).
     """
+    known = _envelopes.get(models)
+    if known is not None:
+        return known
+    import functools
     import operator
     from typing import Annotated, Literal
 
@@ -291,9 +297,12 @@ def _user_envelope(models: tuple[tuple[str, type[BaseModel]], ...]) -> TypeAdapt
         for name, model in models
     ]
     if len(variants) == 1:
-        return TypeAdapter(variants[0])
-    union: Any = functools.reduce(operator.or_, variants)
-    return TypeAdapter(Annotated[union, Field(discriminator="name")])
+        adapter: TypeAdapter[Any] = TypeAdapter(variants[0])
+    else:
+        union: Any = functools.reduce(operator.or_, variants)
+        adapter = TypeAdapter(Annotated[union, Field(discriminator="name")])
+    _envelopes[models] = adapter
+    return adapter
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -46,16 +46,17 @@ async def test_the_watch_thread_blocks_process_signals_and_not_faults(tmp_path: 
 #: A program that closes the channel's descriptor behind crashsight's back and puts a pipe of its
 #: own on that number; then the supervisor asks for the stacks.
 _REUSED_NUMBER = """
-    import os, socket, threading, time
+    import os, socket, time
     from crashsight.runner.channel import Channel
     from crashsight.runner.orphan import watch_for_supervisor_death
 
     runner_end, supervisor_end = socket.socketpair()
     channel = Channel(runner_end)
     watch_for_supervisor_death(channel)
-    (watch,) = [t for t in threading.enumerate() if t.name == "crashsight-supervisor-watch"]
+    # crashsight's watch thread: the one thread of this process besides the main one.
+    (watch,) = [int(tid) for tid in os.listdir("/proc/self/task") if int(tid) != os.getpid()]
     deadline = time.monotonic() + 50
-    with open(f"/proc/self/task/{watch.native_id}/wchan") as wchan:
+    with open(f"/proc/self/task/{watch}/wchan") as wchan:
         while "unix" not in wchan.read():  # asleep in the socket's read, not on the GIL
             if time.monotonic() > deadline:
                 raise SystemExit("the watch thread never reached its read")

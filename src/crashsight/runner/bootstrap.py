@@ -25,10 +25,8 @@ Order of work, and why:
 from __future__ import annotations
 
 import faulthandler
-import importlib
 import os
 import sys
-from collections.abc import Awaitable, Callable
 
 from .api import connect, send_fields
 from .channel import BOOTSTRAP_ENV
@@ -39,7 +37,8 @@ from .stackdump import install as install_stack_dumps
 
 TYPE_CHECKING = False  # not typing's: see crashsight/__init__.py
 if TYPE_CHECKING:
-    from typing import Literal, NoReturn
+    from collections.abc import Awaitable, Callable
+    from typing import Literal, NoReturn, TypeGuard
 
     from .channel import Channel
 
@@ -71,7 +70,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         target = load_target(spec)
         phase = "target"
         result = target()
-        if isinstance(result, Awaitable):
+        if _is_awaitable(result):
             import asyncio  # only async targets pay for it: this module loads in every worker
 
             asyncio.run(_await(result))
@@ -110,13 +109,19 @@ def load_target(spec: str) -> Callable[[], object]:
         sys.modules[stem] = module
         module_spec.loader.exec_module(module)
     else:
-        module = importlib.import_module(where)
+        __import__(where)  # what importlib.import_module does, without loading importlib
+        module = sys.modules[where]
     obj: object = module
     for part in name.split("."):
         obj = getattr(obj, part)
     if not callable(obj):
         raise TypeError(f"target {spec!r} is {type(obj).__name__}, not a callable")
     return obj
+
+
+def _is_awaitable(value: object) -> TypeGuard[Awaitable[object]]:
+    """What `collections.abc.Awaitable` checks, without loading collections in every worker."""
+    return hasattr(type(value), "__await__")
 
 
 async def _await(awaitable: Awaitable[object]) -> None:

@@ -16,10 +16,8 @@ worker's start, measured with ``-X importtime``) for nothing a channel uses.
 from __future__ import annotations
 
 import _socket  # the C socket type: see the module docstring
-import contextlib
+import _thread  # not threading, which loads functools and collections: see api.task
 import os
-import threading
-from functools import cache
 
 from ..errors import ChannelBrokenError, ChannelClosedError, FrameTooLargeError
 from ..framing import (
@@ -93,7 +91,7 @@ class Channel:
     ) -> None:
         self.max_frame_bytes = max_frame_bytes
         self._sock: _socket.socket | None = sock
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._seq = 0
         self._broken: ChannelBrokenError | None = None
         #: The socket's (device, inode): a descriptor number the program closed behind our back
@@ -165,7 +163,7 @@ class Channel:
     def forget(self) -> None:
         """Drop this process's copy without locking: used in a freshly forked child only."""
         sock, self._sock = self._sock, None
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         if sock is not None:
             _close_quietly(sock)
 
@@ -217,9 +215,15 @@ def _identity(fd: int) -> tuple[int, int] | None:
     return stat.st_dev, stat.st_ino
 
 
-@cache
+#: The JSON strings of the user's event class names, by name.
+_json_strings: dict[str, bytes] = {}
+
+
 def _json_string(text: str) -> bytes:
-    return quote(text).encode()
+    encoded = _json_strings.get(text)
+    if encoded is None:
+        encoded = _json_strings[text] = quote(text).encode()
+    return encoded
 
 
 def _close_quietly(sock: _socket.socket) -> None:
@@ -237,8 +241,10 @@ _SEND_BUFFER_BYTES = 512 << 10
 
 
 def _widen_send_buffer(sock: _socket.socket) -> None:
-    with contextlib.suppress(OSError):  # a smaller buffer only costs speed
+    try:  # noqa: SIM105 - contextlib is not loaded in every worker
         sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, _SEND_BUFFER_BYTES)
+    except OSError:
+        pass  # a smaller buffer only costs speed
 
 
 def open_from_environment() -> Channel | None:

@@ -23,15 +23,18 @@ under load, none with the mask). Blocked here, such signals wait for a thread of
 from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]  # as crashsight.runner.stackdump: no enum
+import _thread  # not threading, which loads functools and collections in every worker
 import atexit
 import os
-import threading
 import time
 
 from .channel import Channel
 from .stackdump import DUMP_REQUEST, dump_before_stop, name_thread
 
 __all__ = ["watch_for_supervisor_death"]
+
+#: The watch thread's name in stack dumps.
+WATCH_THREAD_NAME = "crashsight-supervisor-watch"
 
 #: How long a worker whose supervisor died gets to honour SIGTERM before its group is killed.
 ORPHAN_GRACE_S = 5.0
@@ -66,15 +69,15 @@ def watch_for_supervisor_death(channel: Channel) -> None:
         time.sleep(ORPHAN_GRACE_S)
         _signal_own_group(_signal.SIGKILL)
 
-    thread = threading.Thread(target=watch, name="crashsight-supervisor-watch", daemon=True)
-    # A new thread inherits its creator's signal mask: block, start, restore.
+    # A new thread inherits its creator's signal mask: block, start, restore. Like a daemon
+    # thread, it does not hold up the interpreter's exit.
     asynchronous = _signal.valid_signals() - {getattr(_signal, name) for name in _SYNCHRONOUS}
     previous = _signal.pthread_sigmask(_signal.SIG_BLOCK, asynchronous)
     try:
-        thread.start()
+        ident = _thread.start_new_thread(watch, ())
     finally:
         _signal.pthread_sigmask(_signal.SIG_SETMASK, previous)
-    name_thread(thread.ident, thread.name)
+    name_thread(ident, WATCH_THREAD_NAME)
     atexit.register(_stop_group_if_orphaned, channel)
 
 
