@@ -358,11 +358,10 @@ def _analysis(
         what = f"Python raised {summary_line(exception.summary()) or exception.type}."
     else:
         what = f"The log records an error: {row.message}"
-    times = "time" if row.count == 1 else "times"
     description = (
         f"{what} It happened{where}, first at line {row.first_lineno}"
         + (f" ({row.first_time})" if row.first_time else "")
-        + f", {row.count} {times} in all."
+        + f", {counted(row.count, 'time')} in all."
     )
     # Colour codes and a message that starts with a newline or a ruler (torch's
     # ProcessRaisedException, ChildFailedError) must not leave the summary empty.

@@ -247,9 +247,8 @@ def _title(
         where = f"rank {cause.rank}" if cause.rank is not None else cause.name
         stopped = sum(1 for shard in shards if shard.role is not None)
         return f"{prefix} ({label} on {where}, {counted(stopped, 'rank')} failed)"
-    noun = "shard" if len(failed) == 1 else "shards"
     if failed:
-        return f"{prefix} ({'+'.join(ranked)}, {len(failed)} {noun})"
+        return f"{prefix} ({'+'.join(ranked)}, {counted(len(failed), 'shard')})"
     return f"{prefix} (no failed shards of {len(shards)})"
 
 

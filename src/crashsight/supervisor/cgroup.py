@@ -329,8 +329,8 @@ class RunnerCgroup:
             )
         if containment.oom_kills:
             notes.append(
-                f"the kernel OOM killer killed {counted(containment.oom_kills, 'process')} in the runner's "
-                "own memory cgroup"
+                f"the kernel OOM killer killed {counted(containment.oom_kills, 'process')} in "
+                "the runner's own memory cgroup"
             )
         if containment.pids_limit_hits:
             notes.append(

@@ -279,8 +279,8 @@ def _counted_by_own_cgroup(verdict: Verdict, containment: Containment | None) ->
         limit = containment.memory_max_bytes
         under = f" under its {limit / 2**20:g} MiB limit" if limit else ""
         return (
-            f"the kernel OOM killer killed {counted(containment.oom_kills, 'process')} of the runner's "
-            f"tree{under}"
+            f"the kernel OOM killer killed {counted(containment.oom_kills, 'process')} of the "
+            f"runner's tree{under}"
         )
     return None
 
