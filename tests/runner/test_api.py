@@ -127,6 +127,28 @@ def test_failing_task_reports_and_reraises(supervisor_end: socket.socket) -> Non
     ]
 
 
+def test_task_as_a_decorator_brackets_each_call(supervisor_end: socket.socket) -> None:
+    """`task` decorates a function, as a ``contextmanager`` can: each call is one task."""
+    api.connect()
+
+    @api.task("shard-7")
+    def work(fail: bool) -> str:
+        if fail:
+            raise ValueError("boom")
+        return "done"
+
+    assert work.__name__ == "work"
+    assert work(fail=False) == "done"
+    with pytest.raises(ValueError, match="boom"):
+        work(fail=True)
+    assert _without_ready(_received(supervisor_end)) == [
+        TaskStarted(seq=1, task_id="shard-7"),
+        TaskFinished(seq=2, task_id="shard-7", ok=True),
+        TaskStarted(seq=3, task_id="shard-7"),
+        TaskFinished(seq=4, task_id="shard-7", ok=False, error="ValueError: boom"),
+    ]
+
+
 def test_emit_and_progress_send_events(supervisor_end: socket.socket) -> None:
     """A user model travels as a UserEvent named after its class; wire events travel as is."""
     api.connect()

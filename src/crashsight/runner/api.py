@@ -21,7 +21,7 @@ TYPE_CHECKING = False  # not typing's: see crashsight/__init__.py
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
-    from typing import TypeVar
+    from typing import ParamSpec, TypeVar
 
     from pydantic import BaseModel
 
@@ -40,6 +40,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     _T = TypeVar("_T")
+    _R = TypeVar("_R")
+    _P = ParamSpec("_P")
 _channel: Channel | None = None
 _broken_reported = False
 
@@ -190,6 +192,17 @@ class task:  # lower case: used like a function, ``with runner.task("shard-7"):`
         else:
             summary = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             send(TaskFinished(task_id=self.task_id, ok=False, error=summary))
+
+    def __call__(self, function: Callable[_P, _R]) -> Callable[_P, _R]:
+        """Use as a decorator, as a ``contextmanager`` could be: each call is one task."""
+        from functools import wraps  # only for decorator users: see the class docstring
+
+        @wraps(function)
+        def bracketed(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            with task(self.task_id):
+                return function(*args, **kwargs)
+
+        return bracketed
 
 
 def _forget_in_child() -> None:
