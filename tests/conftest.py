@@ -14,7 +14,8 @@ import psutil
 import pytest
 from hypothesis import HealthCheck, settings
 
-from crashsight.supervisor.cgroup import CgroupHost, detect_host
+from crashsight.supervisor import cgroupfs
+from crashsight.supervisor.cgroup import CgroupHost, RunnerCgroup, detect_host
 
 # One set of hypothesis settings for CI and for a user's first `make test`. Built from
 # hypothesis's own defaults, never from the profile it loads by itself when CI is set (that one
@@ -196,3 +197,25 @@ def cgroup_host() -> CgroupHost:
     if host.v2_base is None:
         pytest.skip(f"no writable cgroup v2 here: {host.reason}")
     return host
+
+
+@pytest.fixture
+def runner_cgroup(cgroup_host: CgroupHost) -> Iterator[RunnerCgroup]:
+    """A runner cgroup made by hand, removed (with anything left in it) at teardown."""
+    made = RunnerCgroup.create(cgroup_host, f"crashsight-test-{uuid.uuid4().hex}")
+    try:
+        yield made
+    finally:
+        cgroupfs.kill_all(made.v2, list(made.v1.values()), kill_file=True, within=5.0)
+        cgroupfs.remove_all(made.folders)
+
+
+@pytest.fixture
+def refusing_cgroup(runner_cgroup: RunnerCgroup) -> RunnerCgroup:
+    """A runner group removed behind the supervisor's back (a cleanup job, an admin).
+
+    Its v2 folder is gone, so moving a runner into it, or forking one into it, fails for real.
+    """
+    assert runner_cgroup.v2 is not None
+    runner_cgroup.v2.rmdir()
+    return runner_cgroup

@@ -17,8 +17,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,6 @@ from crashsight.diagnostics.oom import OomCounters, read_oom_counters
 from crashsight.errors import ConfigurationError, SpawnError
 from crashsight.supervisor import cgroupfs, verdict
 from crashsight.supervisor.cgroup import CgroupHost, CgroupLimits, RunnerCgroup, detect_host
-from crashsight.supervisor.forkserver import ForkServer
 from crashsight.supervisor.spawn import SpawnedProcess, spawn
 from crashsight.supervisor.status import Containment
 
@@ -243,17 +240,6 @@ async def test_a_success_keeps_zero_oom_kills_and_its_peak(cgroup_host: CgroupHo
 # --- Killing without cgroup.kill -----------------------------------------------------------------
 
 
-@pytest.fixture
-def runner_cgroup(cgroup_host: CgroupHost) -> Iterator[RunnerCgroup]:
-    """A runner cgroup made by hand, removed (with anything left in it) at teardown."""
-    made = RunnerCgroup.create(cgroup_host, f"crashsight-test-{uuid.uuid4().hex}")
-    try:
-        yield made
-    finally:
-        cgroupfs.kill_all(made.v2, list(made.v1.values()), kill_file=True, within=5.0)
-        cgroupfs.remove_all(made.folders)
-
-
 def test_freeze_and_kill_works_where_cgroup_kill_does_not_exist(
     runner_cgroup: RunnerCgroup,
 ) -> None:
@@ -300,17 +286,6 @@ def test_a_process_in_a_sub_group_of_its_own_is_still_killed(runner_cgroup: Runn
 # --- The start gate when the kernel refuses the move ---------------------------------------------
 
 
-@pytest.fixture
-def refusing_cgroup(runner_cgroup: RunnerCgroup) -> RunnerCgroup:
-    """A runner group removed behind the supervisor's back (a cleanup job, an admin).
-
-    Its folder is gone, so writing the new pid into its ``cgroup.procs`` fails for real.
-    """
-    assert runner_cgroup.v2 is not None
-    runner_cgroup.v2.rmdir()
-    return runner_cgroup
-
-
 def _spawn_into(cgroup: RunnerCgroup, marker: Path) -> SpawnedProcess:
     return spawn(
         ["touch", str(marker)],
@@ -353,80 +328,6 @@ def test_a_refused_move_falls_back_with_the_reason(
     assert refusing_cgroup.join_error is not None
     assert "No such file or directory" in refusing_cgroup.join_error
     assert not refusing_cgroup.contains
-
-
-# --- Runners forked from the zygote: the same cgroup guarantees ----------------------------------
-
-#: A runner target that says which cgroups it is in, then fails with a code of its own.
-CGROUP_PROBE = (
-    "import sys\n\n"
-    "def main():\n"
-    "    print(open('/proc/self/cgroup').read(), file=sys.stderr)\n"
-    "    raise SystemExit(3)\n"
-)
-
-
-@pytest.mark.asyncio
-async def test_a_forked_worker_runs_inside_its_cgroup_from_its_first_line(
-    cgroup_host: CgroupHost, tmp_path: Path
-) -> None:
-    """A runner forked from the zygote is moved into its own cgroup before its target runs."""
-    probe = tmp_path / "cgroup_probe.py"
-    probe.write_text(CGROUP_PROBE)
-    async with Supervisor(output="discard", cgroup="required", preload=["json"]) as supervisor:
-        runner = await supervisor.spawn(f"{probe}:main")
-        status = await runner.wait()
-    assert status.exit.code == 3
-    containment = _containment(status)
-    assert containment.method == "cgroup"
-    assert containment.cgroup is not None
-    name = Path(containment.cgroup).name
-    assert any(line.startswith("0::") and line.endswith(name) for line in status.stderr_tail)
-    assert not await anyio.Path(containment.cgroup).exists()
-
-
-@pytest.mark.asyncio
-@pytest.mark.parametrize("required", [True, False], ids=["required", "auto"])
-async def test_a_refused_move_of_a_forked_runner(
-    refusing_cgroup: RunnerCgroup, tmp_path: Path, required: bool
-) -> None:
-    """The zygote's child waits at the same gate: ``required`` refuses to start it (its target
-    never runs), ``auto`` lets it run without containment and says why."""
-    refusing_cgroup.host = dataclasses.replace(refusing_cgroup.host, required=required)
-    marker = tmp_path / "ran"
-    toucher = tmp_path / "toucher.py"
-    toucher.write_text("import sys\n\ndef main():\n    open(sys.argv[1], 'w').close()\n")
-    async with ForkServer(["json"]) as server:
-        start = partial(
-            server.spawn,
-            [f"{toucher}:main", str(marker)],
-            runner_id=uuid.uuid4().hex,
-            env=None,
-            cwd=None,
-            max_frame_bytes=1 << 20,
-            inherit_stdin=False,
-            cgroup=refusing_cgroup,
-        )
-        if required:
-            with pytest.raises(SpawnError, match="could not move the runner into its cgroup"):
-                start()
-            [zygote] = [
-                child
-                for child in psutil.Process().children()
-                if "crashsight.runner.zygote" in child.cmdline()
-            ]
-            _, alive = psutil.wait_procs(zygote.children(), timeout=30)
-            assert not alive
-            assert not marker.exists(), "the refused runner ended at its gate"
-            return
-        proc = start()
-        result = await server.wait(proc.pid)
-        proc.channel.close()
-        for fd in (proc.stdout_fd, proc.stderr_fd):
-            os.close(fd)
-    assert os.waitstatus_to_exitcode(result.status) == 0
-    assert marker.exists()
-    assert refusing_cgroup.join_error is not None
 
 
 # --- Without a cgroup of its own: OOM evidence from the shared one ------------------------------

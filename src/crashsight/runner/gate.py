@@ -1,11 +1,13 @@
 """The start gate: a runner waits here until the supervisor has put it in its cgroup.
 
 A runner must be in its cgroup before it runs any code of its own, or a quick fork could leave a
-child outside. Linux has no portable way to spawn straight into a cgroup from Python
-(``clone3(CLONE_INTO_CGROUP)`` is not exposed), so the runner is started gated, as runc starts a
-container's init: the supervisor moves the new pid into ``cgroup.procs`` itself (it alone learns
-whether that worked) and then writes one byte to a pipe the runner waits on. End-of-file
-instead of the byte means the supervisor died or gave up first, and the runner exits at once.
+child outside. A cold spawn cannot start straight in a cgroup from Python
+(``clone3(CLONE_INTO_CGROUP)`` is not exposed, and ``subprocess`` forks and execs on its own), so
+the runner is started gated, as runc starts a container's init: the supervisor moves the new pid
+into ``cgroup.procs`` itself (it alone learns whether that worked) and then writes one byte to a
+pipe the runner waits on. End-of-file instead of the byte means the supervisor died or gave up
+first, and the runner exits at once. A runner forked from the zygote needs no gate where the
+zygote can fork it straight into its cgroups (`crashsight.runner.cgroupfork`).
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ the runner bootstrap and the ``preload`` modules, then forks each runner from it
 starts with all of that already in memory::
 
     supervisor ──control socket: request (JSON line + channel, stdout, stderr fds)──► zygote
-               ◄─────────────────────────── {"pid": N} or {"error": "..."} ─────────
+               ◄──── {"pid": N}, or {"join_error": ...} / {"unsupported": ...} / {"error": ...}
                ◄──status socket: {"pid": N, "status": S, "maxrss": KiB}, one per exit──
-    zygote ──fork──► runner: setsid, its own fds, env and cwd, then the usual bootstrap
+    zygote ──fork (into the runner's cgroups, `cgroupfork`)──► runner: setsid, its own fds,
+                                                      env and cwd, then the usual bootstrap
 
 A forked runner is the zygote's child, not the supervisor's, so the zygote reaps it and reports the
 raw wait status and peak RSS over the status socket: what ``wait4`` would have told the supervisor.
@@ -34,7 +35,7 @@ import threading
 import traceback
 from typing import NoReturn
 
-from . import bootstrap
+from . import bootstrap, cgroupfork
 from .channel import CHANNEL_FD_ENV, START_GATE_ENV
 
 __all__ = ["main", "unsafe_state"]
@@ -137,7 +138,7 @@ def _serve(control: socket.socket, status: socket.socket) -> dict[str, object]:
         zygote = os.getpid()
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        pid, reply = _fork(request.get("cgroup"))
         if pid == 0:
             signal.set_wakeup_fd(-1)
             for fd in (wake_r, wake_w):
@@ -149,7 +150,25 @@ def _serve(control: socket.socket, status: socket.socket) -> dict[str, object]:
             return request
         for fd in fds:
             os.close(fd)
-        _send_line(control, {"pid": pid})
+        _send_line(control, reply)
+
+
+def _fork(cgroup: object) -> tuple[int, dict[str, object]]:
+    """Fork a runner, into its cgroups when the request names them (`cgroupfork`).
+
+    Returns the pid (0 in the child) and the reply: ``{"pid": N}``, or, when no child was made,
+    ``{"unsupported": why}`` (the supervisor moves it instead) or ``{"join_error": strerror}``.
+    """
+    if not isinstance(cgroup, dict):
+        pid = os.fork()
+        return pid, {"pid": pid}
+    try:
+        pid = cgroupfork.fork_into(cgroup["v2"], [tuple(pair) for pair in cgroup["v1"]])
+    except cgroupfork.Unsupported as exc:
+        return -1, {"unsupported": str(exc)}
+    except OSError as exc:
+        return -1, {"join_error": exc.strerror or str(exc)}
+    return pid, {"pid": pid}
 
 
 def _reap(status: socket.socket) -> None:

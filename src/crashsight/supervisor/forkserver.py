@@ -8,10 +8,11 @@
             │  status socket:  ◄─ {"pid": N, "status": S, "maxrss": KiB} per exit
             └── status reader task ── resolves `ForkServer.wait` of each runner
 
-A forked runner gets what a cold spawn gives it: its own session and process group, the channel,
-stdout and stderr pipes, the runner environment and working directory. Only the way it starts and
-the way its exit status arrives differ: the zygote forks it and, being its parent, reaps it and
-reports the raw wait status. A zygote that dies takes its runners with it (they get SIGKILL, and
+A forked runner gets what a cold spawn gives it: its own session, process group and cgroups, the
+channel, stdout and stderr pipes, the runner environment and working directory. Only the way it
+starts and the way its exit status arrives differ: the zygote forks it straight into its cgroups
+(`crashsight.runner.cgroupfork`; where the kernel cannot, it is moved there at the start gate)
+and, being its parent, reaps it and reports the raw wait status. A zygote that dies takes its runners with it (they get SIGKILL, and
 their status says so); the next spawn starts a new zygote.
 """
 
@@ -36,7 +37,7 @@ import psutil
 from ..errors import SpawnError
 from .cgroup import RunnerCgroup
 from .spawn import ExitResult
-from .wiring import Wiring, runner_environment
+from .wiring import Wiring, join_refused, runner_environment
 
 __all__ = ["ForkServer", "ForkedProcess"]
 
@@ -94,15 +95,16 @@ class _Zygote:
     def alive(self) -> bool:
         return self.proc.poll() is None and self.control.fileno() != -1
 
-    def fork(self, request: Mapping[str, object], fds: Sequence[int]) -> int:
-        """Ask for one runner; return its pid."""
+    def fork(self, request: Mapping[str, object], fds: Sequence[int]) -> dict[str, object]:
+        """Ask for one runner; return the reply: its pid, or why it is not in its cgroup."""
         socket.send_fds(self.control, [json.dumps(request).encode() + b"\n"], list(fds))
         reply = self._reply()
         pid = reply.get("pid")
-        if not isinstance(pid, int):
+        if isinstance(pid, int):
+            self.pids.add(pid)
+        elif "unsupported" not in reply and "join_error" not in reply:
             raise SpawnError(f"the fork server could not start the runner: {reply.get('error')}")
-        self.pids.add(pid)
-        return pid
+        return reply
 
     def _reply(self) -> dict[str, object]:
         data = b""
@@ -150,6 +152,8 @@ class ForkServer:
         self.lost: set[int] = set()
         #: Zygotes started so far (1 + restarts).
         self.starts = 0
+        #: False once the zygote found that this host cannot clone into a cgroup.
+        self._clones_into_cgroups = sys.platform == "linux"
 
     async def __aenter__(self) -> ForkServer:
         self._tg = anyio.create_task_group()
@@ -188,18 +192,19 @@ class ForkServer:
     ) -> ForkedProcess:
         """Fork a bootstrap runner of ``args`` (target and its arguments), wired like a cold one.
 
-        With a ``cgroup``, the child waits at a gate until it has been moved into it, as a cold
-        spawn does.
+        With a ``cgroup``, the zygote forks the child straight into it (`cgroupfork`); where the
+        kernel cannot, the child waits at a gate until it has been moved, as a cold spawn does.
 
         Raises:
             SpawnError: ``cwd`` is unusable, the zygote could not be (re)started, or the child
-                could not be moved into a required cgroup (it is killed).
+                could not be put into a required cgroup (it never runs).
         """
         if cwd is not None and not os.path.isdir(cwd):
             raise SpawnError(
                 f"cannot start {args[0]!r}: working directory {os.fspath(cwd)!r} does not exist"
             )
-        wiring = Wiring.open(gated=cgroup is not None)
+        placement = self._placement(cgroup)
+        wiring = Wiring.open(gated=cgroup is not None and placement is None)
         fds = {
             "channel": wiring.child_channel.fileno(),
             "stdout": wiring.stdout_w,
@@ -207,28 +212,61 @@ class ForkServer:
         }
         if inherit_stdin:
             fds["stdin"] = 0
-        if cgroup is not None:
+        if wiring.gate_r >= 0:
             fds["gate"] = wiring.gate_r
         request = {
             "args": list(args),
             "env": runner_environment(env, runner_id, max_frame_bytes),
             "cwd": None if cwd is None else str(cwd),
             "fds": list(fds),
+            "cgroup": placement,
         }
         try:
             try:
-                pid = self._fork(request, list(fds.values()))
+                reply = self._fork(request, list(fds.values()))
             finally:
                 wiring.close_child_ends()
-            if cgroup is not None:
+            pid = reply.get("pid")
+            if isinstance(pid, int) and wiring.gate_w >= 0:
+                assert cgroup is not None
                 wiring.release(pid, cgroup)
+            elif not isinstance(pid, int):
+                assert cgroup is not None
+                if "unsupported" in reply:
+                    self._clones_into_cgroups = False  # from now on, moved as a cold spawn is
+                else:
+                    join_refused(cgroup, str(reply["join_error"]))
+                    cgroup = None  # it runs without, as a refused move lets it
         except (OSError, SpawnError) as exc:
             wiring.abandon()
             raise SpawnError(f"cannot start {args[0]!r} from the fork server: {exc}") from exc
+        if not isinstance(pid, int):  # no child was made: ask again, the other way
+            wiring.abandon()
+            return self.spawn(
+                args,
+                runner_id=runner_id,
+                env=env,
+                cwd=cwd,
+                max_frame_bytes=max_frame_bytes,
+                inherit_stdin=inherit_stdin,
+                cgroup=cgroup,
+            )
         channel, stdout_fd, stderr_fd = wiring.supervisor_ends()
         return ForkedProcess(pid=pid, channel=channel, stdout_fd=stdout_fd, stderr_fd=stderr_fd)
 
-    def _fork(self, request: Mapping[str, object], fds: Sequence[int]) -> int:
+    def _placement(self, cgroup: RunnerCgroup | None) -> dict[str, object] | None:
+        """What the zygote needs to fork a child straight into ``cgroup``; None to move it."""
+        if cgroup is None or not self._clones_into_cgroups:
+            return None
+        return {
+            "v2": None if cgroup.v2 is None else str(cgroup.v2),
+            "v1": [
+                (str(folder / "tasks"), str(cgroup.host.v1_bases[controller] / "tasks"))
+                for controller, folder in cgroup.v1.items()
+            ],
+        }
+
+    def _fork(self, request: Mapping[str, object], fds: Sequence[int]) -> dict[str, object]:
         """Fork from the live zygote, starting a new one first if it died (blocking, like a cold
         spawn: a restart costs the preload once more)."""
         zygote = self._zygote

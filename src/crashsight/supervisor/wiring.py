@@ -28,7 +28,7 @@ from ..runner.channel import ANCESTOR_RUNNERS_ENV, MAX_FRAME_ENV, RUNNER_ID_ENV
 if TYPE_CHECKING:
     from .cgroup import RunnerCgroup
 
-__all__ = ["Wiring", "runner_environment"]
+__all__ = ["Wiring", "join_refused", "runner_environment"]
 
 
 def runner_environment(
@@ -90,10 +90,11 @@ class Wiring:
         try:
             cgroup.join(pid)
         except OSError as exc:
-            cgroup.join_error = f"could not move the runner into its cgroup: {exc.strerror}"
-            if cgroup.host.required:
+            try:
+                join_refused(cgroup, exc.strerror or str(exc))
+            except SpawnError:
                 os.close(gate_w)
-                raise SpawnError(f"cannot start the runner: {cgroup.join_error}") from exc
+                raise
         try:
             os.write(gate_w, b"\x01")
         finally:
@@ -110,6 +111,13 @@ class Wiring:
         os.set_blocking(self.stdout_r, False)
         os.set_blocking(self.stderr_r, False)
         return self.channel, self.stdout_r, self.stderr_r
+
+
+def join_refused(cgroup: RunnerCgroup, reason: str) -> None:
+    """Record why the runner is not in ``cgroup``; a required cgroup makes it a `SpawnError`."""
+    cgroup.join_error = f"could not move the runner into its cgroup: {reason}"
+    if cgroup.host.required:
+        raise SpawnError(f"cannot start the runner: {cgroup.join_error}")
 
 
 def _close(*fds: int) -> None:
