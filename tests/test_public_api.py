@@ -66,3 +66,31 @@ def test_runner_start_up_stays_light() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+#: A runner target that names the heavy modules already loaded when it starts, and its sys.path[0].
+LOADED_AT_START = """
+import os, sys
+
+def main():
+    heavy = ("runpy", "importlib", "importlib.util", "contextlib", "functools", "collections",
+             "warnings", "threading", "typing", "pydantic", "anyio")
+    loaded = sorted(m for m in heavy if m in sys.modules)
+    print("loaded:" + ",".join(loaded), "path0:" + sys.path[0], "cwd:" + os.getcwd(), file=sys.stderr)
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_cold_runner_starts_as_light_as_its_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervisor does not start runners with ``-m`` (runpy would load importlib.util and,
+    through it, contextlib, functools and collections), yet the target's ``sys.path[0]`` is the
+    absolute start directory, as ``-m`` makes it."""
+    (tmp_path / "loaded_at_start.py").write_text(LOADED_AT_START)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    async with crashsight.Supervisor(output="discard", cgroup="off") as supervisor:
+        runner = await supervisor.spawn("loaded_at_start:main", cwd=str(tmp_path))
+        status = await runner.wait()
+    [line] = [line for line in status.stderr_tail if line.startswith("loaded:")]
+    assert line == f"loaded: path0:{tmp_path} cwd:{tmp_path}"

@@ -23,6 +23,7 @@ import anyio.to_thread
 
 from ..errors import SpawnError
 from ..runner import pdeathsig
+from ..runner.bootstrap import BOOTSTRAP_COMMAND
 from ..runner.channel import BOOTSTRAP_ENV, CHANNEL_FD_ENV, START_GATE_ENV
 from .wiring import Wiring, runner_environment
 
@@ -64,7 +65,7 @@ def python_target_command(
     target: str, args: Sequence[str] = (), python: str | None = None
 ) -> list[str]:
     """The argv that runs ``target`` (``module:function``) through the runner bootstrap."""
-    return [python or sys.executable, "-m", "crashsight.runner", target, *args]
+    return [python or sys.executable, *BOOTSTRAP_COMMAND, target, *args]
 
 
 def spawn(
