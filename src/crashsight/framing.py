@@ -141,23 +141,29 @@ class FrameDecoder:
             self._skip -= dropped
             self._offset += dropped
             data = data[dropped:]
-        buf = self._buf
-        buf += data
+        # Frames are parsed in place, and the consumed prefix dropped once, at the end. Most
+        # reads start on a frame boundary: their frames are parsed straight from the bytes read
+        # (slices of bytes validate faster than slices of a bytearray), and only an unfinished
+        # last frame is copied, to wait for the rest.
+        buf: bytes | bytearray = data
+        if self._buf:
+            buf = self._buf
+            buf += data
         size = len(buf)
-        pos = 0  # frames are parsed in place; the consumed prefix is dropped once, at the end
+        pos = 0
         while pos < size:
             if buf[pos] != 0xFF:
                 found = buf.find(0xFF, pos)
-                pos = self._garbage(pos, size if found < 0 else found)
+                pos = self._garbage(buf, pos, size if found < 0 else found)
                 continue
             if size - pos < HEADER_SIZE:
                 if not MAGIC.startswith(bytes(buf[pos : pos + len(MAGIC)])):
-                    pos = self._garbage(pos, pos + 1)
+                    pos = self._garbage(buf, pos, pos + 1)
                     continue
                 break
             magic, length = _HEADER.unpack_from(buf, pos)
             if magic != MAGIC:
-                pos = self._garbage(pos, pos + 1)
+                pos = self._garbage(buf, pos, pos + 1)
                 continue
             if self._garbage_start is not None:
                 self._end_garbage(out)
@@ -180,7 +186,10 @@ class FrameDecoder:
                 break
             out.append(self._decode(buf, pos + HEADER_SIZE, end, self._offset + pos))
             pos = end
-        del buf[:pos]
+        if buf is self._buf:
+            del self._buf[:pos]
+        elif pos < size:
+            self._buf = bytearray(buf[pos:])
         self._offset += pos
         return out
 
@@ -197,7 +206,7 @@ class FrameDecoder:
                 detail = f"the channel closed inside a frame header ({have} of {HEADER_SIZE} bytes)"
             out.append(ProtocolError("truncated", detail, offset=self._offset))
         elif buf:
-            self._garbage(0, len(buf))
+            self._garbage(buf, 0, len(buf))
         self._offset += len(buf)
         buf.clear()
         if self._skip:
@@ -212,7 +221,7 @@ class FrameDecoder:
         self._end_garbage(out)
         return [e for e in out if isinstance(e, ProtocolError)]
 
-    def _decode(self, buf: bytearray, start: int, end: int, offset: int) -> Decoded:
+    def _decode(self, buf: bytes | bytearray, start: int, end: int, offset: int) -> Decoded:
         """Validate the payload ``buf[start:end]``; the fast path first, then the full union."""
         payload = buf[start:end]
         if self._user_envelope is not None and payload.startswith(_USER_PREFIX):
@@ -234,11 +243,11 @@ class FrameDecoder:
             error.__cause__ = exc
             return error
 
-    def _garbage(self, start: int, stop: int) -> int:
+    def _garbage(self, buf: bytes | bytearray, start: int, stop: int) -> int:
         """Count ``buf[start:stop]`` as bytes that are not a frame; return ``stop``."""
         if self._garbage_start is None:
             self._garbage_start = self._offset + start
-            self._garbage_preview = bytes(self._buf[start : start + _PREVIEW])
+            self._garbage_preview = bytes(buf[start : start + _PREVIEW])
         self._garbage_len += stop - start
         return stop
 
