@@ -1,4 +1,4 @@
-"""Benchmark 7: 200 concurrent runners, each emitting 1,000 events and then failing.
+"""Benchmark 7: 100 concurrent runners, each emitting 1,000 events and then failing.
 
 Everything must come out right under load: every runner's events complete and in order, and every
 final status a `RunnerFailed` blaming the ``RuntimeError`` the worker raised. Reported: wall time
@@ -212,7 +212,7 @@ def _check_exits(procs: Sequence[multiprocessing.process.BaseProcess], problems:
 
 def run(settings: Settings) -> BenchResult:
     """Run the fleet under crashsight and under multiprocessing, alternately."""
-    runners, events = (10, 100) if settings.quick else (200, 1_000)
+    runners, events = (10, 100) if settings.quick else (100, 1_000)
     rounds = settings.rounds(full=1)  # no target here; the 1000-runner row below has one
     result = BenchResult("scale", f"{runners} concurrent runners x {events:,} events, then failure")
     cpu: dict[str, list[float]] = {"crashsight": [], "multiprocessing": []}

@@ -332,11 +332,9 @@ class RunnerCgroup:
                 f"the kernel OOM killer killed {counted(containment.oom_kills, 'process')} in "
                 "the runner's own memory cgroup"
             )
-        if containment.pids_limit_hits:
-            notes.append(
-                f"the pids limit ({containment.pids_max}) refused "
-                f"{counted(containment.pids_limit_hits, 'fork')} in the runner's tree"
-            )
+        refusals = containment.pids_refusals()
+        if refusals:
+            notes.append(refusals)
         return containment, notes
 
     def _kill_sync(self) -> set[int]:

@@ -19,6 +19,7 @@ from ..diagnostics.hangs import BlockedIn, ProcessInfo, ThreadStack
 from ..diagnostics.models import Diagnostic, Role, TimeoutKind
 from ..diagnostics.oom import MemoryPressure
 from ..protocol import ExceptionInfo
+from ..wording import counted
 
 __all__ = [
     "Containment",
@@ -159,6 +160,15 @@ class Containment(_Model):
     memory_pressure: MemoryPressure | None = Field(
         default=None, description="Memory stall time (PSI) of the tree over its life."
     )
+
+    def pids_refusals(self) -> str | None:
+        """The sentence that says the pids limit refused forks, when it did (a note, a summary)."""
+        if not self.pids_limit_hits:
+            return None
+        return (
+            f"the pids limit ({self.pids_max}) refused "
+            f"{counted(self.pids_limit_hits, 'fork')} in the runner's tree"
+        )
 
 
 class _StatusBase(_Model):

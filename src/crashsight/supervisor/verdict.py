@@ -270,11 +270,8 @@ def _counted_by_own_cgroup(verdict: Verdict, containment: Containment | None) ->
     """
     if containment is None:
         return None
-    if verdict.subcategory == "pids_max" and containment.pids_limit_hits:
-        return (
-            f"the pids limit ({containment.pids_max}) refused "
-            f"{counted(containment.pids_limit_hits, 'fork')} in the runner's tree"
-        )
+    if verdict.subcategory == "pids_max":
+        return containment.pids_refusals()
     if verdict.subcategory == "oom_killed" and containment.oom_kills:
         limit = containment.memory_max_bytes
         under = f" under its {limit / 2**20:g} MiB limit" if limit else ""
