@@ -25,6 +25,7 @@ from crashsight import Supervisor
 from crashsight.errors import SpawnError
 from crashsight.supervisor.cgroup import CgroupHost, RunnerCgroup
 from crashsight.supervisor.forkserver import ForkServer
+from crashsight.testing.assertions import verdict_of
 
 #: A runner target that says which cgroups it is in, then fails with a code of its own.
 CGROUP_PROBE = (
@@ -167,3 +168,34 @@ async def test_a_refused_group_of_a_forked_runner(
     assert marker.exists()
     assert refusing_cgroup.join_error is not None
     assert "No such file or directory" in refusing_cgroup.join_error
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("preload", [[], ["json"]], ids=["cold", "forked"])
+async def test_a_pids_limit_of_one_ends_a_forked_runner_as_a_cold_one(
+    cgroup_host: CgroupHost, preload: list[str]
+) -> None:
+    """Where pids is a v1 controller, the zygote's thread sits in the runner's pids group while
+    it forks; a limit of one would refuse the child there. Such a runner is moved instead, and
+    ends as a cold one does: in its groups, refused its first thread."""
+    async with Supervisor(output="discard", pids_max=1, preload=preload) as supervisor:
+        status = await (await supervisor.spawn("os:getpid")).wait()
+    assert status.containment is not None
+    assert status.containment.method == "cgroup"
+    assert verdict_of(status) == "resource/pids_max"
+
+
+@pytest.mark.asyncio
+async def test_a_forked_runner_is_held_to_its_memory_limit(
+    cgroup_host: CgroupHost, tmp_path: Path
+) -> None:
+    """Born in its memory group (v2, or v1 through the zygote's thread), a forked runner that
+    hoards memory is OOM-killed under its own limit, and the kill is counted as its own."""
+    (tmp_path / "hog.py").write_text(
+        "def main():\n    hoard = []\n    while True:\n        hoard.append(b'1' * (16 << 20))\n"
+    )
+    async with Supervisor(output="discard", memory_max=96 << 20, preload=["json"]) as supervisor:
+        status = await (await supervisor.spawn(f"{tmp_path / 'hog.py'}:main")).wait()
+    assert verdict_of(status) == "memory/oom_killed"
+    assert status.containment is not None
+    assert status.containment.oom_kills == 1

@@ -258,6 +258,11 @@ class ForkServer:
         """What the zygote needs to fork a child straight into ``cgroup``; None to move it."""
         if cgroup is None or not self._clones_into_cgroups:
             return None
+        if "pids" in cgroup.v1 and (cgroup.host.limits.pids_max or 2) < 2:
+            # The zygote's own thread is in the v1 pids group while it forks: a limit of one
+            # leaves no room for the child, which would run outside its groups. Moved instead,
+            # it fails as a cold runner does, on its first thread (resource/pids_max).
+            return None
         return {
             "v2": None if cgroup.v2 is None else str(cgroup.v2),
             "v1": [
