@@ -12,8 +12,8 @@ A forked runner gets what a cold spawn gives it: its own session, process group 
 channel, stdout and stderr pipes, the runner environment and working directory. Only the way it
 starts and the way its exit status arrives differ: the zygote forks it straight into its cgroups
 (`crashsight.runner.cgroupfork`; where the kernel cannot, it is moved there at the start gate)
-and, being its parent, reaps it and reports the raw wait status. A zygote that dies takes its runners with it (they get SIGKILL, and
-their status says so); the next spawn starts a new zygote.
+and, being its parent, reaps it and reports the raw wait status. A zygote that dies takes its
+runners with it (they get SIGKILL, and their status says so); the next spawn starts a new zygote.
 """
 
 from __future__ import annotations
