@@ -6,6 +6,7 @@ the forked child saw and where the forking process ended up.
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import sys
@@ -111,3 +112,41 @@ def test_a_refused_group_makes_no_child_and_leaves_the_parent_home(
     result = _fork(_placement(refusing_cgroup))
     assert result["error"] == "FileNotFoundError"
     assert _groups(result["parent"]) == own
+
+
+#: The child locks a robust mutex in shared memory and dies holding it; the parent then asks for
+#: it and prints the answer: EOWNERDEAD (130) when the child's robust-futex list was registered,
+#: a timeout (110) when the kernel was never told, so that every later waiter hangs.
+ROBUST = """
+import ctypes, json, mmap, os, sys, time
+from crashsight.runner import cgroupfork
+
+class Timespec(ctypes.Structure):
+    _fields_ = [("seconds", ctypes.c_long), ("nanoseconds", ctypes.c_long)]
+
+placement = json.loads(sys.argv[1])
+libc = ctypes.CDLL(None)
+shared = mmap.mmap(-1, 4096, mmap.MAP_SHARED)
+mutex = ctypes.c_void_p(ctypes.addressof(ctypes.c_char.from_buffer(shared)))
+attr = ctypes.create_string_buffer(64)
+libc.pthread_mutexattr_init(attr)
+libc.pthread_mutexattr_setpshared(attr, 1)
+libc.pthread_mutexattr_setrobust(attr, 1)
+libc.pthread_mutex_init(mutex, attr)
+pid = cgroupfork.fork_into(placement["v2"], [tuple(p) for p in placement["v1"]])
+if pid == 0:
+    libc.pthread_mutex_lock(mutex)
+    os._exit(0)
+os.waitpid(pid, 0)
+deadline = Timespec(int(time.time()) + 5, 0)
+print(libc.pthread_mutex_timedlock(mutex, ctypes.byref(deadline)))
+"""
+
+
+def test_a_robust_mutex_the_child_died_holding_is_handed_on(runner_cgroup: RunnerCgroup) -> None:
+    """As after glibc's fork: the kernel hands a dead holder's robust mutex to the next waiter."""
+    done = subprocess.run(
+        [sys.executable, "-c", ROBUST, json.dumps(_placement(runner_cgroup))],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == str(errno.EOWNERDEAD)

@@ -35,23 +35,31 @@ CGROUP_PROBE = (
     "    raise SystemExit(3)\n"
 )
 
-#: Runs two forked probes under a seccomp filter that answers clone3 with ENOSYS, as Docker's
-#: default profile did before 20.10.10 (glibc then falls back to clone for its threads), and
-#: prints what each probe reported and whether the fork server still clones into cgroups.
-UNDER_SECCOMP = """
-import ctypes, json, struct, sys
-import anyio
-from crashsight import Supervisor
+#: Installs a seccomp filter that answers clone3, and only clone3, with the errno given: what an
+#: older Docker profile did (EPERM before 20.10.10, ENOSYS since; glibc falls back to clone for
+#: its threads on ENOSYS), or a process limit would (EAGAIN).
+FORBID_CLONE3 = """
+import ctypes, struct
 
-def forbid_clone3():
+def forbid_clone3(errno_value):
     load_nr, jump_eq, ret = 0x20, 0x15, 0x06  # BPF_LD|BPF_W|BPF_ABS, BPF_JMP|BPF_JEQ|BPF_K, BPF_RET
-    program = [(load_nr, 0, 0, 0), (jump_eq, 0, 1, 435), (ret, 0, 0, 0x00050000 | 38),
-               (ret, 0, 0, 0x7FFF0000)]  # clone3 -> SECCOMP_RET_ERRNO | ENOSYS, else allow
+    program = [(load_nr, 0, 0, 0), (jump_eq, 0, 1, 435), (ret, 0, 0, 0x00050000 | errno_value),
+               (ret, 0, 0, 0x7FFF0000)]  # clone3 -> SECCOMP_RET_ERRNO | errno, else allow
     code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *op) for op in program))
     fprog = struct.pack("HxxxxxxP", len(program), ctypes.addressof(code))
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, fprog, 0, 0):  # NO_NEW_PRIVS, SECCOMP
         raise OSError(ctypes.get_errno(), "cannot install the seccomp filter")
+"""
+
+#: Runs two forked probes with clone3 answered by ENOSYS, and prints what each probe reported
+#: and whether the fork server still clones into cgroups.
+UNDER_SECCOMP = (
+    FORBID_CLONE3
+    + """
+import json, sys
+import anyio
+from crashsight import Supervisor
 
 async def main():
     seen = []
@@ -63,9 +71,10 @@ async def main():
         clones = supervisor._forkserver._clones_into_cgroups
     print(json.dumps({"seen": seen, "clones": clones}))
 
-forbid_clone3()
+forbid_clone3(38)
 anyio.run(main)
 """
+)
 
 
 def _in_groups(tail: list[str], cgroup: str | None, host: CgroupHost) -> None:
@@ -199,3 +208,42 @@ async def test_a_forked_runner_is_held_to_its_memory_limit(
     assert verdict_of(status) == "memory/oom_killed"
     assert status.containment is not None
     assert status.containment.oom_kills == 1
+
+
+@pytest.mark.asyncio
+async def test_a_tiny_memory_limit_kills_the_runner_not_the_zygote(cgroup_host: CgroupHost) -> None:
+    """A limit below what a fork costs the kernel: the runner is OOM-killed as a cold one is,
+    and the zygote, whose thread would otherwise fork inside a v1 memory group, lives on."""
+    async with Supervisor(output="discard", memory_max=256 << 10, preload=["json"]) as supervisor:
+        status = await (await supervisor.spawn("os:getpid")).wait()
+        server = supervisor._forkserver
+        assert server is not None
+        assert server.starts == 1, "the zygote was not killed"
+    assert status.exit.signal == "SIGKILL"
+    assert status.containment is not None
+    assert status.containment.oom_kills == 1
+
+
+@pytest.mark.asyncio
+async def test_a_fork_that_fails_for_want_of_a_process_is_a_spawn_error(
+    runner_cgroup: RunnerCgroup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """clone3 failing with EAGAIN (a process limit, not the group) makes no runner and says the
+    fork failed; it is not taken for a refused group, which would start the runner uncontained."""
+    (tmp_path / "eagain_clone3.py").write_text(FORBID_CLONE3 + "\nforbid_clone3(11)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    async with ForkServer(["eagain_clone3"]) as server:
+        with pytest.raises(SpawnError, match="fork failed: Resource temporarily unavailable"):
+            server.spawn(
+                ["os:getpid"],
+                runner_id=uuid.uuid4().hex,
+                env=None,
+                cwd=None,
+                max_frame_bytes=1 << 20,
+                inherit_stdin=False,
+                cgroup=runner_cgroup,
+            )
+        assert server.starts == 1
+        assert server._zygote is not None
+        assert server._zygote.alive
+    assert runner_cgroup.join_error is None

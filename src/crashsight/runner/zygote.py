@@ -157,16 +157,21 @@ def _fork(cgroup: object) -> tuple[int, dict[str, object]]:
     """Fork a runner, into its cgroups when the request names them (`cgroupfork`).
 
     Returns the pid (0 in the child) and the reply: ``{"pid": N}``, or, when no child was made,
-    ``{"unsupported": why}`` (the supervisor moves it instead) or ``{"join_error": strerror}``.
+    ``{"unsupported": why}`` (the supervisor moves it instead), ``{"join_error": strerror}`` (the
+    kernel refused a group) or ``{"error": why}`` (the fork failed, as a cold spawn's can).
     """
-    if not isinstance(cgroup, dict):
-        pid = os.fork()
-        return pid, {"pid": pid}
     try:
-        pid = cgroupfork.fork_into(cgroup["v2"], [tuple(pair) for pair in cgroup["v1"]])
+        if not isinstance(cgroup, dict):
+            pid = os.fork()
+        else:
+            pid = cgroupfork.fork_into(cgroup["v2"], [tuple(pair) for pair in cgroup["v1"]])
     except cgroupfork.Unsupported as exc:
         return -1, {"unsupported": str(exc)}
+    except cgroupfork.ForkFailed as exc:
+        return -1, {"error": f"fork failed: {exc}"}
     except OSError as exc:
+        if not isinstance(cgroup, dict):
+            return -1, {"error": f"fork failed: {exc.strerror or exc}"}
         return -1, {"join_error": exc.strerror or str(exc)}
     return pid, {"pid": pid}
 

@@ -258,10 +258,14 @@ class ForkServer:
         """What the zygote needs to fork a child straight into ``cgroup``; None to move it."""
         if cgroup is None or not self._clones_into_cgroups:
             return None
-        if "pids" in cgroup.v1 and (cgroup.host.limits.pids_max or 2) < 2:
-            # The zygote's own thread is in the v1 pids group while it forks: a limit of one
-            # leaves no room for the child, which would run outside its groups. Moved instead,
-            # it fails as a cold runner does, on its first thread (resource/pids_max).
+        limits = cgroup.host.limits
+        if ("memory" in cgroup.v1 and limits.memory_max is not None) or (
+            "pids" in cgroup.v1 and (limits.pids_max or 2) < 2
+        ):
+            # The zygote's own thread is in the runner's v1 groups while it forks, and what the
+            # fork costs is charged there: under a v1 memory limit the group's OOM killer could
+            # pick the zygote (and every runner with it), and a pids limit of one leaves no room
+            # for the child. Such a runner is moved at the gate, and ends as a cold one does.
             return None
         return {
             "v2": None if cgroup.v2 is None else str(cgroup.v2),
