@@ -10,6 +10,7 @@ dies), and that the supervisor's open descriptors and memory come back to where 
 
 from __future__ import annotations
 
+import faulthandler
 import gc
 import os
 import random
@@ -97,8 +98,21 @@ async def _soak(count: int, seed: int) -> list[str]:
     return problems
 
 
+@pytest.fixture
+def long_run_watchdog() -> None:
+    """Move pytest's stack-dump watchdog (``faulthandler_timeout``, 50 s) out to 290 s.
+
+    The soak runs about a minute by design, under its own 300 s timeout; at 50 s the watchdog
+    printed every thread's stack into a green run, which reads like a hang. pytest cancels the
+    dump when the test ends, as it does its own.
+    """
+    faulthandler.cancel_dump_traceback_later()
+    faulthandler.dump_traceback_later(290)
+
+
 @pytest.mark.asyncio
 @pytest.mark.timeout(300)
+@pytest.mark.usefixtures("long_run_watchdog")
 async def test_soak_every_runner_gets_one_correct_status_and_nothing_leaks() -> None:
     """300 runners, every injector, 20 at a time: right verdicts, all events, no leaked fds/RSS."""
     assert await _soak(CONCURRENCY, seed=1) == []  # warm-up: imports, caches, thread pools
