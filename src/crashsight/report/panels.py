@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from ..diagnostics.analysis_model import AnalyzeResult
 from .aggregate import Aggregate, ordered_for_reading, root_cause_line
 from .html import Panel, PanelRow, TimelineEntry
@@ -33,7 +35,7 @@ def panel_from_report(report: Report) -> Panel:
         )
     )
     facts = [
-        ("command", " ".join(report.command)),
+        ("command", shlex.join(report.command)),
         ("exit", report.exit.description),
         ("duration", f"{report.duration_s:.2f} s"),
         ("pid", str(report.pid)),
@@ -43,7 +45,7 @@ def panel_from_report(report: Report) -> Panel:
     if report.in_child is not None:
         child = report.in_child
         facts.append(("failed in", f"{child.label()}: {child.exit or 'exit unknown'}"))
-        facts += [("child command", " ".join(child.cmdline))] if child.cmdline else []
+        facts += [("child command", shlex.join(child.cmdline))] if child.cmdline else []
     facts += [(f"context: {k}", v) for k, v in report.context.items()]
     facts += [("note", note) for note in report.notes]
     text = render_verdict(report)
