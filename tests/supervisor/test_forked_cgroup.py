@@ -24,7 +24,7 @@ import pytest
 from crashsight import Supervisor
 from crashsight.errors import SpawnError
 from crashsight.supervisor.cgroup import CgroupHost, RunnerCgroup
-from crashsight.supervisor.forkserver import ForkServer
+from crashsight.supervisor.forkserver import ForkedProcess, ForkServer
 from crashsight.testing.assertions import verdict_of
 
 #: A runner target that says which cgroups it is in, then fails with a code of its own.
@@ -87,6 +87,19 @@ def _in_groups(tail: list[str], cgroup: str | None, host: CgroupHost) -> None:
         assert lines[controller].endswith(f"/{name}"), lines
 
 
+def _fork_into(server: ForkServer, args: list[str], cgroup: RunnerCgroup) -> ForkedProcess:
+    """Fork a runner of ``args`` from ``server`` into ``cgroup``, with a fresh id."""
+    return server.spawn(
+        args,
+        runner_id=uuid.uuid4().hex,
+        env=None,
+        cwd=None,
+        max_frame_bytes=1 << 20,
+        inherit_stdin=False,
+        cgroup=cgroup,
+    )
+
+
 def _groups_of(pid: int) -> str:
     return Path(f"/proc/{pid}/cgroup").read_text()
 
@@ -146,16 +159,7 @@ async def test_a_refused_group_of_a_forked_runner(
     toucher = tmp_path / "toucher.py"
     toucher.write_text("import sys\n\ndef main():\n    open(sys.argv[1], 'w').close()\n")
     async with ForkServer(["json"]) as server:
-        start = partial(
-            server.spawn,
-            [f"{toucher}:main", str(marker)],
-            runner_id=uuid.uuid4().hex,
-            env=None,
-            cwd=None,
-            max_frame_bytes=1 << 20,
-            inherit_stdin=False,
-            cgroup=refusing_cgroup,
-        )
+        start = partial(_fork_into, server, [f"{toucher}:main", str(marker)], refusing_cgroup)
         if required:
             with pytest.raises(SpawnError, match="could not move the runner into its cgroup"):
                 start()
@@ -234,15 +238,7 @@ async def test_a_fork_that_fails_for_want_of_a_process_is_a_spawn_error(
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     async with ForkServer(["eagain_clone3"]) as server:
         with pytest.raises(SpawnError, match="fork failed: Resource temporarily unavailable"):
-            server.spawn(
-                ["os:getpid"],
-                runner_id=uuid.uuid4().hex,
-                env=None,
-                cwd=None,
-                max_frame_bytes=1 << 20,
-                inherit_stdin=False,
-                cgroup=runner_cgroup,
-            )
+            _fork_into(server, ["os:getpid"], runner_cgroup)
         assert server.starts == 1
         assert server._zygote is not None
         assert server._zygote.alive

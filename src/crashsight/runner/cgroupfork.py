@@ -68,7 +68,8 @@ def fork_into(v2_folder: str | None, v1_moves: Sequence[tuple[str, str]]) -> int
     """Fork a child born in ``v2_folder`` and in the v1 groups of ``v1_moves``.
 
     Args:
-        v2_folder: The runner's v2 group, or None (a host with v1 groups only: a plain fork).
+        v2_folder: The runner's v2 group, or None for a plain fork (a host with v1 groups only,
+            or no cgroup at all).
         v1_moves: For each v1 hierarchy, the ``tasks`` file of the runner's group and that of the
             group this process returns to.
 
@@ -77,7 +78,7 @@ def fork_into(v2_folder: str | None, v1_moves: Sequence[tuple[str, str]]) -> int
 
     Raises:
         Unsupported: clone3 into a cgroup is not possible here (this process is back home).
-        ForkFailed: The clone failed as any fork can (this process is back home).
+        ForkFailed: The fork or clone failed as any fork can (this process is back home).
         OSError: The kernel refused a group (this process is back home, no child was made).
         RuntimeError: This process could not return to its own v1 groups. It must not fork again
             from a runner's group: the zygote exits (its runners with it) and the supervisor
@@ -105,12 +106,11 @@ def _return_home(homes: list[str]) -> None:
 
 
 def _fork() -> int:
+    """A plain fork; its failures are the fork's own (a process limit, memory), not a group's."""
     try:
         return os.fork()
     except OSError as exc:
-        if exc.errno in _NO_RESOURCE:
-            raise ForkFailed(exc.strerror) from exc
-        raise
+        raise ForkFailed(exc.strerror or str(exc)) from exc
 
 
 def _move_self(tasks: str) -> None:

@@ -160,18 +160,14 @@ def _fork(cgroup: object) -> tuple[int, dict[str, object]]:
     ``{"unsupported": why}`` (the supervisor moves it instead), ``{"join_error": strerror}`` (the
     kernel refused a group) or ``{"error": why}`` (the fork failed, as a cold spawn's can).
     """
+    v2, v1 = (cgroup["v2"], cgroup["v1"]) if isinstance(cgroup, dict) else (None, [])
     try:
-        if not isinstance(cgroup, dict):
-            pid = os.fork()
-        else:
-            pid = cgroupfork.fork_into(cgroup["v2"], [tuple(pair) for pair in cgroup["v1"]])
+        pid = cgroupfork.fork_into(v2, [tuple(pair) for pair in v1])
     except cgroupfork.Unsupported as exc:
         return -1, {"unsupported": str(exc)}
     except cgroupfork.ForkFailed as exc:
         return -1, {"error": f"fork failed: {exc}"}
     except OSError as exc:
-        if not isinstance(cgroup, dict):
-            return -1, {"error": f"fork failed: {exc.strerror or exc}"}
         return -1, {"join_error": exc.strerror or str(exc)}
     return pid, {"pid": pid}
 
