@@ -4,74 +4,116 @@ The child writes CLOCK_MONOTONIC to a file with one ``write`` just before it die
 is system-wide on Linux, so the parent's clock agrees), then dies by SIGKILL, an uncaught exception
 or a segfault. The subject is the full path: the supervisor notices the exit, drains the streams,
 classifies with diagnostics, and yields the `RunnerFailed` event. The baseline is the same child
-started with a bare ``anyio.open_process(...)`` and awaited with ``.wait()``. Subject and baseline
-deaths alternate, one at a time, so neither sees the other's load.
+started with a bare ``anyio.open_process(...)`` and awaited with ``.wait()``.
+
+Each round starts one subject and one baseline child together, so their interpreters start on both
+cores at once (the start-up is most of the benchmark's time and none of what it measures). Each
+child then waits at a FIFO of its own; once both wait there, they are let die one at a time,
+alternating which goes first, so neither death is measured under the other's load.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 import tempfile
 import time
-from functools import partial
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
 
 from crashsight import RunnerFailed, Supervisor
 
-from .common import BenchResult, Figure, Settings, alternating, child_env, percentile, python
+from .common import BenchResult, Figure, Settings, child_env, percentile, python
 
 __all__ = ["run"]
 
 MODES = ("kill", "exception", "segfault")
+
+#: How long a child may take to reach its gate: far more than an interpreter start.
+_GATE_TIMEOUT_S = 60.0
 
 
 def _died_at(path: Path) -> float:
     return int(path.read_text()) / 1e9
 
 
-async def _crashsight(supervisor: Supervisor, mode: str, path: Path, seen: dict[str, int]) -> float:
-    """Seconds from the child's death to the `RunnerFailed` event."""
-    worker = await supervisor.spawn("benchmarks.workers:die", mode, str(path), env=child_env())
-    async for event in worker.events():
-        if isinstance(event, RunnerFailed):
-            delivered = time.monotonic()
-            verdict = f"{mode}: {event.category}/{event.subcategory}"
-            seen[verdict] = seen.get(verdict, 0) + 1
-            return delivered - _died_at(path)
-    raise AssertionError(f"{mode}: no RunnerFailed event")
+async def _crashsight(
+    supervisor: Supervisor, mode: str, path: Path, gate: Path, seen: dict[str, int]
+) -> Callable[[], Awaitable[float]]:
+    """Start the subject child; the returned call waits for its death and gives its latency."""
+    args = (mode, str(path), str(gate))
+    worker = await supervisor.spawn("benchmarks.workers:die", *args, env=child_env())
+
+    async def latency() -> float:
+        async for event in worker.events():
+            if isinstance(event, RunnerFailed):
+                delivered = time.monotonic()
+                verdict = f"{mode}: {event.category}/{event.subcategory}"
+                seen[verdict] = seen.get(verdict, 0) + 1
+                return delivered - _died_at(path)
+        raise AssertionError(f"{mode}: no RunnerFailed event")
+
+    return latency
 
 
-async def _bare(mode: str, path: Path) -> float:
-    """Seconds from the same child's death to ``anyio.open_process(...).wait()`` returning."""
-    async with await anyio.open_process(
-        [python(), "-m", "benchmarks.workers", "die", mode, str(path)],
+async def _bare(mode: str, path: Path, gate: Path) -> Callable[[], Awaitable[float]]:
+    """Start the same child bare; the returned call times ``wait()`` from its death."""
+    proc = await anyio.open_process(
+        [python(), "-m", "benchmarks.workers", "die", mode, str(path), str(gate)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=child_env(),
-    ) as proc:
-        await proc.wait()
-        return time.monotonic() - _died_at(path)
+    )
+
+    async def latency() -> float:
+        async with proc:
+            await proc.wait()
+            return time.monotonic() - _died_at(path)
+
+    return latency
+
+
+async def _open_gate(gate: Path) -> int:
+    """The FIFO's write end, opened once its child waits at the other end."""
+    deadline = time.monotonic() + _GATE_TIMEOUT_S
+    while True:
+        try:
+            return os.open(gate, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO or time.monotonic() > deadline:
+                raise
+        await anyio.sleep(0.002)
 
 
 async def _deaths(per_mode: int, folder: Path, seen: dict[str, int]) -> dict[str, list[float]]:
-    """Both sides' latencies, deaths alternating, under one long-lived supervisor and event loop.
+    """Both sides' latencies, under one long-lived supervisor and event loop.
 
     A supervisor lives as long as its program: starting one per death measured nothing more and
     doubled the benchmark's time.
     """
     values: dict[str, list[float]] = {"crashsight": [], "bare": []}
+    gates = {side: folder / f"{side}.gate" for side in values}
+    for gate in gates.values():
+        os.mkfifo(gate)
     async with Supervisor(output="discard") as supervisor:
         for mode in MODES:
-            path = folder / f"{mode}.ts"
-            sides = {
-                "crashsight": partial(_crashsight, supervisor, mode, path, seen),
-                "bare": partial(_bare, mode, path),
-            }
-            for name in alternating(list(sides), per_mode):
-                values[name].append(await sides[name]())
+            paths = {side: folder / f"{side}-{mode}.ts" for side in values}
+            for i in range(per_mode):
+                started = {
+                    "crashsight": await _crashsight(
+                        supervisor, mode, paths["crashsight"], gates["crashsight"], seen
+                    ),
+                    "bare": await _bare(mode, paths["bare"], gates["bare"]),
+                }
+                opened = {side: await _open_gate(gates[side]) for side in started}
+                for side in list(started) if i % 2 == 0 else reversed(started):
+                    os.write(opened[side], b"x")
+                    os.close(opened[side])
+                    values[side].append(await started[side]())
     return values
 
 

@@ -78,7 +78,7 @@ def run(settings: Settings) -> BenchResult:
         result.available = False
         result.notes.append("Ray is not installed: pip install 'crashsight[ray]'")
         return result
-    rounds = settings.rounds(full=6)
+    rounds = settings.rounds(full=5)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ray.init(num_cpus=2, include_dashboard=False, configure_logging=False)

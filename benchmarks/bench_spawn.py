@@ -17,6 +17,7 @@ against forked from a zygote that preloaded torch; without torch that row says s
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import multiprocessing
 import multiprocessing.forkserver
@@ -27,7 +28,7 @@ import time
 from collections.abc import Sequence
 from functools import partial
 
-import anyio
+from anyio.from_thread import start_blocking_portal
 from pydantic import BaseModel
 
 from crashsight import Supervisor
@@ -42,26 +43,56 @@ __all__ = ["run"]
 _IMPORT = "import crashsight.runner.bootstrap"
 
 
-def _to_ready(
-    preload: Sequence[str] = (),
-    target: str = "benchmarks.workers:payload_of",
-    ready: type[BaseModel] = Ready,
-    cgroup: CgroupMode = "auto",
-) -> float:
-    """Seconds from `Supervisor.spawn` to the first ``ready`` event (the zygote is up already)."""
+class _Spawner:
+    """Times spawn -> ready on supervisors kept open across rounds, one per configuration.
 
-    async def main() -> float:
-        async with Supervisor(output="discard", preload=preload, cgroup=cgroup) as supervisor:
-            start = time.perf_counter()
-            worker = await supervisor.spawn(target, env=child_env())
-            async for event in worker.events():
-                if isinstance(event, ready):
-                    elapsed = time.perf_counter() - start
-                    await worker.wait()
-                    return elapsed
-        raise AssertionError(f"the runner never sent {ready.__name__}")
+    A supervisor lives as long as its program, and its zygote as long as it does: opening one for
+    every spawn measured nothing more and paid a zygote's start (seconds, with torch) every round.
+    The supervisors run on the event loop of a portal thread; each spawn is timed on that loop.
+    """
 
-    return anyio.run(main)
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._portal = self._stack.enter_context(start_blocking_portal())
+        self._open: dict[tuple[tuple[str, ...], CgroupMode], Supervisor] = {}
+
+    def __enter__(self) -> _Spawner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stack.close()
+
+    def to_ready(
+        self,
+        preload: Sequence[str] = (),
+        target: str = "benchmarks.workers:payload_of",
+        ready: type[BaseModel] = Ready,
+        cgroup: CgroupMode = "auto",
+    ) -> float:
+        """Seconds from `Supervisor.spawn` to the first ``ready`` event (the zygote is up already)."""
+        key = (tuple(preload), cgroup)
+        supervisor = self._open.get(key)
+        if supervisor is None:
+            made = self._portal.call(_supervisor, list(preload), cgroup)
+            supervisor = self._stack.enter_context(self._portal.wrap_async_context_manager(made))
+            self._open[key] = supervisor
+        return self._portal.call(_time_to_ready, supervisor, target, ready)
+
+
+async def _supervisor(preload: list[str], cgroup: CgroupMode) -> Supervisor:
+    """A supervisor made on the portal's loop, where its anyio primitives belong."""
+    return Supervisor(output="discard", preload=preload, cgroup=cgroup)
+
+
+async def _time_to_ready(supervisor: Supervisor, target: str, ready: type[BaseModel]) -> float:
+    start = time.perf_counter()
+    worker = await supervisor.spawn(target, env=child_env())
+    async for event in worker.events():
+        if isinstance(event, ready):
+            elapsed = time.perf_counter() - start
+            await worker.wait()
+            return elapsed
+    raise AssertionError(f"the runner never sent {ready.__name__}")
 
 
 def _mp_forkserver(torch: bool) -> float:
@@ -116,12 +147,20 @@ def _importtime_top(n: int = 6) -> list[str]:
 
 def run(settings: Settings) -> BenchResult:
     """Compare spawn-to-Ready and import cost; see the module docstring."""
-    rounds = settings.rounds(full=30, quick=3)
     result = BenchResult("spawn", "Spawn to Ready, and importing the runner in a worker")
+    with _Spawner() as spawner:
+        _cold_figures(result, settings, spawner)
+        _warm_figures(result, settings, spawner)
+    return result
+
+
+def _cold_figures(result: BenchResult, settings: Settings, spawner: _Spawner) -> None:
+    """The cold rows: spawn -> Ready, and the runner's import, against python -c pass."""
+    rounds = settings.rounds(full=30, quick=3)
     values = interleave(
         {
-            "ready": _to_ready,
-            "ready_no_cgroup": partial(_to_ready, cgroup="off"),
+            "ready": spawner.to_ready,
+            "ready_no_cgroup": partial(spawner.to_ready, cgroup="off"),
             "pass": partial(_python, "pass"),
             "import": partial(_python, _IMPORT),
         },
@@ -164,8 +203,6 @@ def run(settings: Settings) -> BenchResult:
         )
     )
     result.notes.append("-X importtime: " + "; ".join(_importtime_top()))
-    _warm_figures(result, settings)
-    return result
 
 
 def _no_cgroup_figure(
@@ -193,14 +230,14 @@ def _no_cgroup_figure(
     )
 
 
-def _warm_figures(result: BenchResult, settings: Settings) -> None:
+def _warm_figures(result: BenchResult, settings: Settings, spawner: _Spawner) -> None:
     """The fork-server rows: bare runner against python -c pass, and the torch restart."""
     preload = ["benchmarks.workers"]
     _use_mp_preload(preload)
     values = interleave(
         {
-            "forked": partial(_to_ready, preload),
-            "forked_no_cgroup": partial(_to_ready, preload, cgroup="off"),
+            "forked": partial(spawner.to_ready, preload),
+            "forked_no_cgroup": partial(spawner.to_ready, preload, cgroup="off"),
             "pass": partial(_python, "pass"),
             "mp": partial(_mp_forkserver, False),
         },
@@ -245,8 +282,8 @@ def _warm_figures(result: BenchResult, settings: Settings) -> None:
     torch_target = "benchmarks.workers:ready_after_torch"
     torch_values = interleave(
         {
-            "cold": partial(_to_ready, (), torch_target, Heartbeat),
-            "forked": partial(_to_ready, torch_preload, torch_target, Heartbeat),
+            "cold": partial(spawner.to_ready, (), torch_target, Heartbeat),
+            "forked": partial(spawner.to_ready, torch_preload, torch_target, Heartbeat),
             "mp": partial(_mp_forkserver, True),
         },
         settings.rounds(full=3, quick=1),

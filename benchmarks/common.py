@@ -122,15 +122,11 @@ def interleave(
     same side.
     """
     values: dict[str, list[float]] = {name: [] for name in contestants}
-    for name in alternating(list(contestants), rounds):
-        values[name].append(contestants[name]())
-    return values
-
-
-def alternating(names: Sequence[str], rounds: int) -> Iterator[str]:
-    """The order `interleave` runs contestants in, for benchmarks that await each run."""
+    names = list(contestants)
     for i in range(rounds):
-        yield from names if i % 2 == 0 else reversed(names)
+        for name in names if i % 2 == 0 else reversed(names):
+            values[name].append(contestants[name]())
+    return values
 
 
 def median_ratio(subject: Sequence[float], baseline: Sequence[float]) -> float:

@@ -5,8 +5,8 @@ channel, a `multiprocessing` Queue or Pipe, or nothing at all for a bare process
 the measuring code so that a child imports only what it needs: this module, pydantic and
 ``crashsight.runner``.
 
-Also runnable as ``python -m benchmarks.workers die MODE PATH`` for the bare-process baseline of
-the failure-latency benchmark.
+Also runnable as ``python -m benchmarks.workers die MODE PATH GATE`` for the bare-process baseline
+of the failure-latency benchmark.
 """
 
 from __future__ import annotations
@@ -97,18 +97,22 @@ def ready_after_torch() -> None:
 
 
 def die() -> None:
-    """crashsight runner target: ``die MODE PATH``; see `_die`."""
-    _die(sys.argv[1], sys.argv[2])
+    """crashsight runner target: ``die MODE PATH GATE``; see `_die`."""
+    _die(sys.argv[1], sys.argv[2], sys.argv[3])
 
 
-def _die(mode: str, path: str) -> None:
-    """Write CLOCK_MONOTONIC (ns) to ``path``, then die by ``mode``: kill, exception or segfault.
+def _die(mode: str, path: str, gate: str) -> None:
+    """Wait at ``gate``, write CLOCK_MONOTONIC (ns) to ``path``, then die by ``mode``.
 
-    The timestamp is written with one ``write`` right before the fatal act, so the parent can
-    measure from the moment of death (CLOCK_MONOTONIC is system-wide on Linux). Core dumps are off:
+    ``mode`` is kill, exception or segfault. ``gate`` is a FIFO: the child opens it and reads one
+    byte, so the parent can start children ahead and let each die when nothing else runs. The
+    timestamp is written with one ``write`` right before the fatal act, so the parent can measure
+    from the moment of death (CLOCK_MONOTONIC is system-wide on Linux). Core dumps are off:
     writing one would measure the disk, not the harness.
     """
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    gate_fd = os.open(gate, os.O_RDONLY)
+    os.read(gate_fd, 1)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.write(fd, str(time.monotonic_ns()).encode())
     os.close(fd)
