@@ -23,7 +23,7 @@ demo: $(BIN)/crashsight
 test: bytecode
 	$(BIN)/python -m pytest
 
-# crashsight's cost as ratios against what users would use instead (~10 min on 2 cores);
+# crashsight's cost as ratios against what users would use instead (~5 min on 2 cores);
 # `$(BIN)/python -m benchmarks.run --quick` is the few-second smoke run.
 bench: bytecode
 	$(BIN)/python -m benchmarks.run
