@@ -41,10 +41,11 @@ def _died_at(path: Path) -> float:
 
 
 async def _crashsight(
-    supervisor: Supervisor, mode: str, path: Path, gate: Path, seen: dict[str, int]
+    supervisor: Supervisor, mode: str, folder: Path, seen: dict[str, int]
 ) -> Callable[[], Awaitable[float]]:
     """Start the subject child; the returned call waits for its death and gives its latency."""
-    args = (mode, str(path), str(gate))
+    path = folder / "crashsight.ts"
+    args = (mode, str(path), str(folder / "crashsight.gate"))
     worker = await supervisor.spawn("benchmarks.workers:die", *args, env=child_env())
 
     async def latency() -> float:
@@ -55,24 +56,6 @@ async def _crashsight(
                 seen[verdict] = seen.get(verdict, 0) + 1
                 return delivered - _died_at(path)
         raise AssertionError(f"{mode}: no RunnerFailed event")
-
-    return latency
-
-
-async def _bare(mode: str, path: Path, gate: Path) -> Callable[[], Awaitable[float]]:
-    """Start the same child bare; the returned call times ``wait()`` from its death."""
-    proc = await anyio.open_process(
-        [python(), "-m", "benchmarks.workers", "die", mode, str(path), str(gate)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=child_env(),
-    )
-
-    async def latency() -> float:
-        async with proc:
-            await proc.wait()
-            return time.monotonic() - _died_at(path)
 
     return latency
 
@@ -89,6 +72,49 @@ async def _open_gate(gate: Path) -> int:
         await anyio.sleep(0.002)
 
 
+async def _round(
+    supervisor: Supervisor, mode: str, folder: Path, bare_first: bool, seen: dict[str, int]
+) -> dict[str, float]:
+    """One death a side: both children started together, then let die one at a time."""
+    subject = await _crashsight(supervisor, mode, folder, seen)
+    argv = [
+        "-m",
+        "benchmarks.workers",
+        "die",
+        mode,
+        str(folder / "bare.ts"),
+        str(folder / "bare.gate"),
+    ]
+    bare = await anyio.open_process(
+        [python(), *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=child_env(),
+    )
+
+    async def bare_latency() -> float:
+        await bare.wait()
+        return time.monotonic() - _died_at(folder / "bare.ts")
+
+    latency = {"crashsight": subject, "bare": bare_latency}
+    gates: dict[str, int] = {}
+    try:
+        for side in latency:
+            gates[side] = await _open_gate(folder / f"{side}.gate")
+        values: dict[str, float] = {}
+        for side in reversed(latency) if bare_first else latency:
+            os.write(gates[side], b"x")
+            values[side] = await latency[side]()
+        return values
+    finally:
+        for fd in gates.values():
+            os.close(fd)
+        if bare.returncode is None:  # a failed round: its supervisor stops the other child
+            bare.kill()
+        await bare.aclose()
+
+
 async def _deaths(per_mode: int, folder: Path, seen: dict[str, int]) -> dict[str, list[float]]:
     """Both sides' latencies, under one long-lived supervisor and event loop.
 
@@ -96,24 +122,14 @@ async def _deaths(per_mode: int, folder: Path, seen: dict[str, int]) -> dict[str
     doubled the benchmark's time.
     """
     values: dict[str, list[float]] = {"crashsight": [], "bare": []}
-    gates = {side: folder / f"{side}.gate" for side in values}
-    for gate in gates.values():
-        os.mkfifo(gate)
+    for side in values:
+        os.mkfifo(folder / f"{side}.gate")
     async with Supervisor(output="discard") as supervisor:
         for mode in MODES:
-            paths = {side: folder / f"{side}-{mode}.ts" for side in values}
             for i in range(per_mode):
-                started = {
-                    "crashsight": await _crashsight(
-                        supervisor, mode, paths["crashsight"], gates["crashsight"], seen
-                    ),
-                    "bare": await _bare(mode, paths["bare"], gates["bare"]),
-                }
-                opened = {side: await _open_gate(gates[side]) for side in started}
-                for side in list(started) if i % 2 == 0 else reversed(started):
-                    os.write(opened[side], b"x")
-                    os.close(opened[side])
-                    values[side].append(await started[side]())
+                done = await _round(supervisor, mode, folder, i % 2 == 1, seen)
+                for side, value in done.items():
+                    values[side].append(value)
     return values
 
 

@@ -120,10 +120,14 @@ class FrameDecoder:
 
         from .protocol import MESSAGE_ADAPTER
 
-        self._adapter = MESSAGE_ADAPTER
+        # The adapters' core validators, called straight: `TypeAdapter.validate_json`'s own
+        # Python wrapper cost 0.3 us of the 1.8 a 100-byte user event takes (measured).
+        self._validate = MESSAGE_ADAPTER.validator.validate_json
         self._invalid = ValidationError
-        self._user_envelope = (
-            _user_envelope(tuple(sorted(user_models.items()))) if user_models else None
+        self._validate_user = (
+            _user_envelope(tuple(sorted(user_models.items()))).validator.validate_json
+            if user_models
+            else None
         )
         self.max_frame_bytes = max_frame_bytes
         self._buf = bytearray()
@@ -141,16 +145,21 @@ class FrameDecoder:
             self._skip -= dropped
             self._offset += dropped
             data = data[dropped:]
-        # Frames are parsed in place, and the consumed prefix dropped once, at the end. Most
-        # reads start on a frame boundary: their frames are parsed straight from the bytes read
-        # (slices of bytes validate faster than slices of a bytearray), and only an unfinished
-        # last frame is copied, to wait for the rest.
+        # Frames are parsed in place, and the consumed prefix dropped once, at the end. Frames
+        # are parsed straight from the bytes read (slices of bytes validate faster than slices of
+        # a bytearray), and only an unfinished last frame is copied, to wait for the rest: a read
+        # that starts inside a frame first completes that one frame. Only a frame split inside
+        # its header makes the whole read go through the buffer.
+        pos = 0
+        if len(self._buf) >= HEADER_SIZE:
+            pos = self._finish_buffered(data, out)
+            if self._buf:
+                return out  # all of it went into the unfinished frame
         buf: bytes | bytearray = data
         if self._buf:
             buf = self._buf
             buf += data
         size = len(buf)
-        pos = 0
         while pos < size:
             if buf[pos] != 0xFF:
                 found = buf.find(0xFF, pos)
@@ -193,6 +202,24 @@ class FrameDecoder:
         self._offset += pos
         return out
 
+    def _finish_buffered(self, data: bytes, out: list[Decoded]) -> int:
+        """Complete the buffered frame from the front of ``data``; return the bytes taken.
+
+        The buffered frame's header was checked when it was kept (magic, length within the
+        limit). Once it is whole it is decoded, and the stream offset moves to ``data[0]``.
+        """
+        pending = self._buf
+        length: int = _HEADER.unpack_from(pending)[1]
+        missing = HEADER_SIZE + length - len(pending)
+        if len(data) < missing:
+            pending += data
+            return len(data)
+        frame = bytes(pending) + data[:missing]
+        out.append(self._decode(frame, HEADER_SIZE, len(frame), self._offset))
+        self._offset += len(pending)
+        pending.clear()
+        return missing
+
     def close(self) -> list[ProtocolError]:
         """Signal end of stream; report a truncated last frame or trailing garbage."""
         out: list[Decoded] = []
@@ -224,15 +251,15 @@ class FrameDecoder:
     def _decode(self, buf: bytes | bytearray, start: int, end: int, offset: int) -> Decoded:
         """Validate the payload ``buf[start:end]``; the fast path first, then the full union."""
         payload = buf[start:end]
-        if self._user_envelope is not None and payload.startswith(_USER_PREFIX):
+        if self._validate_user is not None and payload.startswith(_USER_PREFIX):
             try:
-                envelope = self._user_envelope.validate_json(payload)
+                envelope = self._validate_user(payload)
             except self._invalid:
                 pass  # another name, or data that is not the model: the full path reports it
             else:
                 return UserModelEvent(envelope["seq"], envelope["data"])
         try:
-            return self._adapter.validate_json(payload)
+            return self._validate(payload)  # type: ignore[no-any-return]  # a Message, by schema
         except self._invalid as exc:
             error = ProtocolError(
                 "invalid",

@@ -88,15 +88,17 @@ def send_fields(fields: dict[str, object]) -> None:
 
 def _deliver(write: Callable[[_T], None], item: _T) -> None:
     """Write ``item`` with ``write``; a broken channel is reported once, then ignored."""
-    global _broken_reported
     try:
         write(item)
     except ChannelBrokenError as exc:
-        if not _broken_reported:
-            _broken_reported = True
-            print(
-                f"crashsight: {exc}; further events from this worker are dropped", file=sys.stderr
-            )
+        _report_broken(exc)
+
+
+def _report_broken(exc: ChannelBrokenError) -> None:
+    global _broken_reported
+    if not _broken_reported:
+        _broken_reported = True
+        print(f"crashsight: {exc}; further events from this worker are dropped", file=sys.stderr)
 
 
 def emit(event: BaseModel) -> None:
@@ -112,13 +114,16 @@ def emit(event: BaseModel) -> None:
     channel = _channel
     if channel is None:
         return
-    if _is_message(type(event)):
-        _deliver(channel.send, event)  # type: ignore[arg-type]  # a Message, checked above
-    else:
-        # The `UserEvent` frame is written straight from the model's own JSON: building a
-        # UserEvent would convert the data to Python objects, validate them, and serialise them
-        # again, three times the work for the same bytes.
-        _deliver(channel.send_user_event, event)
+    try:  # `_deliver` written out: its call and bound method were 0.1 us of a 2 us event
+        if _is_message(type(event)):
+            channel.send(event)  # type: ignore[arg-type]  # a Message, checked above
+        else:
+            # The `UserEvent` frame is written straight from the model's own JSON: building a
+            # UserEvent would convert the data to Python objects, validate them, and serialise
+            # them again, three times the work for the same bytes.
+            channel.send_user_event(event)
+    except ChannelBrokenError as exc:
+        _report_broken(exc)
 
 
 #: `_is_message`'s answers, by class.

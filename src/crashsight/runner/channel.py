@@ -126,7 +126,10 @@ class Channel:
 
     def send_user_event(self, event: BaseModel) -> None:
         """Send a user's model as a `UserEvent` frame, from the model's own JSON serialisation."""
-        name = _json_string(type(event).__name__)
+        cls = type(event)
+        name = _json_names.get(cls)
+        if name is None:
+            name = _json_names[cls] = quote(cls.__name__).encode()
         data = event.__pydantic_serializer__.to_json(event)
         with self._lock:
             payload = b'{"kind":"user","seq":%d,"name":%s,"data":%s}' % (self._seq, name, data)
@@ -215,15 +218,8 @@ def _identity(fd: int) -> tuple[int, int] | None:
     return stat.st_dev, stat.st_ino
 
 
-#: The JSON strings of the user's event class names, by name.
-_json_strings: dict[str, bytes] = {}
-
-
-def _json_string(text: str) -> bytes:
-    encoded = _json_strings.get(text)
-    if encoded is None:
-        encoded = _json_strings[text] = quote(text).encode()
-    return encoded
+#: The JSON strings of the user's event class names, by class.
+_json_names: dict[type, bytes] = {}
 
 
 def _close_quietly(sock: _socket.socket) -> None:
