@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -40,10 +41,18 @@ def _died_at(path: Path) -> float:
     return int(path.read_text()) / 1e9
 
 
+@dataclass(frozen=True)
+class _Child:
+    """A started child: whether it has ended yet, and its death's latency once let through."""
+
+    ended: Callable[[], bool]
+    latency: Callable[[], Awaitable[float]]
+
+
 async def _crashsight(
     supervisor: Supervisor, mode: str, folder: Path, seen: dict[str, int]
-) -> Callable[[], Awaitable[float]]:
-    """Start the subject child; the returned call waits for its death and gives its latency."""
+) -> _Child:
+    """Start the subject child, timed to the `RunnerFailed` event."""
     path = folder / "crashsight.ts"
     args = (mode, str(path), str(folder / "crashsight.gate"))
     worker = await supervisor.spawn("benchmarks.workers:die", *args, env=child_env())
@@ -57,11 +66,16 @@ async def _crashsight(
                 return delivered - _died_at(path)
         raise AssertionError(f"{mode}: no RunnerFailed event")
 
-    return latency
+    return _Child(lambda: worker.status is not None, latency)
 
 
-async def _open_gate(gate: Path) -> int:
-    """The FIFO's write end, opened once its child waits at the other end."""
+async def _open_gate(gate: Path, ended: Callable[[], bool]) -> int:
+    """The FIFO's write end, opened once its child waits at the other end.
+
+    Raises:
+        AssertionError: The child ended before it reached the gate.
+        OSError: It did not reach the gate within `_GATE_TIMEOUT_S`.
+    """
     deadline = time.monotonic() + _GATE_TIMEOUT_S
     while True:
         try:
@@ -69,6 +83,8 @@ async def _open_gate(gate: Path) -> int:
         except OSError as exc:
             if exc.errno != errno.ENXIO or time.monotonic() > deadline:
                 raise
+        if ended():
+            raise AssertionError(f"the child of {gate.name} ended before it reached the gate")
         await anyio.sleep(0.002)
 
 
@@ -97,15 +113,18 @@ async def _round(
         await bare.wait()
         return time.monotonic() - _died_at(folder / "bare.ts")
 
-    latency = {"crashsight": subject, "bare": bare_latency}
+    children = {
+        "crashsight": subject,
+        "bare": _Child(lambda: bare.returncode is not None, bare_latency),
+    }
     gates: dict[str, int] = {}
     try:
-        for side in latency:
-            gates[side] = await _open_gate(folder / f"{side}.gate")
+        for side, child in children.items():
+            gates[side] = await _open_gate(folder / f"{side}.gate", child.ended)
         values: dict[str, float] = {}
-        for side in reversed(latency) if bare_first else latency:
+        for side in reversed(children) if bare_first else children:
             os.write(gates[side], b"x")
-            values[side] = await latency[side]()
+            values[side] = await children[side].latency()
         return values
     finally:
         for fd in gates.values():

@@ -27,6 +27,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from functools import partial
+from types import TracebackType
 
 from anyio.from_thread import start_blocking_portal
 from pydantic import BaseModel
@@ -59,8 +60,15 @@ class _Spawner:
     def __enter__(self) -> _Spawner:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._stack.close()
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        # The exception goes on to the supervisors and the portal: on Ctrl-C or an error they
+        # stop the worker being timed instead of waiting for it to end by itself.
+        return self._stack.__exit__(exc_type, exc, tb)
 
     def to_ready(
         self,
