@@ -6,8 +6,8 @@ result, for bodies that sleep 0 s, 0.1 s, 1 s and 5 s (together, not one after t
 5 s rows alone took a minute). Each figure is the median per-round ratio of those wall times,
 supervised over plain: the fixed cost of a supervised call (a runner process, pickling the call
 and its result through files) shows as a large ratio for an empty body and fades as the body
-gets longer. Sleeping bodies keep the
-measurement about the overhead, not about CPU contention with the neighbours.
+gets longer. Sleeping bodies keep the measurement about the overhead, not about CPU contention
+with the neighbours.
 
 Needs Ray (the ``ray`` extra) and is skipped in ``--quick`` smoke runs: starting a cluster takes
 longer than a whole smoke run.

@@ -260,7 +260,7 @@ class ForkServer:
             return None
         limits = cgroup.host.limits
         if ("memory" in cgroup.v1 and limits.memory_max is not None) or (
-            "pids" in cgroup.v1 and (limits.pids_max or 2) < 2
+            "pids" in cgroup.v1 and limits.pids_max is not None and limits.pids_max < 2
         ):
             # The zygote's own thread is in the runner's v1 groups while it forks, and what the
             # fork costs is charged there: under a v1 memory limit the group's OOM killer could
