@@ -76,25 +76,30 @@ def _unignore_interrupts() -> None:
             signal.signal(sig, handler)
 
 
-Identity = tuple[int, float]
-
-
-def _identity(proc: psutil.Process) -> Identity | None:
-    try:
-        return proc.pid, proc.create_time()
-    except psutil.Error:
-        return None
-
-
 def _tree() -> list[psutil.Process]:
-    """This process's descendants, orphans adopted by the subreaper included."""
-    try:
-        return psutil.Process().children(recursive=True)
-    except psutil.Error:
-        return []
+    """This process's descendants, orphans adopted by the subreaper included.
+
+    Kept in sets, where psutil tells processes apart by pid and start time counted from boot (not
+    by ``create_time()``, a date that moves with the wall clock). psutil already leaves out
+    children that end during the walk, so any other error is raised, not read as "no processes",
+    which would blame every process of the session on the test.
+    """
+    return psutil.Process().children(recursive=True)
 
 
-def _session_survivors(baseline: set[Identity], since: float) -> list[psutil.Process]:
+def _started_during(proc: psutil.Process, since: float) -> bool:
+    """Whether ``proc`` may have been started by the test that began at ``since``.
+
+    The second of slack covers start times rounded to clock ticks. A process started before that
+    is never the test's, whatever the baseline says: once, on a loaded machine, the session's
+    browser (its driver and every chromium process, alive since the first browser test) was
+    missing from a later test's baseline, for a reason not found, and was reported and killed as
+    that test's leak.
+    """
+    return proc.create_time() >= since - 1
+
+
+def _session_survivors(baseline: set[psutil.Process], since: float) -> list[psutil.Process]:
     """Live processes of this session started during the test, except the session's helpers.
 
     Found by two means: this process's tree, and the session marker in the environment (for
@@ -103,22 +108,26 @@ def _session_survivors(baseline: set[Identity], since: float) -> list[psutil.Pro
     test's.
     """
     found: dict[int, psutil.Process] = {proc.pid: proc for proc in _tree()}
-    for proc in psutil.process_iter(["create_time"]):
-        if proc.pid in found or proc.info["create_time"] < since - 1:
+    for proc in psutil.process_iter():
+        if proc.pid in found:
             continue
         try:
-            if proc.environ().get(SESSION_ENV) == os.environ[SESSION_ENV]:
+            if _started_during(proc, since) and (
+                proc.environ().get(SESSION_ENV) == os.environ[SESSION_ENV]
+            ):
                 found[proc.pid] = proc
         except psutil.Error:
             continue
     survivors = []
     for proc in found.values():
         try:
-            if proc.status() == psutil.STATUS_ZOMBIE or _identity(proc) in baseline:
+            if proc in baseline or not _started_during(proc, since):
+                continue
+            if proc.status() == psutil.STATUS_ZOMBIE:
                 continue
             if _of_the_shared_ray_cluster(proc):
                 continue
-            if any(_identity(parent) in baseline for parent in proc.parents()):
+            if any(parent in baseline for parent in proc.parents()):
                 continue
         except psutil.Error:
             continue
@@ -169,7 +178,7 @@ def no_process_left_behind() -> Iterator[None]:
     baseline and are not blamed on the test that happened to start them.
     """
     since = time.time()
-    baseline = {identity for identity in map(_identity, _tree()) if identity is not None}
+    baseline = set(_tree())
     yield
     deadline = time.monotonic() + _SURVIVOR_WAIT_S
     survivors = _session_survivors(baseline, since)

@@ -7,10 +7,13 @@ test session, whose tests leak on purpose in the ways the product cannot see.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
+from tests.conftest import _session_survivors
 
 pytest_plugins = ["pytester"]
 
@@ -59,3 +62,21 @@ def test_leaks_the_product_cannot_see_fail_the_test(pytester: pytest.Pytester) -
     [failure] = [line for line in result.stdout.lines if line.startswith("E   ")]
     assert "sleep 301" in failure
     assert "guardian.py" in failure
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the subreaper is Linux's")
+def test_a_process_older_than_the_test_is_never_its_leak() -> None:
+    """Even when the baseline missed it (once, the session's whole browser on a loaded machine),
+    a process started over a second before the test is not blamed on the test; one started
+    during it is."""
+    proc = subprocess.Popen(["sleep", "300"])
+    try:
+        started = psutil.Process(proc.pid).create_time()
+        missed: set[psutil.Process] = set()  # a baseline without the process
+        blamed_by_a_later_test = _session_survivors(missed, since=started + 2)
+        blamed_by_its_own_test = _session_survivors(missed, since=started)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.pid not in {survivor.pid for survivor in blamed_by_a_later_test}
+    assert proc.pid in {survivor.pid for survivor in blamed_by_its_own_test}
