@@ -14,13 +14,15 @@ from __future__ import annotations
 import faulthandler
 import os
 import sys
-from types import TracebackType
 
 from .api import connect, current_channel, send_fields
-from .channel import BOOTSTRAP_ENV
 from .describe import termination_fields
 from .orphan import watch_for_supervisor_death
 from .stackdump import install as install_stack_dumps
+
+TYPE_CHECKING = False  # not typing's: see crashsight/__init__.py
+if TYPE_CHECKING:
+    from types import TracebackType
 
 __all__ = ["install"]
 
@@ -28,7 +30,7 @@ __all__ = ["install"]
 def install() -> None:
     """Register stack dumps; in the runner, open the channel and chain a reporting excepthook."""
     install_stack_dumps()
-    if os.environ.get(BOOTSTRAP_ENV) or current_channel() is not None:
+    if current_channel() is not None:
         return  # some interpreters run a .pth twice (a venv over pyenv): install once
     channel = connect()
     if channel is None:
