@@ -71,8 +71,11 @@ class OutputSink:
         thread, self._thread = self._thread, None
         if thread is None:
             return
-        last, idle, end_queued = self.written, 0.0, False
-        while thread.is_alive() and idle < stall:
+        # Idle time is read from the clock, not counted in polls: each poll sleeps at least
+        # _POLL_S, and far longer while the loop is busy, which would stretch the wait.
+        last, end_queued = self.written, False
+        last_taken = anyio.current_time()
+        while thread.is_alive() and anyio.current_time() - last_taken < stall:
             if not end_queued:
                 try:
                     self._queue.put_nowait(None)
@@ -80,8 +83,8 @@ class OutputSink:
                 except queue.Full:
                     pass
             await anyio.sleep(_POLL_S)
-            idle = 0.0 if self.written != last else idle + _POLL_S
-            last = self.written
+            if self.written != last:
+                last, last_taken = self.written, anyio.current_time()
 
     async def _put(self, item: bytes) -> None:
         while True:
