@@ -1,10 +1,16 @@
-"""Compact JSON text for plain values, without importing ``json`` in every worker.
+r"""Compact JSON text for plain values, without importing ``json`` in every worker.
 
-A runner sends its first message (`Ready`) as JSON before pydantic is loaded, and its last
-(`RunnerTerminationError`) the same way. ``import json`` loads ``re`` and compiles json's own
+A runner writes its own messages (`Ready`, heartbeats, progress, tasks, its last words in a
+`RunnerTerminationError`) as JSON without pydantic. ``import json`` loads ``re`` and compiles json's own
 patterns: about a third of the runner's import (5-8 ms of 24 under ``-X importtime``, measured),
 paid by every worker at start. Strings, the only part that needs care, are quoted by the same C
 function ``json`` itself uses; anything that is not a plain JSON value goes to ``json`` after all.
+
+One difference from ``json``: a lone surrogate (an undecodable byte of a file name, as
+``os.fsdecode`` gives it) travels as a backslash and its code, the text ``\udcff``, as Python
+prints it on stderr. ``json`` writes an escape that decodes back to the surrogate, and strict
+parsers refuse it, the supervisor's (pydantic's) among them: the whole message, often a worker's
+last, would be lost.
 """
 
 from __future__ import annotations
@@ -24,12 +30,17 @@ class _NotPlain(Exception):
 
 
 def quote(text: str) -> str:
-    """``text`` as a JSON string (non-ASCII escaped, so lone surrogates stay valid UTF-8)."""
+    """``text`` as an ASCII JSON string; lone surrogates as Python prints them (see above)."""
+    if not text.isascii():  # a flag CPython keeps on every string: free for ASCII text
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            text = text.encode("utf-8", "backslashreplace").decode()
     return _quote(text)
 
 
 def dumps(value: object) -> str:
-    """Exactly ``json.dumps(value, separators=(",", ":"))``."""
+    """``json.dumps(value, separators=(",", ":"))``, but for lone surrogates (see above)."""
     try:
         return _plain(value)
     except (_NotPlain, RecursionError):
@@ -41,7 +52,7 @@ def dumps(value: object) -> str:
 def _plain(value: object) -> str:
     # Exact types only: a subclass (an IntEnum, a str subclass) may have its own JSON in json.
     if type(value) is str:
-        return _quote(value)
+        return quote(value)
     if value is None:
         return "null"
     if value is True:
@@ -56,7 +67,7 @@ def _plain(value: object) -> str:
     if type(value) is dict:
         if not all(type(key) is str for key in value):
             raise _NotPlain
-        return "{" + ",".join(f"{_quote(k)}:{_plain(v)}" for k, v in value.items()) + "}"
+        return "{" + ",".join(f"{quote(k)}:{_plain(v)}" for k, v in value.items()) + "}"
     if type(value) is list or type(value) is tuple:
         return "[" + ",".join(map(_plain, value)) + "]"
     raise _NotPlain
