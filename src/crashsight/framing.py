@@ -61,11 +61,10 @@ def frame_payload(payload: bytes) -> bytes:
 def encode_json_frame(fields: dict[str, object]) -> bytes:
     """Return the frame for a message given as plain JSON fields, encoded without pydantic.
 
-    Only for the runner's first message (`Ready`): it goes out before the wire models are
-    loaded, so a worker that never sends another event never pays for importing pydantic. A test
-    checks that the result validates as the model it stands for.
+    For the runner's own messages (`Ready`, heartbeats, progress, tasks, the termination error):
+    a worker that sends only those never pays for importing pydantic. Tests check that the results
+    validate as the models they stand for, lone surrogates (undecodable file names) included.
     """
-    # ASCII escapes keep the payload valid UTF-8 even for lone surrogates (undecodable file names).
     return frame_payload(dumps(fields).encode())
 
 

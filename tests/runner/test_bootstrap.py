@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from crashsight.protocol import RunnerTerminationError
+from crashsight.protocol import Progress, RunnerTerminationError
 from crashsight.supervisor.status import RunnerFailed, RunnerStatus, RunnerSucceeded
 from crashsight.supervisor.supervisor import Supervisor
 
@@ -106,3 +106,25 @@ async def test_output_to_log_file(tmp_path: Path) -> None:
     assert isinstance(status, RunnerSucceeded)
     assert sorted(log.read_text().splitlines()) == ["to stderr", "to stdout"]
     assert status.stderr_tail == ["to stderr"]
+
+
+@pytest.mark.asyncio
+async def test_an_undecodable_file_name_in_the_last_words_arrives(tmp_path: Path) -> None:
+    """A message holding an undecodable file name (lone surrogates) still arrives over the channel,
+    with the name as Python prints it, and with the worker's progress about that file."""
+    source = (
+        "import os\n"
+        "from crashsight import runner\n"
+        "def main():\n"
+        "    name = os.fsdecode(b'shard-\\xff.bin')\n"
+        "    runner.progress(f'reading {name}')\n"
+        "    raise ValueError(f'cannot read {name}')\n"
+    )
+    status, events = await _run_source(tmp_path, source)
+    assert isinstance(status, RunnerFailed)
+    assert status.protocol_issues == []
+    assert status.termination_error is not None
+    assert status.termination_error.source == "channel"
+    assert status.termination_error.message == "cannot read shard-\\udcff.bin"
+    assert status.summary == "python/ValueError: cannot read shard-\\udcff.bin"
+    assert [e.message for e in events if isinstance(e, Progress)] == ["reading shard-\\udcff.bin"]
