@@ -30,8 +30,7 @@ FOREVER = 3600.0
 def ready() -> None:
     """Tell the test (and the no-progress watchdog) that the block comes next.
 
-    With ``HANG_ANNOUNCE=1`` it also sends a progress event, for tests that wait for one; the
-    first event imports pydantic and builds its models, too slow for a no-progress watchdog.
+    With ``HANG_ANNOUNCE=1`` it also sends a progress event, for tests that wait for one.
     """
     print("hang worker ready", file=sys.stderr, flush=True)
     print("hang worker ready", flush=True)

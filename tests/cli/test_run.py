@@ -115,8 +115,8 @@ def test_no_progress_timeout_stops_a_silent_worker(tmp_path: Path) -> None:
     silent = "import time; print('loading shard 7', flush=True); time.sleep(60)"
     result = run(
         # The watchdog counts from the spawn: the worker's first line must beat it on a loaded
-        # machine (a shim and an interpreter to start).
-        "--no-progress-timeout", "8", "--grace", "1", "--report", str(report),
+        # machine (a shim and an interpreter to start, about 30 ms on a quiet one).
+        "--no-progress-timeout", "3", "--grace", "1", "--report", str(report),
         "--", sys.executable, "-c", silent,
     )  # fmt: skip
     assert result.returncode == 124, result.stderr

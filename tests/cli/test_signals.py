@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -191,46 +192,61 @@ def test_signal_after_the_worker_ended_keeps_its_real_outcome(tmp_path: Path) ->
     assert data["exit"]["code"] == 3
 
 
-def test_a_stalled_reader_does_not_stall_the_deadline(tmp_path: Path) -> None:
-    """With crashsight's stdout not being read at all, --timeout still fires on time."""
-    report = tmp_path / "r.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crashsight", "run", "--timeout", "1", "--grace", "1",
-         "--report", str(report), "--", "yes"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+@pytest.fixture(scope="module")
+def stalled_readers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, Any]]:
+    """Two `crashsight run ... -- yes` whose stdout nobody reads, run at the same time: one ended
+    by its --timeout, one by a SIGTERM sent once its output pipe is full. Name -> (exit status,
+    report). Each waits out the bounded stages crashsight gives a reader that takes nothing (about
+    8 s), so the suite pays them once."""
+    folder = tmp_path_factory.mktemp("stalled")
+    commands = {
+        "deadline": ["--timeout", "1", "--grace", "1", "--report", str(folder / "deadline.json")],
+        "sigterm": ["--grace", "1", "--report", str(folder / "sigterm.json")],
+    }
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "crashsight", "run", *args, "--", "yes"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, args in commands.items()
+    }
     try:
-        assert proc.wait(timeout=30) == 124  # nobody reads proc.stdout until the end
+        stdout = procs["sigterm"].stdout
+        assert stdout is not None
+        _wait_until_full(stdout.fileno())  # crashsight now blocks on its writes
+        procs["sigterm"].send_signal(signal.SIGTERM)
+        # Nobody reads either stdout until both have ended.
+        codes = {name: proc.wait(timeout=30) for name, proc in procs.items()}
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-    data = json.loads(report.read_text())
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+    return {
+        name: (codes[name], json.loads((folder / f"{name}.json").read_text())) for name in procs
+    }
+
+
+def test_a_stalled_reader_does_not_stall_the_deadline(
+    stalled_readers: dict[str, tuple[int, Any]],
+) -> None:
+    """With crashsight's stdout not being read at all, --timeout still fires on time."""
+    code, data = stalled_readers["deadline"]
+    assert code == 124
     assert data["timeout"] == "deadline"
     # `yes` never ends by itself: any duration short of the 30 s wait means the deadline fired
     # while nobody read; the margin is for a loaded machine, not a measurement.
     assert data["duration_s"] < 20
 
 
-def test_a_stalled_reader_does_not_stall_sigterm_handling(tmp_path: Path) -> None:
+def test_a_stalled_reader_does_not_stall_sigterm_handling(
+    stalled_readers: dict[str, tuple[int, Any]],
+) -> None:
     """With crashsight's stdout full and never read, SIGTERM still stops the worker gracefully:
     exit 143, status cancelled, the worker not blamed."""
-    report = tmp_path / "r.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "crashsight", "run", "--grace", "1", "--report", str(report),
-         "--", "yes"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        _wait_until_full(proc.stdout.fileno())  # crashsight now blocks on its writes
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 143  # still nobody reads proc.stdout
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-    data = json.loads(report.read_text())
+    code, data = stalled_readers["sigterm"]
+    assert code == 143
     assert data["status"] == "cancelled"
     assert data["category"] is None
     assert data["signals_sent"] == ["SIGTERM"]

@@ -82,8 +82,9 @@ CASES = [
         id="futures-pool-rlimit-as",
     ),
     pytest.param(
-        # A Pool never fails the task its dead worker held: the worker hangs until the watchdog.
-        ChildCase("crash/segfault", ("mp_pool", "segfault"), options=SpawnOptions(no_progress_timeout=8.0)),
+        # A Pool never fails the task its dead worker held: the worker hangs until the watchdog,
+        # which must wait out a start, a pool and its child on a loaded machine (0.1 s quiet).
+        ChildCase("crash/segfault", ("mp_pool", "segfault"), options=SpawnOptions(no_progress_timeout=4.0)),
         id="multiprocessing-pool-segfault-then-hang",
     ),
     pytest.param(
