@@ -7,8 +7,7 @@ module needs no ``pytest.register_assert_rewrite``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False  # not typing's: workers import this package (see crashsight/__init__.py)
 if TYPE_CHECKING:
     from ..supervisor.status import RunnerStatus
 

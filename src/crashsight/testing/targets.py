@@ -18,12 +18,18 @@ from __future__ import annotations
 
 import argparse
 import builtins
-import importlib
 import sys
-from collections.abc import Callable
-from typing import Any
 
 from . import injectors
+
+TYPE_CHECKING = False  # not typing's: see crashsight/__init__.py (and injectors)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeAlias
+
+    #: One argparse argument: its name or flag, and `add_argument` keywords. Its destination is
+    #: the name of the injector's parameter it fills.
+    _Argument: TypeAlias = tuple[str, dict[str, Any]]
 
 __all__ = [
     "abort",
@@ -43,10 +49,6 @@ __all__ = [
     "sigkill",
     "stderr_flood",
 ]
-
-#: One argparse argument: its name or flag, and `add_argument` keywords. Its destination is the
-#: name of the injector's parameter it fills.
-_Argument = tuple[str, dict[str, Any]]
 
 
 def _target(
@@ -84,7 +86,7 @@ def _exception_class(name: str) -> type[BaseException]:
     """``ValueError`` → the builtin; ``package.module.Class`` → imported from its module."""
     module, _, attr = name.rpartition(".")
     try:
-        found = getattr(importlib.import_module(module) if module else builtins, attr)
+        found = getattr(__import__(module, fromlist=[attr]) if module else builtins, attr)
     except (ImportError, AttributeError):
         found = None
     if not (isinstance(found, type) and issubclass(found, BaseException)):
