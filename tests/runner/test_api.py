@@ -140,6 +140,25 @@ def test_failing_task_reports_and_reraises(supervisor_end: socket.socket) -> Non
     ]
 
 
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("broken __str__")
+
+
+def test_an_exception_that_cannot_be_printed_still_propagates(
+    supervisor_end: socket.socket,
+) -> None:
+    """A block's exception whose ``__str__`` raises reaches the caller unchanged; the task is
+    reported failed with its type."""
+    api.connect()
+    with pytest.raises(_Unprintable), api.task("t1"):
+        raise _Unprintable
+    assert _without_ready(_received(supervisor_end)) == [
+        TaskStarted(seq=1, task_id="t1"),
+        TaskFinished(seq=2, task_id="t1", ok=False, error="_Unprintable"),
+    ]
+
+
 def test_task_as_a_decorator_brackets_each_call(supervisor_end: socket.socket) -> None:
     """`task` decorates a function, as a ``contextmanager`` can: each call is one task."""
     api.connect()

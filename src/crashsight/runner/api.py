@@ -218,8 +218,12 @@ class task:  # lower case: used like a function, ``with runner.task("shard-7"):`
             return
         fields: dict[str, object] = {"kind": "task_finished", "task_id": self.task_id, "ok": True}
         if exc is not None:
+            try:
+                text = str(exc)
+            except Exception:  # a broken __str__ must not replace the block's own exception
+                text = ""
             fields["ok"] = False
-            fields["error"] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            fields["error"] = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
         send_fields(fields)
 
     def __call__(self, function: Callable[_P, _R]) -> Callable[_P, _R]:
