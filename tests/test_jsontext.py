@@ -10,13 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import JsonValue, TypeAdapter
+from tests.strategies import TEXTS
 
 from crashsight import jsontext
 from crashsight.jsontext import dumps, quote
 
-#: Any text, lone surrogates often: undecodable file names reach the runner as those (hypothesis
-#: leaves surrogates out of its text unless told).
-TEXTS = st.text(st.characters(exclude_categories=()) | st.integers(0xD800, 0xDFFF).map(chr))
 _SCALARS = (
     st.none()
     | st.booleans()
@@ -67,6 +65,22 @@ def test_what_is_not_plain_json_is_left_to_json() -> None:
     """Keys that are not strings and subclasses of the plain types keep json's own rules."""
     value = {"a": [1, {2: _Kind.READY, None: True}], "b": (1.5,)}
     assert dumps(value) == json.dumps(value, separators=(",", ":"))
+
+
+class _Text(str):
+    """A str subclass, as a StrEnum member or numpy.str_ is."""
+
+
+class _Ratio(float):
+    pass
+
+
+def test_subclasses_are_written_as_json_writes_them_by_the_fast_path() -> None:
+    """Subclasses of str, int and float are their values to json; the fast path writes them too,
+    so a subclass holding a lone surrogate (``progress(StrEnum member)``) still reads back."""
+    value = {"a": _Text("shard-\udcff"), "b": _Kind.READY, "c": [_Ratio(0.5)]}
+    assert jsontext._plain(value) == json.dumps(_as_python_prints(value), separators=(",", ":"))
+    assert _STRICT.validate_json(dumps(value)) == {"a": "shard-\\udcff", "b": 1, "c": [0.5]}
 
 
 def test_a_cycle_is_refused_as_json_refuses_it() -> None:

@@ -4,7 +4,8 @@ A runner writes its own messages (`Ready`, heartbeats, progress, tasks, its last
 `RunnerTerminationError`) as JSON without pydantic. ``import json`` loads ``re`` and compiles
 json's own patterns: about a third of the runner's import (5-8 ms of 24 under ``-X importtime``,
 measured), paid by every worker at start. Strings, the only part that needs care, are quoted by the same C
-function ``json`` itself uses; anything that is not a plain JSON value goes to ``json`` after all.
+function ``json`` itself uses; anything else (keys that are not strings, values json cannot
+write) goes to ``json`` after all.
 
 One difference from ``json``: a lone surrogate (an undecodable byte of a file name, as
 ``os.fsdecode`` gives it) travels as a backslash and its code, the text ``\udcff``, as Python
@@ -44,14 +45,15 @@ def dumps(value: object) -> str:
     try:
         return _plain(value)
     except (_NotPlain, RecursionError):
-        import json  # keys that are not strings, subclasses, other types, cycles: json's rules
+        import json  # keys that are not strings, other types, cycles: json's rules
 
         return json.dumps(value, separators=(",", ":"))
 
 
 def _plain(value: object) -> str:
-    # Exact types only: a subclass (an IntEnum, a str subclass) may have its own JSON in json.
-    if type(value) is str:
+    # json's own checks, in its order: a subclass of str, int or float is written as its value
+    # (an IntEnum as its number, a StrEnum or numpy.str_ as its text), as json writes it.
+    if isinstance(value, str):
         return quote(value)
     if value is None:
         return "null"
@@ -59,15 +61,15 @@ def _plain(value: object) -> str:
         return "true"
     if value is False:
         return "false"
-    if type(value) is int:
+    if isinstance(value, int):
         return int.__repr__(value)
-    if type(value) is float:
+    if isinstance(value, float):
         text = float.__repr__(value)
         return _FLOAT_NAMES.get(text, text)
-    if type(value) is dict:
-        if not all(type(key) is str for key in value):
-            raise _NotPlain
-        return "{" + ",".join(f"{quote(k)}:{_plain(v)}" for k, v in value.items()) + "}"
-    if type(value) is list or type(value) is tuple:
+    if isinstance(value, list | tuple):
         return "[" + ",".join(map(_plain, value)) + "]"
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            raise _NotPlain  # json turns numbers, booleans and None into strings: its rules
+        return "{" + ",".join(f"{quote(k)}:{_plain(v)}" for k, v in value.items()) + "}"
     raise _NotPlain

@@ -17,13 +17,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
-from tests.test_jsontext import TEXTS
+from tests.strategies import TEXTS
 
 from crashsight.errors import FrameTooLargeError, ProtocolError
 from crashsight.framing import FrameDecoder, UserModelEvent
 from crashsight.protocol import Heartbeat, Message, Progress, Ready, TaskFinished, TaskStarted
 from crashsight.runner import api
 from crashsight.runner.channel import CHANNEL_FD_ENV, MAX_FRAME_ENV, Channel
+from crashsight.runner.describe import MAX_TEXT
 
 if TYPE_CHECKING:
     from crashsight.framing import Decoded
@@ -149,14 +150,39 @@ def test_an_exception_that_cannot_be_printed_still_propagates(
     supervisor_end: socket.socket,
 ) -> None:
     """A block's exception whose ``__str__`` raises reaches the caller unchanged; the task is
-    reported failed with its type."""
+    reported failed, saying so."""
     api.connect()
     with pytest.raises(_Unprintable), api.task("t1"):
         raise _Unprintable
     assert _without_ready(_received(supervisor_end)) == [
         TaskStarted(seq=1, task_id="t1"),
-        TaskFinished(seq=2, task_id="t1", ok=False, error="_Unprintable"),
+        TaskFinished(
+            seq=2, task_id="t1", ok=False, error="_Unprintable: <str() failed: RuntimeError>"
+        ),
     ]
+
+
+def test_a_huge_exception_message_is_clipped_and_never_replaces_the_exception(
+    supervisor_end: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary is clipped as a termination error's message is; a frame limit smaller still
+    loses the task's report (it then shows as in flight), never the block's own exception."""
+    channel = api.connect()
+    assert channel is not None
+    with pytest.raises(ValueError, match=r"^x+$"), api.task("t1"):
+        raise ValueError("x" * 100_000)
+    monkeypatch.setattr(channel, "max_frame_bytes", 256)
+    with pytest.raises(ValueError, match=r"^y+$"), api.task("t2"):
+        raise ValueError("y" * 1000)
+    [started, finished, started_again] = _without_ready(_received(supervisor_end))
+    assert isinstance(finished, TaskFinished)
+    assert finished.error is not None
+    assert finished.error.startswith("ValueError: xxx")
+    assert finished.error.endswith(f"[{100_000 - MAX_TEXT} more characters]")
+    assert (started, started_again) == (
+        TaskStarted(seq=1, task_id="t1"),
+        TaskStarted(seq=3, task_id="t2"),
+    )
 
 
 def test_task_as_a_decorator_brackets_each_call(supervisor_end: socket.socket) -> None:
@@ -198,8 +224,8 @@ def test_emit_and_progress_send_events(supervisor_end: socket.socket) -> None:
 
 
 def test_progress_takes_any_number_and_sends_a_float(supervisor_end: socket.socket) -> None:
-    """A fraction converts as pydantic's float field converts it: ints, Fractions, numpy or torch
-    scalars (anything with ``__float__``)."""
+    """A fraction is any real number, converted by ``float()`` (an int and a Fraction here; numpy
+    and torch scalars convert the same way)."""
     api.connect()
     api.progress("none")
     api.progress("int", 1)
@@ -311,7 +337,7 @@ def test_a_worker_that_reports_progress_never_imports_pydantic(tmp_path: Path) -
     emits its own models loads pydantic, but still not crashsight's models."""
     (tmp_path / "worker.py").write_text(REPORTS_ONLY)
     done = subprocess.run(
-        [sys.executable, str(tmp_path / "worker.py")], capture_output=True, check=True
+        [sys.executable, str(tmp_path / "worker.py")], capture_output=True, check=True, timeout=60
     )
     reporting, emitting, frames = done.stdout.split(b"\n", 2)
     assert (reporting, emitting) == (b"", b"pydantic")

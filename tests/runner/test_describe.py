@@ -227,7 +227,7 @@ def test_huge_message_is_clipped() -> None:
     info = describe_exception(ValueError(text))
     assert info.message.startswith("x" * 1000)
     assert len(info.message) < 20_000
-    assert info.message.endswith(f"[{10_000_000 - describe._MAX_TEXT} more characters]")
+    assert info.message.endswith(f"[{10_000_000 - describe.MAX_TEXT} more characters]")
     assert len(info.repr) < 20_000
 
 

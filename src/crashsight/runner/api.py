@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 import sys
 
-from ..errors import ChannelBrokenError
+from ..errors import ChannelBrokenError, ChannelClosedError, FrameTooLargeError
 from ..version import PROTOCOL_VERSION
 from .channel import Channel, open_from_environment
+from .describe import MAX_TEXT, clip, safe_str
 
 TYPE_CHECKING = False  # not typing's: see crashsight/__init__.py
 if TYPE_CHECKING:
@@ -27,15 +28,12 @@ if TYPE_CHECKING:
 
     from pydantic import BaseModel
 
-    from ..protocol import Message
-
 __all__ = [
     "connect",
     "current_channel",
     "emit",
     "heartbeat",
     "progress",
-    "send",
     "send_fields",
     "task",
 ]
@@ -74,12 +72,6 @@ def connect(target: str | None = None) -> Channel | None:
 def current_channel() -> Channel | None:
     """The open channel of this process, if it is a supervised runner."""
     return _channel
-
-
-def send(message: Message) -> None:
-    """Send one wire message, or do nothing when unsupervised or the supervisor is gone."""
-    if _channel is not None:
-        _deliver(_channel.send, message)
 
 
 def send_fields(fields: dict[str, object]) -> None:
@@ -216,15 +208,18 @@ class task:  # lower case: used like a function, ``with runner.task("shard-7"):`
     ) -> None:
         if not self._started:
             return
-        fields: dict[str, object] = {"kind": "task_finished", "task_id": self.task_id, "ok": True}
-        if exc is not None:
-            try:
-                text = str(exc)
-            except Exception:  # a broken __str__ must not replace the block's own exception
-                text = ""
-            fields["ok"] = False
-            fields["error"] = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-        send_fields(fields)
+        if exc is None:
+            send_fields({"kind": "task_finished", "task_id": self.task_id, "ok": True})
+            return
+        text = clip(safe_str(exc), MAX_TEXT)
+        summary = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+        fields = {"kind": "task_finished", "task_id": self.task_id, "ok": False, "error": summary}
+        # The block's own exception matters more than its task's report: the task then shows as
+        # in flight. Not contextlib.suppress: contextlib would load in every worker.
+        try:  # noqa: SIM105
+            send_fields(fields)
+        except (ChannelClosedError, FrameTooLargeError):
+            pass
 
     def __call__(self, function: Callable[_P, _R]) -> Callable[_P, _R]:
         """Use as a decorator, as a ``contextmanager`` could be: each call is one task."""

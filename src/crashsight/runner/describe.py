@@ -22,12 +22,20 @@ if TYPE_CHECKING:
 
     from ..protocol import ExceptionInfo, RunnerTerminationError
 
-__all__ = ["describe_exception", "exception_fields", "termination_error", "termination_fields"]
+__all__ = [
+    "MAX_TEXT",
+    "clip",
+    "describe_exception",
+    "exception_fields",
+    "safe_str",
+    "termination_error",
+    "termination_fields",
+]
 
 _MAX_DEPTH = 8
 _MAX_GROUP_MEMBERS = 16
 _MAX_FRAMES = 64
-_MAX_TEXT = 16 * 1024
+MAX_TEXT = 16 * 1024
 #: Attributes through which exceptions describe a child process that died, kept verbatim (ints)
 #: or as text: subprocess.CalledProcessError (``returncode``, ``cmd``, and ``stderr`` when it was
 #: captured, which is where the child's own error is), torch.multiprocessing's ProcessException
@@ -69,14 +77,14 @@ def termination_fields(
             return fields
     # Clipping counts characters, not encoded bytes ("\x00" escapes to six), so halve until it fits.
     limit = max(0, max_frame_bytes // 4)
-    text = _safe_str(exc)  # once: it may be megabytes, built while memory is short
+    text = safe_str(exc)  # once: it may be megabytes, built while memory is short
     while True:
         bare: Fields = {
             "kind": "termination_error",
             "phase": phase,
             "type": type(exc).__qualname__,
             "module": type(exc).__module__,
-            "message": _clip(text, limit),
+            "message": clip(text, limit),
         }
         if limit == 0 or _fits(bare, max_frame_bytes):
             return bare
@@ -105,12 +113,12 @@ def _describe(exc: BaseException, max_frames: int, depth: int, seen: set[int]) -
         "type": cls.__qualname__,
         "module": cls.__module__,
         "mro_names": [_qualified(c) for c in cls.__mro__ if c is not object],
-        "message": _clip(_safe_str(exc), _MAX_TEXT),
-        "repr": _clip(_safe_repr(exc), _MAX_TEXT // 4),
+        "message": clip(safe_str(exc), MAX_TEXT),
+        "repr": clip(_safe_repr(exc), MAX_TEXT // 4),
         "errno": code if isinstance(code, int) else None,
         "errno_name": errno_module.errorcode.get(code) if isinstance(code, int) else None,
         "frames": _frames(exc, max_frames),
-        "notes": [_clip(str(n), _MAX_TEXT // 4) for n in getattr(exc, "__notes__", ())][:16],
+        "notes": [clip(str(n), MAX_TEXT // 4) for n in getattr(exc, "__notes__", ())][:16],
     }
     attributes = _child_attributes(exc)
     if attributes:
@@ -146,7 +154,7 @@ def _child_attributes(exc: BaseException) -> dict[str, object]:
             text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
             found[name] = text[-_MAX_ATTRIBUTE:]
         elif isinstance(value, list | tuple) and value:
-            found[name] = _clip(repr([str(part) for part in value]), _MAX_ATTRIBUTE)
+            found[name] = clip(repr([str(part) for part in value]), _MAX_ATTRIBUTE)
     return found
 
 
@@ -170,10 +178,11 @@ def _qualified(cls: type) -> str:
     )
 
 
-def _safe_str(exc: BaseException) -> str:
+def safe_str(exc: BaseException) -> str:
+    """``str(exc)``, or a note of why it failed: a broken ``__str__`` must not hide the failure."""
     try:
         return str(exc)
-    except Exception as err:  # a broken __str__ must not hide the original failure
+    except Exception as err:
         return f"<str() failed: {type(err).__name__}>"
 
 
@@ -184,7 +193,8 @@ def _safe_repr(exc: BaseException) -> str:
         return f"<repr() failed: {type(err).__name__}>"
 
 
-def _clip(text: str, limit: int) -> str:
+def clip(text: str, limit: int) -> str:
+    """``text``, cut to ``limit`` characters with a note of how many were left out."""
     if len(text) <= limit:
         return text
     return f"{text[:limit]}…[{len(text) - limit} more characters]"
