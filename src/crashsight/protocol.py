@@ -1,9 +1,11 @@
 """The wire models: everything a runner sends to its supervisor.
 
-Both sides import this module, so it depends on the standard library and pydantic only. The stream
-from a runner is a sequence of `Message` values, one per frame (see `crashsight.framing`). Every model
-forbids unknown fields and carries a ``kind`` tag, so a frame from a newer or foreign writer fails
-loudly instead of being half-understood.
+The supervisor decodes with this module, and a worker imports it once it emits crashsight's own
+models (its heartbeats, progress and tasks are written without it, see `crashsight.runner.api`),
+so it depends on the standard library and pydantic only. The stream from a runner is a sequence
+of `Message` values, one per frame (see `crashsight.framing`). Every model forbids unknown fields
+and carries a ``kind`` tag, so a frame from a newer or foreign writer fails loudly instead of
+being half-understood.
 
 Each message carries ``seq``: the writer numbers messages 0, 1, 2, ... and the supervisor checks the
 numbering, which is how it proves that nothing between two messages was lost. A new `Ready` (a new
@@ -39,9 +41,9 @@ __all__ = [
 class WireModel(BaseModel):
     """Base of every model that crosses the process boundary: strict about unknown fields.
 
-    Schemas are built on first use (``defer_build``), not at import: every worker imports this
-    module but uses only the models it sends, and building all of them (and the union adapter) up
-    front cost about 18 ms of every worker's start-up (``python -X importtime``, see
+    Schemas are built on first use (``defer_build``), not at import: a worker that imports this
+    module uses only the models it sends, and building all of them (and the union adapter) up
+    front cost about 18 ms of its start-up (``python -X importtime``, see
     ``benchmarks/bench_spawn.py``).
     """
 

@@ -203,18 +203,19 @@ def stalled_readers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple
         "deadline": ["--timeout", "1", "--grace", "1", "--report", str(folder / "deadline.json")],
         "sigterm": ["--grace", "1", "--report", str(folder / "sigterm.json")],
     }
-    procs = {
-        name: subprocess.Popen(
-            [sys.executable, "-m", "crashsight", "run", *args, "--", "yes"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        for name, args in commands.items()
-    }
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    workers: list[psutil.Process] = []
     try:
+        for name, args in commands.items():
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-m", "crashsight", "run", *args, "--", "yes"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
         stdout = procs["sigterm"].stdout
         assert stdout is not None
         _wait_until_full(stdout.fileno())  # crashsight now blocks on its writes
+        workers = [w for proc in procs.values() for w in _descendants(proc.pid)]
         procs["sigterm"].send_signal(signal.SIGTERM)
         # Nobody reads either stdout until both have ended.
         codes = {name: proc.wait(timeout=30) for name, proc in procs.items()}
@@ -222,10 +223,23 @@ def stalled_readers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple
         for proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
-            proc.communicate()
+            proc.communicate(timeout=30)
+        # A module fixture runs before the suite's per-test leak check takes its baseline, so
+        # the check is made here: crashsight must have taken its workers down with it.
+        left = [w for w in workers if not _gone(w, within=5)]
+        for worker in left:
+            worker.kill()
+    assert not left, f"left behind: {left}"
     return {
         name: (codes[name], json.loads((folder / f"{name}.json").read_text())) for name in procs
     }
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
 
 
 def test_a_stalled_reader_does_not_stall_the_deadline(

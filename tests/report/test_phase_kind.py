@@ -45,7 +45,7 @@ async def test_an_error_raised_in_evaluate_is_evaluation() -> None:
 async def test_a_hang_in_training_step_is_training() -> None:
     """Without an error, the stuck thread's stack (collected before the stop) names it."""
     # The timeout covers the start to the first line on a loaded machine (about 30 ms on a quiet one).
-    async with Supervisor(output="discard", no_progress_timeout=2.5) as supervisor:
+    async with Supervisor(output="discard", no_progress_timeout=3) as supervisor:
         runner = await supervisor.spawn_command([sys.executable, "-c", HANGS_IN_TRAINING_STEP])
         status = await runner.wait()
     assert isinstance(status, RunnerFailed)

@@ -70,7 +70,7 @@ CASES = [
             signal="SIGTERM",
             # Long enough for a cold start on a loaded machine (about 30 ms on a quiet one): Ready
             # must come first.
-            options=SpawnOptions(no_progress_timeout=2.0),
+            options=SpawnOptions(no_progress_timeout=3.0),
         ),
         id="hang-no-progress",
     ),
@@ -80,7 +80,7 @@ CASES = [
             "timeout/deadline",
             ("--heartbeat-interval", "0.05"),
             signal="SIGTERM",
-            options=SpawnOptions(deadline=2.0, no_progress_timeout=10.0),
+            options=SpawnOptions(deadline=3.0, no_progress_timeout=10.0),
         ),
         id="busy-deadline",
     ),

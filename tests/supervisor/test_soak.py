@@ -50,8 +50,8 @@ KINDS = [
     Kind(("emit_signature", "cuda.oom"), "gpu/oom"),
     Kind(("emit_signature", "ring.socket_errno"), "comm/ring_socket"),
     # The watchdogs count from the spawn, so their timeouts cover a start-up (and 25 events) on a
-    # loaded 2-core machine running 20 runners at once: about 35 ms of CPU each (pydantic is not
-    # loaded), so 20 starts take under a second even with the cores busy elsewhere.
+    # loaded 2-core machine running 20 runners at once: about 35 ms of CPU each (their progress
+    # events load no pydantic), so 20 starts take under a second even with the cores busy.
     Kind(("hang",), "timeout/no_progress", SpawnOptions(no_progress_timeout=4.0)),
     Kind(("ignore_sigterm",), "timeout/deadline", SpawnOptions(deadline=6.0)),
     Kind(("stderr_flood", "200000"), "succeeded"),
