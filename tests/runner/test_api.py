@@ -348,6 +348,43 @@ def test_a_worker_that_reports_progress_never_imports_pydantic(tmp_path: Path) -
     ]  # fmt: skip
 
 
+class FileDone(BaseModel):
+    """A user's event naming a file."""
+
+    path: str
+
+
+def test_a_user_event_holding_an_undecodable_file_name_arrives(
+    supervisor_end: socket.socket,
+) -> None:
+    """pydantic refuses to write a lone surrogate as JSON; the event goes out with the name as
+    Python prints it, instead of raising out of ``emit``."""
+    api.connect()
+    api.emit(FileDone(path=os.fsdecode(b"shard-\xff.bin")))
+    [event] = _without_ready(_received(supervisor_end))
+    assert event.model_dump(include={"name", "data"}) == {
+        "name": "FileDone",
+        "data": {"path": "shard-\\udcff.bin"},
+    }
+
+
+def test_a_user_event_that_cannot_be_serialised_still_raises(
+    supervisor_end: socket.socket,
+) -> None:
+    """Only lone surrogates are written another way: a model pydantic cannot serialise for any
+    other reason is the caller's mistake, and raises as ``model_dump_json`` would."""
+
+    class Opaque(BaseModel):
+        model_config = {"arbitrary_types_allowed": True}
+        thing: object
+
+    api.connect()
+    with pytest.raises(ValueError, match="Unable to serialize"):
+        api.emit(Opaque(thing=object()))
+    api.heartbeat()
+    assert _without_ready(_received(supervisor_end)) == [Heartbeat(seq=1)]
+
+
 def test_oversize_emit_raises(
     supervisor_end: socket.socket, monkeypatch: pytest.MonkeyPatch
 ) -> None:

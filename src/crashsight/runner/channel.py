@@ -27,7 +27,7 @@ from ..framing import (
     encode_json_frame,
     frame_payload,
 )
-from ..jsontext import quote
+from ..jsontext import dumps, quote
 
 TYPE_CHECKING = False  # not typing's: see crashsight/__init__.py
 if TYPE_CHECKING:
@@ -130,7 +130,13 @@ class Channel:
         name = _json_names.get(cls)
         if name is None:
             name = _json_names[cls] = quote(cls.__name__).encode()
-        data = event.__pydantic_serializer__.to_json(event)
+        serializer = event.__pydantic_serializer__
+        try:
+            data = serializer.to_json(event)
+        except ValueError:  # pydantic's PydanticSerializationError, raised for lone surrogates
+            # A file name os.fsdecode could not decode: written as Python prints it (see
+            # crashsight.jsontext). Any other failure to serialise raises again, here.
+            data = dumps(serializer.to_python(event, mode="json")).encode()
         with self._lock:
             payload = b'{"kind":"user","seq":%d,"name":%s,"data":%s}' % (self._seq, name, data)
             self._write(frame_payload(payload), "user")
