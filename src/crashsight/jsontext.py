@@ -21,7 +21,7 @@ try:  # the C accelerator behind json.encoder, importable without json and its u
 except ImportError:  # pragma: no cover - an interpreter without it
     from json.encoder import encode_basestring_ascii as _quote
 
-__all__ = ["dumps", "quote"]
+__all__ = ["dumps", "printable", "quote"]
 
 _FLOAT_NAMES = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
 
@@ -30,14 +30,20 @@ class _NotPlain(Exception):
     """A value the fast path does not write: ``json`` writes it instead."""
 
 
+def printable(text: str) -> str:
+    """``text`` with each lone surrogate as Python prints it (see above): valid UTF-8 text."""
+    if text.isascii():  # a flag CPython keeps on every string: free for ASCII text
+        return text
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
+
+
 def quote(text: str) -> str:
     """``text`` as an ASCII JSON string; lone surrogates as Python prints them (see above)."""
-    if not text.isascii():  # a flag CPython keeps on every string: free for ASCII text
-        try:
-            text.encode()
-        except UnicodeEncodeError:
-            text = text.encode("utf-8", "backslashreplace").decode()
-    return _quote(text)
+    return _quote(printable(text))
 
 
 def dumps(value: object) -> str:

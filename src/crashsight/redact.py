@@ -14,6 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import TypeAlias
 
+from .jsontext import printable
+
 __all__ = ["MASK", "JsonLike", "MemoRedactor", "Redactor"]
 
 #: What every secret is replaced with.
@@ -128,7 +130,14 @@ class Redactor:
         return "" if self._env is None else self._env.pattern
 
     def text(self, s: str) -> str:
-        """Return ``s`` with every known secret replaced by ``***``."""
+        """Return ``s`` with every known secret replaced by ``***``.
+
+        Lone surrogates (a file name ``os.fsdecode`` could not decode, in a command line, a path,
+        a process's name) become the text Python prints for them, ``\\udcff``: every report
+        passes through here, and JSON (pydantic's writer refuses them) and UTF-8 files cannot
+        hold them. The report is still written, with the name as a traceback shows it.
+        """
+        s = printable(s)
         if self._env is not None:
             s = self._env.sub(MASK, s)
         lowered = s.lower()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -126,6 +127,23 @@ def test_no_progress_timeout_stops_a_silent_worker(tmp_path: Path) -> None:
     assert data["timeout"] == "no_progress"
     assert data["signals_sent"] == ["SIGTERM"]
     assert data["duration_s"] < 30, "stopped long before the worker's own 60 s"
+
+
+def test_an_undecodable_file_name_in_the_command_still_gets_its_reports(tmp_path: Path) -> None:
+    """A command line holding a file name ``os.fsdecode`` could not decode (lone surrogates, which
+    JSON and UTF-8 files cannot hold) is reported with the name as Python prints it, and every
+    report is written."""
+    report, panel = tmp_path / "r.json", tmp_path / "panel.html"
+    name = os.fsdecode(b"shard-\xff.bin")
+    result = run(
+        "--report", str(report), "--html", str(panel),
+        "--", sys.executable, "-c", "import sys; sys.exit(sys.argv[1][:5] == 'shard' and 3)", name,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    data = load(report)
+    assert data["command"][-1] == "shard-\\udcff.bin"
+    assert "shard-\\udcff.bin" in data["name"]
+    assert "shard-" in panel.read_text()
 
 
 def test_python_script_exception_is_structured(tmp_path: Path) -> None:

@@ -149,3 +149,16 @@ def test_a_remembering_redactor_redacts_as_its_inner_one(texts: list[str]) -> No
     for text in [*texts, *texts, "key: s3cr3t-value"]:
         assert memo.text(text) == inner.text(text)
     assert memo.secrets == inner.secrets != Redactor({}).secrets
+
+
+def test_lone_surrogates_become_the_text_python_prints() -> None:
+    """A string no JSON writer or UTF-8 file can hold leaves the redactor writable, with each lone
+    surrogate as Python prints it; secrets around it are still masked."""
+    redactor = Redactor({"API_TOKEN": "s3cr3t-value"})
+    name = "shard-\udcff.bin"
+    assert redactor.text(name) == "shard-\\udcff.bin"
+    assert redactor.value({name: [f"{name} s3cr3t-value"]}) == {
+        "shard-\\udcff.bin": ["shard-\\udcff.bin ***"]
+    }
+    assert MemoRedactor(redactor).text(name) == "shard-\\udcff.bin"
+    json.dumps(redactor.value([name]), ensure_ascii=False).encode()  # would raise before
