@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -383,6 +383,27 @@ def test_a_user_event_that_cannot_be_serialised_still_raises(
         api.emit(Opaque(thing=object()))
     api.heartbeat()
     assert _without_ready(_received(supervisor_end)) == [Heartbeat(seq=1)]
+
+
+def test_a_description_that_fails_is_one_line_on_stderr(
+    supervisor_end: socket.socket,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """If the last words cannot be described (no memory left), nothing is sent, nothing raises,
+    and stderr says so in one line: the supervisor reads Python's traceback there instead."""
+
+    def no_memory(*args: object) -> NoReturn:
+        raise MemoryError
+
+    api.connect()
+    monkeypatch.setattr(api, "termination_fields", no_memory)
+    api.send_termination(ValueError("bad shard"), "target")
+    assert _without_ready(_received(supervisor_end)) == []
+    assert capsys.readouterr().err == (
+        "crashsight: could not describe the ValueError for the supervisor (MemoryError: ); "
+        "its traceback follows\n"
+    )
 
 
 def test_oversize_emit_raises(

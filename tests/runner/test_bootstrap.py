@@ -128,3 +128,44 @@ async def test_an_undecodable_file_name_in_the_last_words_arrives(tmp_path: Path
     assert status.termination_error.message == "cannot read shard-\\udcff.bin"
     assert status.summary == "python/ValueError: cannot read shard-\\udcff.bin"
     assert [e.message for e in events if isinstance(e, Progress)] == ["reading shard-\\udcff.bin"]
+
+
+#: A worker that dies of "Too many open files", holding every descriptor it could open while the
+#: exception propagates (the list stays referenced from the traceback's frame).
+OUT_OF_DESCRIPTORS = """
+import os, resource
+
+def open_every_shard():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    held = []
+    while True:
+        held.append(open(os.devnull))
+
+def main():
+    open_every_shard()
+"""
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("how", ["bootstrap", "plain-script"])
+async def test_a_worker_out_of_descriptors_still_sends_its_last_words(
+    tmp_path: Path, how: str
+) -> None:
+    """Describing the exception opens no file (the worker cannot), so a worker that hit EMFILE
+    still reports it over the channel, with its frames, and its stderr holds no second traceback
+    of crashsight's own."""
+    worker = tmp_path / "worker.py"
+    worker.write_text(OUT_OF_DESCRIPTORS + ("main()\n" if how == "plain-script" else ""))
+    async with Supervisor(output="discard") as supervisor:
+        if how == "bootstrap":
+            runner = await supervisor.spawn(f"{worker}:main")
+        else:
+            runner = await supervisor.spawn_command([sys.executable, str(worker)])
+        status = await runner.wait()
+    assert isinstance(status, RunnerFailed)
+    assert (status.category, status.subcategory) == ("resource", "open_files")
+    assert status.termination_error is not None
+    assert status.termination_error.source == "channel"
+    assert status.termination_error.frames[-1].function == "open_every_shard"
+    assert status.protocol_issues == []
+    assert not any("During handling" in line for line in status.stderr_tail)

@@ -18,13 +18,13 @@ import sys
 from ..errors import ChannelBrokenError, ChannelClosedError, FrameTooLargeError
 from ..version import PROTOCOL_VERSION
 from .channel import Channel, open_from_environment
-from .describe import MAX_TEXT, clip, safe_str
+from .describe import MAX_TEXT, clip, safe_str, termination_fields
 
 TYPE_CHECKING = False  # not typing's: see crashsight/__init__.py
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
-    from typing import ParamSpec, SupportsFloat, TypeVar
+    from typing import Literal, ParamSpec, SupportsFloat, TypeVar
 
     from pydantic import BaseModel
 
@@ -35,6 +35,7 @@ __all__ = [
     "heartbeat",
     "progress",
     "send_fields",
+    "send_termination",
     "task",
 ]
 
@@ -78,6 +79,28 @@ def send_fields(fields: dict[str, object]) -> None:
     """Send one wire message given as JSON fields (see `Channel.send_fields`)."""
     if _channel is not None:
         _deliver(_channel.send_fields, fields)
+
+
+def send_termination(exc: BaseException, phase: Literal["bootstrap", "target"]) -> None:
+    """Send the `RunnerTerminationError` for ``exc``, the worker's last words.
+
+    Describing an exception should not fail, but a worker may die for want of memory or
+    descriptors: then one line says so on stderr, and the supervisor reads Python's traceback
+    there instead of a second traceback of crashsight's own chained to the worker's.
+    """
+    channel = _channel
+    if channel is None:
+        return
+    try:
+        fields = termination_fields(exc, phase, channel.max_frame_bytes)
+    except Exception as failed:
+        print(
+            f"crashsight: could not describe the {type(exc).__name__} for the supervisor "
+            f"({type(failed).__name__}: {failed}); its traceback follows",
+            file=sys.stderr,
+        )
+        return
+    send_fields(fields)
 
 
 def _deliver(write: Callable[[_T], None], item: _T) -> None:

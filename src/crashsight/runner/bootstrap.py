@@ -30,9 +30,8 @@ import faulthandler
 import os
 import sys
 
-from .api import connect, send_fields
+from .api import connect, send_termination
 from .channel import BOOTSTRAP_ENV
-from .describe import termination_fields
 from .gate import wait_for_start_gate
 from .orphan import watch_for_supervisor_death
 from .stackdump import install as install_stack_dumps
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from typing import Literal, NoReturn, TypeGuard
 
-    from .channel import Channel
 
 __all__ = ["BOOTSTRAP_COMMAND", "load_target", "main"]
 
@@ -86,10 +84,10 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except SystemExit:
         raise
     except KeyboardInterrupt as exc:
-        _report(exc, phase, channel)
+        send_termination(exc, phase)
         raise
     except BaseException as exc:
-        _report(exc, phase, channel)
+        send_termination(exc, phase)
         # The interpreter's own printer, as for an uncaught exception: the traceback module
         # (with linecache and tokenize) is not imported by every worker just for this.
         sys.__excepthook__(type(exc), exc, exc.__traceback__)
@@ -135,11 +133,6 @@ def _is_awaitable(value: object) -> TypeGuard[Awaitable[object]]:
 
 async def _await(awaitable: Awaitable[object]) -> None:
     await awaitable
-
-
-def _report(exc: BaseException, phase: Literal["bootstrap", "target"], ch: Channel | None) -> None:
-    if ch is not None:
-        send_fields(termination_fields(exc, phase, ch.max_frame_bytes))
 
 
 def _enable_faulthandler() -> None:

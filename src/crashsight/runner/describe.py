@@ -159,17 +159,33 @@ def _child_attributes(exc: BaseException) -> dict[str, object]:
 
 
 def _frames(exc: BaseException, max_frames: int) -> list[dict[str, object]]:
-    import traceback  # here, not at the top: only a failing worker pays for it
+    """The traceback's frames, outermost first, as ``traceback.extract_tb`` lists them.
 
-    summary = traceback.extract_tb(exc.__traceback__)
-    frames: list[dict[str, object]] = [
-        {"file": f.filename, "line": f.lineno, "function": f.name, "code": f.line or None}
-        for f in summary
+    Walked by hand rather than with ``traceback``: a worker that dies of "Too many open files"
+    cannot open ``traceback.py`` to import it, and its last words were lost that way. Source
+    lines are read only for the frames kept, and left out where no file can be opened.
+    """
+    found: list[tuple[str, int | None, str]] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        found.append((code.co_filename, tb.tb_lineno, code.co_name))
+        tb = tb.tb_next
+    if len(found) > max_frames:
+        head = max_frames // 2
+        found = found[:head] + found[len(found) - (max_frames - head) :]
+    return [
+        {"file": file, "line": line, "function": function, "code": _source_line(file, line)}
+        for file, line, function in found
     ]
-    if len(frames) <= max_frames:
-        return frames
-    head = max_frames // 2
-    return frames[:head] + frames[len(frames) - (max_frames - head) :]
+
+
+def _source_line(file: str, line: int | None) -> str | None:
+    try:
+        import linecache  # here, not at the top: only a failing worker pays for it
+    except (ImportError, OSError, MemoryError):  # out of descriptors or memory: no source
+        return None
+    return (linecache.getline(file, line).strip() or None) if line else None
 
 
 def _qualified(cls: type) -> str:

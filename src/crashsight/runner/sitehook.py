@@ -15,8 +15,7 @@ import faulthandler
 import os
 import sys
 
-from .api import connect, current_channel, send_fields
-from .describe import termination_fields
+from .api import connect, current_channel, send_termination
 from .orphan import watch_for_supervisor_death
 from .stackdump import install as install_stack_dumps
 
@@ -43,9 +42,7 @@ def install() -> None:
     def report_then_print(
         exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
     ) -> None:
-        channel = current_channel()
-        if channel is not None:
-            send_fields(termination_fields(exc, "target", channel.max_frame_bytes))
+        send_termination(exc, "target")
         previous(exc_type, exc, tb)
 
     sys.excepthook = report_then_print
