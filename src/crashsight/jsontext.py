@@ -3,9 +3,9 @@ r"""Compact JSON text for plain values, without importing ``json`` in every work
 A runner writes its own messages (`Ready`, heartbeats, progress, tasks, its last words in a
 `RunnerTerminationError`) as JSON without pydantic. ``import json`` loads ``re`` and compiles
 json's own patterns: about a third of the runner's import (5-8 ms of 24 under ``-X importtime``,
-measured), paid by every worker at start. Strings, the only part that needs care, are quoted by the same C
-function ``json`` itself uses; anything else (keys that are not strings, values json cannot
-write) goes to ``json`` after all.
+measured), paid by every worker at start. Strings, the only part that needs care, are quoted by
+the same C function ``json`` itself uses; anything else (keys that are not strings, values json
+cannot write) goes to ``json`` after all.
 
 One difference from ``json``: a lone surrogate (an undecodable byte of a file name, as
 ``os.fsdecode`` gives it) travels as a backslash and its code, the text ``\udcff``, as Python
