@@ -132,6 +132,23 @@ def _python(code: str) -> float:
     return time.perf_counter() - start
 
 
+def _favordynmods() -> bool | None:
+    """Whether cgroup v2 is mounted with ``favordynmods``; None without a cgroup v2 mount.
+
+    The option decides what a move into a cgroup costs, so the spawn row depends on it: without
+    it, writing a pid to ``cgroup.procs`` waits for an RCU grace period (5-16 ms measured here,
+    longer than an interpreter's start), with it 0.2-0.3 ms. See the README's Start-up note.
+    """
+    try:
+        with open("/proc/self/mounts") as mounts:
+            options = [line.split()[3] for line in mounts if line.split()[2:3] == ["cgroup2"]]
+    except OSError:
+        return None
+    if not options:
+        return None
+    return any("favordynmods" in option.split(",") for option in options)
+
+
 def _importtime_top(n: int = 6) -> list[str]:
     """The ``n`` modules with the largest self time under ``-X importtime``."""
     out = subprocess.run(
@@ -178,6 +195,7 @@ def _cold_figures(result: BenchResult, settings: Settings, spawner: _Spawner) ->
     detail: dict[str, object] = {
         "rounds": rounds,
         **{f"median_ms_{k}": round(v * 1e3, 1) for k, v in medians.items()},
+        "cgroup2_favordynmods": _favordynmods(),
     }
     vs_pass = median_ratio(values["ready"], values["pass"])
     result.figures.append(
