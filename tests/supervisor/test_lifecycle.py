@@ -12,6 +12,7 @@ import anyio
 import psutil
 import pytest
 from pydantic import BaseModel
+from tests import event_workers
 
 from crashsight.errors import RunnerStateError
 from crashsight.protocol import Heartbeat, Progress, Ready, UserEvent
@@ -254,6 +255,19 @@ async def test_user_events_are_typed(tmp_path: Path) -> None:
         events = [e async for e in runner.events()]
     assert Checkpoint(step=7) in events
     assert any(isinstance(e, UserEvent) and e.name == "Other" for e in events)
+
+
+@pytest.mark.asyncio
+async def test_large_user_events_arrive_as_their_models() -> None:
+    """Large events are written by orjson (crashsight.runner.modeljson), except what orjson
+    would write otherwise than pydantic: each arrives as the model that was emitted."""
+    models: list[type[BaseModel]] = [event_workers.Shard, event_workers.Bounds]
+    async with Supervisor(output="discard", user_events=models) as supervisor:
+        runner = await supervisor.spawn(f"{event_workers.__file__}:emit_large_events")
+        events = [e async for e in runner.events() if isinstance(e, tuple(models))]
+        status = await runner.wait()
+    assert isinstance(status, RunnerSucceeded)
+    assert events == event_workers.LARGE_EVENTS
 
 
 @pytest.mark.asyncio

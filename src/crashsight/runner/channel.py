@@ -27,7 +27,8 @@ from ..framing import (
     encode_json_frame,
     frame_payload,
 )
-from ..jsontext import dumps, quote
+from ..jsontext import quote
+from .modeljson import model_json
 
 TYPE_CHECKING = False  # not typing's: see crashsight/__init__.py
 if TYPE_CHECKING:
@@ -130,13 +131,7 @@ class Channel:
         name = _json_names.get(cls)
         if name is None:
             name = _json_names[cls] = quote(cls.__name__).encode()
-        serializer = event.__pydantic_serializer__
-        try:
-            data = serializer.to_json(event)
-        except ValueError:  # pydantic's PydanticSerializationError, raised for lone surrogates
-            # A file name os.fsdecode could not decode: written as Python prints it (see
-            # crashsight.jsontext). Any other failure to serialise raises again, here.
-            data = dumps(serializer.to_python(event, mode="json")).encode()
+        data = model_json(event)
         with self._lock:
             payload = b'{"kind":"user","seq":%d,"name":%s,"data":%s}' % (self._seq, name, data)
             self._write(frame_payload(payload), "user")
