@@ -117,7 +117,7 @@ def upward_imports(module: str, imports: Iterator[tuple[int, str]]) -> list[str]
     ids=lambda p: str(p.relative_to(PACKAGE)),
 )
 def test_worker_side_imports_no_heavy_library(path: Path) -> None:
-    """The runner and the wire modules load in every worker: standard library and pydantic only."""
+    """The runner and the wire modules load in every worker: standard library, pydantic, orjson."""
     heavy = [
         f"line {lineno}: {target}"
         for lineno, target in imports_of(path)
