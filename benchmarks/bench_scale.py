@@ -276,7 +276,10 @@ def _thousand(result: BenchResult, settings: Settings) -> None:
     multiprocessing.get_context("forkserver").set_forkserver_preload(_PRELOAD)
     cpu: dict[str, list[float]] = {"crashsight": [], "multiprocessing": []}
     problems: dict[str, list[str]] = {"crashsight": [], "multiprocessing": []}
-    rounds = settings.rounds(full=1)
+    # Three rounds, the median ratio: in one round the forkserver parent's own CPU per process
+    # moved from 2.8 to 4.6 ms between runs of the same code (crashsight's 4.0 to 4.9), and
+    # took the verdict with it (1.06x to 1.52x). Each round is about 45 s.
+    rounds = settings.rounds(full=3)
     wall = interleave(
         {
             "crashsight": partial(
