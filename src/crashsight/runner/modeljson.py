@@ -17,8 +17,8 @@ The two write the same JSON (a test holds it for the types pydantic writes), exc
 - a model set to write infinities and NaN as constants or strings (``ser_json_inf_nan``, its own
   or a nested model's): ``to_python`` gives floats, which orjson writes as null. Such classes
   always take ``to_json``;
-- what orjson refuses (an integer beyond 64 bits, a lone surrogate, a key that is not a
-  string): that event takes ``to_json``.
+- what orjson refuses (an integer outside -2**63 to 2**64 - 1, a lone surrogate, a key that is
+  not a string): that event takes ``to_json``.
 
 A lone surrogate (an undecodable file name, as ``os.fsdecode`` gives it) fails in ``to_json`` too,
 and is written as Python prints it (see `crashsight.jsontext`).
