@@ -141,7 +141,7 @@ def _favordynmods() -> bool | None:
     """
     try:
         with open("/proc/self/mounts") as mounts:
-            options = [line.split()[3] for line in mounts if line.split()[2:3] == ["cgroup2"]]
+            options = [f[3] for f in map(str.split, mounts) if f[2:3] == ["cgroup2"]]
     except OSError:
         return None
     if not options:
