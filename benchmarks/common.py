@@ -29,6 +29,7 @@ __all__ = [
     "multiprocessing_without_main",
     "percentile",
     "python",
+    "round_ratios",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -131,8 +132,13 @@ def interleave(
 
 def median_ratio(subject: Sequence[float], baseline: Sequence[float]) -> float:
     """Median of the per-round ratios ``subject[i] / baseline[i]``."""
-    ratios = [s / b for s, b in zip(subject, baseline, strict=True) if b > 0]
+    ratios = round_ratios(subject, baseline)
     return statistics.median(ratios) if ratios else math.nan
+
+
+def round_ratios(subject: Sequence[float], baseline: Sequence[float]) -> list[float]:
+    """The per-round ratios ``subject[i] / baseline[i]``, rounds with no baseline left out."""
+    return [s / b for s, b in zip(subject, baseline, strict=True) if b > 0]
 
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -311,6 +311,24 @@ def test_oversize_frame_is_skipped_across_many_chunks() -> None:
     assert heartbeat == Heartbeat(seq=1)
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 1 << 20], ids=["bytewise", "small reads", "one read"])
+def test_oversize_frame_between_whole_frames_is_reported_not_decoded(chunk: int) -> None:
+    """An oversize frame that arrives whole, amid whole frames, is still refused.
+
+    With one read, every frame is complete in the buffer: the decoder's path for runs of whole
+    frames must check the limit too.
+    """
+    limit = 64
+    oversize = encode_frame(Progress(message="x" * 100))
+    stream = encode_frame(Heartbeat(seq=0)) + oversize + encode_frame(Heartbeat(seq=2))
+    items = _decode(_split(stream, range(chunk, len(stream), chunk)), FrameDecoder(limit))
+    assert items == [
+        Heartbeat(seq=0),
+        ("oversize", len(encode_frame(Heartbeat(seq=0)))),
+        Heartbeat(seq=2),
+    ]
+
+
 def test_frame_exactly_at_the_limit_is_accepted() -> None:
     """The limit is inclusive: a payload of exactly ``max_frame_bytes`` decodes."""
     frame = encode_frame(SAMPLES[2])
