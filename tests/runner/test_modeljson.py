@@ -9,11 +9,12 @@ import math
 import os
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationError, field_serializer
 
 from crashsight.runner import modeljson
 from crashsight.runner.modeljson import BYTES_PER_VALUE, LARGE, model_json
@@ -66,6 +67,7 @@ def fresh_routes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test starts with no class routed to orjson."""
     monkeypatch.setattr(modeljson, "_fast", set())
     monkeypatch.setattr(modeljson, "_suits", {})
+    monkeypatch.setattr(modeljson, "_unsure", set())
 
 
 _INNERS = st.builds(
@@ -176,6 +178,56 @@ def test_infinities_as_constants_keep_pydantic_writing(cls: type[BaseModel]) -> 
     for _ in range(2):
         assert b'"ratio":Infinity' in model_json(event)
     assert cls not in modeljson._fast
+
+
+class Strings(BaseModel):
+    """A model that writes infinities and NaN as strings."""
+
+    model_config = ConfigDict(ser_json_inf_nan="strings")
+    ratio: float
+
+
+class Open(BaseModel):
+    """Fields whose values' models are chosen at run time: the schema cannot say how they write
+    their infinities."""
+
+    text: str
+    detail: Any = None
+    base: SerializeAsAny[BaseModel] | None = None
+    shown: object = None
+
+    @field_serializer("shown")
+    def _shown(self, value: object) -> object:  # no declared return type: anything
+        return value
+
+
+@pytest.mark.parametrize(
+    "field", ["detail", "base", "shown"], ids=["Any", "SerializeAsAny", "serializer"]
+)
+def test_infinities_of_a_model_chosen_at_run_time_keep_pydantic_writing(field: str) -> None:
+    """A class routed to orjson hands an event with a null back to pydantic, and stays there."""
+    _route_to_orjson(Open, Open(text=_BIG))
+    inner = Strings(ratio=math.nan) if field == "base" else Constants(ratio=math.inf, text="")
+    event = Open.model_validate({"text": _BIG, field: inner})
+    expected = event.__pydantic_serializer__.to_json(event)
+    assert b"Infinity" in expected or b'"NaN"' in expected
+    assert model_json(event) == expected
+    assert Open not in modeljson._fast
+    assert model_json(Open(text=_BIG)) == Open(text=_BIG).model_dump_json().encode()
+    assert Open not in modeljson._fast
+
+
+def test_a_class_with_run_time_models_takes_orjson_while_its_events_hold_no_null() -> None:
+    _route_to_orjson(Open, Open(text=_BIG))
+    orjson_wrote = _spy_on_orjson()
+    try:
+        event = Open(text=_BIG, detail=_INNER, base=_INNER, shown=["x"])
+        written = model_json(event)
+    finally:
+        modeljson._orjson_dumps = orjson_wrote.real
+    assert orjson_wrote == [written]
+    assert Open in modeljson._fast
+    assert json.loads(written) == json.loads(event.model_dump_json())
 
 
 def test_an_integer_beyond_64_bits_in_a_large_event_is_written_whole() -> None:

@@ -16,12 +16,16 @@ The two write the same JSON (a test holds it for the types pydantic writes), exc
 
 - a model set to write infinities and NaN as constants or strings (``ser_json_inf_nan``, its own
   or a nested model's): ``to_python`` gives floats, which orjson writes as null. Such classes
-  always take ``to_json``;
+  always take ``to_json``. A class whose schema cannot tell, because a value's model is chosen
+  at run time (a field typed ``Any``, ``SerializeAsAny``, a serialiser with no declared return
+  type), keeps orjson's JSON only when it holds no null; the first event that does goes to
+  ``to_json``, and so do all the class's events after it;
 - what orjson refuses (an integer outside -2**63 to 2**64 - 1, a lone surrogate, a key that is
   not a string): that event takes ``to_json``.
 
 A lone surrogate (an undecodable file name, as ``os.fsdecode`` gives it) fails in ``to_json`` too,
-and is written as Python prints it (see `crashsight.jsontext`).
+and is written as Python prints it (see `crashsight.jsontext`). An event that goes from orjson's
+path back to ``to_json`` has its model's own serialisers called twice.
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ BYTES_PER_VALUE = 128
 _fast: set[type] = set()
 #: Per class: whether orjson writes its large events (see the module docstring).
 _suits: dict[type, bool] = {}
+#: The classes that suit orjson as far as their schema tells: models chosen at run time may
+#: want their infinities written as constants or strings.
+_unsure: set[type] = set()
 #: orjson's writer, imported with the first class that suits it (1.6 ms in a worker that has
 #: pydantic, measured).
 _orjson_dumps: Callable[[object], bytes] | None = None
@@ -64,9 +71,13 @@ def model_json(event: BaseModel) -> bytes:
         except TypeError:  # orjson.JSONEncodeError: see the module docstring
             pass
         else:
-            if len(data) < LARGE:
-                _fast.discard(cls)
-            return data
+            if cls not in _unsure or b"null" not in data:
+                if len(data) < LARGE:
+                    _fast.discard(cls)
+                return data
+            # Perhaps an infinity that a model chosen at run time wants written otherwise.
+            _fast.discard(cls)
+            _suits[cls] = False
     try:
         data = serializer.to_json(event)
     except ValueError:  # pydantic's PydanticSerializationError, raised for lone surrogates
@@ -82,7 +93,10 @@ def _suits_orjson(cls: type[BaseModel], data: bytes) -> bool:
     suits = _suits.get(cls)
     if suits is None:
         long_values = len(data) >= BYTES_PER_VALUE * (data.count(b",") + 1)
-        suits = _suits[cls] = long_values and _infinities_as_null(cls)
+        infinities = _infinities_as_null(cls) if long_values else False
+        suits = _suits[cls] = infinities is not False
+        if infinities is None:
+            _unsure.add(cls)
         if suits:
             global _orjson_dumps
             from orjson import dumps as orjson_dumps
@@ -91,15 +105,27 @@ def _suits_orjson(cls: type[BaseModel], data: bytes) -> bool:
     return suits
 
 
-def _infinities_as_null(cls: type[BaseModel]) -> bool:
-    """Whether every schema in ``cls`` writes infinities and NaN as null, as orjson does."""
+#: Schemas whose values' own models are only known at run time.
+_OPEN_SCHEMAS = frozenset({"any", "is-instance", "function-plain", "function-wrap"})
+
+
+def _infinities_as_null(cls: type[BaseModel]) -> bool | None:
+    """Whether every schema in ``cls`` writes infinities and NaN as null, as orjson does.
+
+    None when the schema cannot tell: somewhere a value's model is chosen at run time (a field
+    typed ``Any``, ``SerializeAsAny``, a plain or wrap function whose return type is not declared).
+    """
+    answer: bool | None = True
     pending: list[object] = [cls.__pydantic_core_schema__]
     while pending:
         node = pending.pop()
         if isinstance(node, dict):
             if node.get("ser_json_inf_nan", "null") != "null":
                 return False
+            kind = node.get("type")  # a field of that name maps to its schema, not a string
+            if isinstance(kind, str) and kind in _OPEN_SCHEMAS and "return_schema" not in node:
+                answer = None
             pending.extend(node.values())
         elif isinstance(node, list | tuple):
             pending.extend(node)
-    return True
+    return answer
