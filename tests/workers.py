@@ -71,35 +71,6 @@ def main_thread_blocks_sigterm() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
-def count_watch_wakeups() -> None:
-    """Prints how often crashsight's watch thread woke while 20,000 events went out (its
-    voluntary context switches, from /proc), once it was asleep waiting for the supervisor."""
-    # crashsight's watch thread: the one thread of this process besides the main one.
-    (watch,) = [int(tid) for tid in os.listdir(_TASKS) if int(tid) != os.getpid()]
-    deadline = time.monotonic() + 50
-    while not any(wait in _task_file(watch, "wchan") for wait in ("poll", "unix")):
-        if time.monotonic() > deadline:
-            raise SystemExit("the watch thread never reached its wait")
-        time.sleep(0.01)
-    before = _switches(watch)
-    for i in range(20_000):
-        runner.progress(f"event {i}")
-    print(_switches(watch) - before, flush=True)
-
-
-_TASKS = "/proc/self/task"
-
-
-def _task_file(tid: int, name: str) -> str:
-    with open(f"{_TASKS}/{tid}/{name}") as file:
-        return file.read()
-
-
-def _switches(tid: int) -> int:
-    status = _task_file(tid, "status").splitlines()
-    return int(next(line for line in status if line.startswith("voluntary_ctxt")).split()[1])
-
-
 def write_garbage_then_events() -> None:
     """Writes garbage and an oversize frame straight to the channel, then exits 5."""
     injectors.garbage_frame()

@@ -171,6 +171,15 @@ class Channel:
         if sock is not None:
             _close_quietly(sock)
 
+    def intact(self) -> bool:
+        """Whether the descriptor is still the channel's socket.
+
+        A program may close it behind crashsight's back (a daemonising library closes every
+        descriptor) and get the number back for a file of its own, which crashsight must then
+        neither read nor take for the channel.
+        """
+        return self._intact_socket() is not None
+
     def supervisor_gone(self) -> bool:
         """Whether the supervisor's end is closed, asked without waiting and without reading.
 
@@ -187,43 +196,6 @@ class Channel:
             return True
         except OSError:
             return False  # nothing to read (the usual case), or the descriptor is gone
-
-    def wait_for_request(self) -> bytes | None:
-        """Wait for what the supervisor writes next; b"" once its end is closed.
-
-        None, with nothing read, once the descriptor is no longer the channel's socket: closed
-        by this process, or behind crashsight's back (a daemonising library closes every
-        descriptor) and its number perhaps reused for a file of the program's, which crashsight
-        must then neither read nor take for the channel.
-
-        The wait is in poll(2), for input only, not in a read: the kernel wakes every thread
-        asleep in a read of a socket whenever room is freed in the socket's buffer, which the
-        supervisor's reading of a busy channel does all the time. A watch thread asleep in a read
-        woke about 2,000 times per 100,000 100-byte events, each time taking a CPU from the
-        supervisor or the worker (measured: without those wake-ups, 3-11% more events a second).
-
-        Raises:
-            ConnectionResetError: The supervisor died with events of ours unread.
-            OSError: The descriptor is closed.
-        """
-        import select  # only the watch thread waits: not in every worker's start-up (0.6 ms)
-
-        poller = select.poll()
-        while True:
-            sock = self._intact_socket()
-            if sock is None:
-                return None
-            poller.register(sock.fileno(), select.POLLIN)
-            poller.poll()
-            sock = self._intact_socket()  # the program may have reused the number meanwhile
-            if sock is None:
-                return None
-            try:
-                # A socket's receive: should the number be the program's file by now after all,
-                # that is not a socket, and nothing of it is read.
-                return sock.recv(4096, _socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                continue  # readable no longer: wait again
 
     def _intact_socket(self) -> _socket.socket | None:
         sock = self._sock

@@ -50,19 +50,21 @@ def watch_for_supervisor_death(channel: Channel) -> None:
     The same thread answers the supervisor's request for the stacks before a stop
     (`crashsight.runner.stackdump.dump_before_stop`).
     """
+    fd = channel.fileno()
 
     def watch() -> None:
-        request: bytes | None = b""
         try:
-            while request := channel.wait_for_request():
+            while request := os.read(fd, 4096):
                 if DUMP_REQUEST in request:
                     dump_before_stop()
+                if not channel.intact():
+                    return  # closed behind our back: the number may be the program's file now
         except ConnectionResetError:
             pass  # the supervisor died with our events unread: the kernel resets, no EOF
         except OSError:
-            return  # the descriptor is gone: nothing to watch any more
-        if request is None:
-            return  # the channel was closed, here or behind our back: not the supervisor's doing
+            return  # the worker closed the channel itself: nothing to watch any more
+        if channel.fileno() == -1:
+            return  # the program closed the channel itself (Channel.close), not the supervisor
         _signal_own_group(_signal.SIGTERM)
         time.sleep(ORPHAN_GRACE_S)
         _signal_own_group(_signal.SIGKILL)
