@@ -315,8 +315,8 @@ def test_oversize_frame_is_skipped_across_many_chunks() -> None:
 def test_oversize_frame_between_whole_frames_is_reported_not_decoded(chunk: int) -> None:
     """An oversize frame that arrives whole, amid whole frames, is still refused.
 
-    With one read, every frame is complete in the buffer: the decoder's path for runs of whole
-    frames must check the limit too.
+    With one read, every frame is complete in the buffer: the limit holds there too, not only
+    for a frame that arrives in pieces (the other oversize tests).
     """
     limit = 64
     oversize = encode_frame(Progress(message="x" * 100))
