@@ -10,8 +10,9 @@ Then 1,000 runners alive at once (each waits on a shared lock the benchmark rele
 started), 20 events each, then failure, in one round. So many interpreters do not fit in memory started cold,
 so both sides fork them from a server that preloaded the worker module: crashsight's zygote
 (``Supervisor(preload=...)``) and multiprocessing's forkserver, whose processes report on a Pipe
-each, waited on with ``multiprocessing.connection.wait``. The supervisor holds four
-descriptors per runner; the benchmark raises its soft ``RLIMIT_NOFILE`` to the hard limit.
+each, waited on with ``multiprocessing.connection.wait``. The supervisor holds four descriptors
+per forked runner (channel, lifeline, stdout, stderr; counted from /proc); the benchmark raises
+its soft ``RLIMIT_NOFILE`` to the hard limit.
 """
 
 from __future__ import annotations

@@ -42,6 +42,40 @@ def child_in_group_then_hang() -> None:
     injectors.hang()
 
 
+def child_in_group_then_drop_descriptors() -> None:
+    """Starts ``sleep 600`` in its process group; then, as a daemonising library does, closes
+    every descriptor above 2 (``sys.argv[1] == "close"``), or puts on each of their numbers the
+    read end of a pipe of its own that never has data nor reaches end-of-file ("reuse"); then
+    prints the child's pid and sleeps. crashsight's channel and lifeline are among those
+    descriptors (Linux: lists /proc/self/fd)."""
+    child = subprocess.Popen(["sleep", "600"])
+    _wait_for_the_watch_read()
+    numbers = [int(name) for name in os.listdir("/proc/self/fd") if int(name) > 2]
+    if sys.argv[1] == "close":
+        os.closerange(3, max(numbers) + 1)
+    else:
+        mine, writer = os.pipe()
+        for number in numbers:
+            if number not in (mine, writer):
+                os.dup2(mine, number)
+    print(child.pid, flush=True)
+    while True:
+        time.sleep(3600)
+
+
+def _wait_for_the_watch_read() -> None:
+    """Wait (10 s at most) until crashsight's watch thread, the one thread besides the main one,
+    sleeps in the kernel (Linux: its wait channel in /proc), and not for the GIL (a futex)."""
+    (watch,) = [int(tid) for tid in os.listdir("/proc/self/task") if int(tid) != os.getpid()]
+    deadline = time.monotonic() + 10.0
+    with open(f"/proc/self/task/{watch}/wchan") as wchan:
+        while (where := wchan.read()) in ("", "0") or "futex" in where:
+            if time.monotonic() > deadline:
+                return  # what follows shows whether the watch survives the program
+            time.sleep(0.01)
+            wchan.seek(0)
+
+
 def child_in_group_then_exit_when_orphaned() -> None:
     """Starts ``sleep 600`` in its process group and prints its pid, then exits 3 the moment its
     supervisor is gone, before crashsight's channel watch can run: the GIL is never let go (a
@@ -54,6 +88,22 @@ def child_in_group_then_exit_when_orphaned() -> None:
     while os.getppid() == parent:
         pass
     raise SystemExit(3)
+
+
+def count_watch_wakeups() -> None:
+    """Sends ``EVENT_COUNT`` progress events, then prints how often crashsight's watch thread
+    woke meanwhile: the growth of its voluntary context switches (Linux: /proc)."""
+    (watch,) = [int(tid) for tid in os.listdir("/proc/self/task") if int(tid) != os.getpid()]
+
+    def switches() -> int:
+        with open(f"/proc/self/task/{watch}/status") as status:
+            line = next(line for line in status if line.startswith("voluntary_ctxt_switches:"))
+        return int(line.split()[1])
+
+    before = switches()
+    for i in range(int(os.environ["EVENT_COUNT"])):
+        runner.progress(f"event {i}")
+    print(switches() - before, flush=True)
 
 
 def main_thread_blocks_sigterm() -> None:

@@ -1,7 +1,7 @@
 """``python orphan_harness.py MECHANISM``: one orphan-protection mechanism alone, observed from above.
 
 A runner is protected against its supervisor's death three ways (PR_SET_PDEATHSIG through the exec
-shim, the bootstrap's channel-EOF watch, the guardian process). To prove each one on its own, this
+shim, the bootstrap's watch for end-of-file on its lifeline, the guardian process). To prove each one on its own, this
 harness builds a stand-in supervisor from crashsight's own pieces with only one mechanism present,
 and watches what happens when the stand-in is SIGKILLed:
 
@@ -31,7 +31,6 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from crashsight.framing import FrameDecoder
 from crashsight.runner.channel import BOOTSTRAP_ENV
 from crashsight.supervisor.guardian import Guardian
 from crashsight.supervisor.spawn import SpawnedProcess, python_target_command, spawn
@@ -39,6 +38,20 @@ from crashsight.supervisor.spawn import SpawnedProcess, python_target_command, s
 _PR_SET_CHILD_SUBREAPER = 36
 _WAIT_S = 30.0
 _WORKERS = Path(__file__).resolve().parent.parent / "workers.py"
+
+#: The mechanisms of the bootstrap's watch: the worker (in tests/workers.py) and its arguments.
+_WATCHED = {
+    # The watch thread, asleep in its read of the lifeline, wakes at the end-of-file.
+    "watch": ("child_in_group_then_hang",),
+    # The same after the program closed every descriptor behind crashsight's back: the read in
+    # progress holds the lifeline's socket, not its number.
+    "watch-after-close": ("child_in_group_then_drop_descriptors", "close"),
+    # The same after the program put a file of its own on every number.
+    "watch-after-reuse": ("child_in_group_then_drop_descriptors", "reuse"),
+    # A worker that exits as soon as the stand-in is gone, before the watch thread can run: the
+    # same check at the interpreter's exit must stop its child.
+    "watch-at-exit": ("child_in_group_then_exit_when_orphaned",),
+}
 
 
 def _say(record: dict[str, object]) -> None:
@@ -81,27 +94,14 @@ def _stand_in(mechanism: str) -> None:
             "the shim exec'd sleep",
             lambda: os.path.basename(os.readlink(f"/proc/{proc.pid}/exe")) == "sleep",
         )
-    elif mechanism in ("channel-eof", "channel-reset", "channel-exit"):
-        # The bootstrap watches the channel; no shim (bootstrapped runners get none), no guardian.
-        # The worker sends Ready, a Progress and a Heartbeat, and prints its child's pid between
-        # the last two. "channel-eof" reads all three first, so the worker sees a clean EOF;
-        # "channel-reset" reads nothing, so the stand-in dies with events unread (ECONNRESET).
-        # "channel-exit": a worker that exits as soon as the stand-in is gone, before the watch
-        # thread can run; the same check at the interpreter's exit must stop its child.
-        worker = "exit_when_orphaned" if mechanism == "channel-exit" else "hang"
-        command = python_target_command(f"{_WORKERS}:child_in_group_then_{worker}")
-        proc = _start(command, bootstrap=True)
-        os.set_blocking(proc.stdout_fd, True)
-        group.append(int(os.read(proc.stdout_fd, 64)))
-        if mechanism == "channel-eof":
-            proc.channel.setblocking(True)
-            decoder = FrameDecoder()
-            kinds: list[str] = []
-            while "heartbeat" not in kinds:
-                chunk = proc.channel.recv(65536)
-                if not chunk:
-                    raise SystemExit("orphan_harness: the worker closed its channel")
-                kinds += [getattr(message, "kind", "?") for message in decoder.feed(chunk)]
+    elif mechanism in _WATCHED:
+        # The bootstrap watches its lifeline; no shim (bootstrapped runners get none), no
+        # guardian. The worker prints its child's pid once it has done what the mechanism names,
+        # and the stand-in dies with the worker's events unread.
+        command = python_target_command(f"{_WORKERS}:{_WATCHED[mechanism][0]}")
+        proc = _start([*command, *_WATCHED[mechanism][1:]], bootstrap=True)
+        os.set_blocking(proc.ends.stdout_fd, True)
+        group.append(int(os.read(proc.ends.stdout_fd, 64)))
     elif mechanism == "guardian":
         # A bootstrapped `sleep` gets no shim and watches no channel: only the guardian acts.
         guardian = Guardian()

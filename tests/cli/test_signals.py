@@ -134,12 +134,14 @@ def test_sigkill_of_crashsight_takes_the_worker_down(tmp_path: Path) -> None:
     [
         # The exec shim's PR_SET_PDEATHSIG: the kernel's SIGKILL, for a program that is not Python.
         pytest.param("pdeathsig", "SIGKILL", id="pr-set-pdeathsig"),
-        # The bootstrap's channel watch: SIGTERM to its own group, the worker's child included.
-        pytest.param("channel-eof", "SIGTERM", id="channel-eof-watch"),
-        # The same watch when the supervisor died with events unread (the kernel's ECONNRESET).
-        pytest.param("channel-reset", "SIGTERM", id="channel-reset-watch"),
+        # The bootstrap's lifeline watch: SIGTERM to its own group, the worker's child included.
+        pytest.param("watch", "SIGTERM", id="lifeline-watch"),
+        # The same after the program closed every descriptor behind crashsight's back...
+        pytest.param("watch-after-close", "SIGTERM", id="lifeline-watch-after-closerange"),
+        # ... or put a file of its own on every number.
+        pytest.param("watch-after-reuse", "SIGTERM", id="lifeline-watch-after-dup2"),
         # The same check at the exit of a worker that ended before the watch thread could run.
-        pytest.param("channel-exit", "SIGTERM", id="channel-watch-at-exit"),
+        pytest.param("watch-at-exit", "SIGTERM", id="lifeline-watch-at-exit"),
         # The guardian: SIGKILL to every group still listed when its pipe reaches end-of-file.
         pytest.param("guardian", "SIGKILL", id="guardian"),
     ],
@@ -158,7 +160,7 @@ def test_each_orphan_protection_works_alone(mechanism: str, death: str) -> None:
         assert harness.stdout is not None
         started = json.loads(harness.stdout.readline())
         os.kill(started["supervisor"], signal.SIGKILL)
-        out, _ = harness.communicate(timeout=60)
+        out, _ = harness.communicate(timeout=30)  # within the test's own time limit
     finally:
         if harness.poll() is None:
             harness.kill()

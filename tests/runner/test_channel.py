@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import threading
@@ -26,7 +27,15 @@ from crashsight.framing import (
     encode_frame,
 )
 from crashsight.protocol import Heartbeat, Message, Progress, Ready, UserEvent
-from crashsight.runner.channel import CHANNEL_FD_ENV, MAX_FRAME_ENV, Channel, open_from_environment
+from crashsight.runner.channel import (
+    CHANNEL_FD_ENV,
+    CHANNEL_OWNER_ENV,
+    LIFELINE_FD_ENV,
+    MAX_FRAME_ENV,
+    Channel,
+    open_from_environment,
+)
+from crashsight.runner.stackdump import DUMP_REQUEST
 
 if TYPE_CHECKING:
     from crashsight.framing import Decoded
@@ -110,31 +119,36 @@ def test_send_after_peer_closed_raises_broken_and_stays_broken() -> None:
         channel.send(Heartbeat())
 
 
-@pytest.mark.parametrize("unread", [False, True], ids=["eof", "reset"])
-def test_supervisor_gone_is_seen_without_reading(unread: bool) -> None:
-    """A live supervisor is not gone; a closed one is, by end-of-file or, with events unread,
-    by ECONNRESET; the peek consumes nothing, and this process's own close is not an answer."""
+def test_supervisor_gone_is_end_of_file_on_the_lifeline() -> None:
+    """A live supervisor is not gone, whatever the channel does; a closed lifeline is, even with
+    a request still unread (which would hide the end-of-file from a peek); this process's own
+    close of the channel changes nothing; and without a lifeline there is no answer."""
     runner_end, supervisor_end = socket.socketpair()
-    channel = Channel(runner_end)
+    runner_lifeline, supervisor_lifeline = socket.socketpair()
+    channel = Channel(runner_end, lifeline=runner_lifeline)
     with supervisor_end:
-        assert not channel.supervisor_gone()
-        if unread:
-            channel.send(Heartbeat())
-        else:
-            supervisor_end.sendall(b"x")  # the supervisor never writes; a peek must not eat it
-            assert not channel.supervisor_gone()
-            assert runner_end.recv(1) == b"x"
-    assert channel.supervisor_gone()
-    channel.close()
+        channel.send(Heartbeat())  # unread when the supervisor's end closes: a reset, not EOF
     assert not channel.supervisor_gone()
+    supervisor_lifeline.sendall(DUMP_REQUEST)
+    assert not channel.supervisor_gone()
+    supervisor_lifeline.sendall(DUMP_REQUEST)
+    supervisor_lifeline.close()
+    channel.close()
+    assert channel.supervisor_gone()
+    runner_lifeline.close()
+    alone, peer = socket.socketpair()
+    with alone, peer:
+        peer.close()
+        assert not Channel(alone).supervisor_gone()
 
 
 def test_supervisor_gone_ignores_a_reused_descriptor_number() -> None:
-    """The program closed the channel's descriptor behind its back and the number came back as
+    """The program closed the lifeline's descriptor behind its back and the number came back as
     another socket whose peer is gone: that end-of-file says nothing about the supervisor."""
     runner_end, supervisor_end = socket.socketpair()
-    channel = Channel(runner_end)
-    number = runner_end.fileno()
+    runner_lifeline, supervisor_lifeline = socket.socketpair()
+    channel = Channel(runner_end, lifeline=runner_lifeline)
+    number = runner_lifeline.fileno()
     os.close(number)
     held: list[socket.socket] = []
     try:
@@ -144,11 +158,11 @@ def test_supervisor_gone_ignores_a_reused_descriptor_number() -> None:
         peer = held[held.index(reused) ^ 1]  # its other end: socketpair() returns them together
         peer.close()
         assert reused.recv(1, socket.MSG_PEEK) == b""  # the reused number reads end-of-file
+        assert not channel.intact()
         assert not channel.supervisor_gone()
     finally:
-        runner_end.detach()  # the number is `reused`'s now: closed below, not twice
-        supervisor_end.close()
-        for s in held:
+        runner_lifeline.detach()  # the number is `reused`'s now: closed below, not twice
+        for s in (runner_end, supervisor_end, supervisor_lifeline, *held):
             s.close()
 
 
@@ -194,13 +208,28 @@ def test_concurrent_senders_produce_whole_consecutive_frames(
     assert by_worker == {str(w): list(range(per_thread)) for w in range(threads)}
 
 
-@pytest.fixture
-def inheritable_fd(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, socket.socket]]:
-    """A socketpair end handed over as a bare inheritable descriptor in the environment."""
+def _closed(number: int) -> bool:
+    try:
+        os.fstat(number)
+    except OSError as exc:
+        return exc.errno == errno.EBADF
+    return False
+
+
+def _handed_over(monkeypatch: pytest.MonkeyPatch, name: str) -> tuple[int, socket.socket]:
+    """A socketpair end handed over as a bare inheritable descriptor named by ``name``."""
     runner_end, supervisor_end = socket.socketpair()
     fd = runner_end.detach()
     os.set_inheritable(fd, True)
-    monkeypatch.setenv(CHANNEL_FD_ENV, str(fd))
+    monkeypatch.setenv(name, str(fd))
+    return fd, supervisor_end
+
+
+@pytest.fixture
+def inheritable_fd(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[int, socket.socket]]:
+    """The channel's end handed over in the environment, without a lifeline."""
+    monkeypatch.delenv(LIFELINE_FD_ENV, raising=False)
+    fd, supervisor_end = _handed_over(monkeypatch, CHANNEL_FD_ENV)
     with supervisor_end:
         yield fd, supervisor_end
 
@@ -231,10 +260,48 @@ def test_open_from_environment_takes_over_the_descriptor(
         assert CHANNEL_FD_ENV not in os.environ
         assert not os.get_inheritable(fd)
         assert (channel.fileno(), channel.max_frame_bytes) == (fd, expected)
+        assert channel.lifeline_fileno() == -1
         channel.send(Heartbeat())
     finally:
         channel.close()
     assert _received(supervisor_end) == [Heartbeat(seq=0)]
+
+
+def test_open_from_environment_takes_over_the_lifeline(
+    inheritable_fd: tuple[int, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lifeline's variable is consumed and its descriptor kept from programs started later;
+    closing the channel leaves it open, and a forked child's `forget` drops both."""
+    fd, _ = inheritable_fd
+    lifeline_fd, supervisor_lifeline = _handed_over(monkeypatch, LIFELINE_FD_ENV)
+    channel = open_from_environment()
+    assert channel is not None
+    with supervisor_lifeline:
+        assert LIFELINE_FD_ENV not in os.environ
+        assert channel.lifeline_fileno() == lifeline_fd
+        assert not os.get_inheritable(lifeline_fd)
+        channel.close()
+        assert channel.intact()
+        assert not _closed(lifeline_fd)
+        channel.forget()
+        assert channel.lifeline_fileno() == -1
+        assert _closed(fd)
+        assert _closed(lifeline_fd)
+
+
+def test_open_from_environment_leaves_a_descendant_out(
+    inheritable_fd: tuple[int, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that is not the channel's owner (a shell runner's python child) closes its
+    inherited copies of both ends and opens nothing."""
+    fd, _ = inheritable_fd
+    lifeline_fd, supervisor_lifeline = _handed_over(monkeypatch, LIFELINE_FD_ENV)
+    monkeypatch.setenv(CHANNEL_OWNER_ENV, str(os.getppid()))
+    with supervisor_lifeline:
+        assert open_from_environment() is None
+        assert _closed(fd)
+        assert _closed(lifeline_fd)
+        assert not {CHANNEL_FD_ENV, LIFELINE_FD_ENV, CHANNEL_OWNER_ENV} & set(os.environ)
 
 
 @pytest.mark.parametrize(

@@ -300,8 +300,9 @@ def _spawn_into(cgroup: RunnerCgroup, marker: Path) -> SpawnedProcess:
 
 def _close(proc: SpawnedProcess) -> int:
     status = proc.popen.wait(timeout=60)
-    proc.channel.close()
-    for fd in (proc.stdout_fd, proc.stderr_fd):
+    proc.ends.channel.close()
+    proc.ends.lifeline.close()
+    for fd in (proc.ends.stdout_fd, proc.ends.stderr_fd):
         os.close(fd)
     return status
 

@@ -174,8 +174,9 @@ async def test_a_refused_group_of_a_forked_runner(
             return
         proc = start()
         result = await server.wait(proc.pid)
-        proc.channel.close()
-        for fd in (proc.stdout_fd, proc.stderr_fd):
+        proc.ends.channel.close()
+        proc.ends.lifeline.close()
+        for fd in (proc.ends.stdout_fd, proc.ends.stderr_fd):
             os.close(fd)
     assert os.waitstatus_to_exitcode(result.status) == 0
     assert marker.exists()

@@ -14,10 +14,10 @@ Order of work, and why:
    supervisor asks for before a stop (`crashsight.runner.stackdump`), which the ``.pth`` hook has
    usually done already.
 2. Open the channel and send `Ready`, so the supervisor can tell "never started" from "died early".
-3. Start a thread that watches the channel (`crashsight.runner.orphan`): end-of-file means the
-   supervisor died, and the worker stops itself instead of living on as an orphan (this works
-   where ``PR_SET_PDEATHSIG`` does not exist, such as macOS); the one thing the supervisor
-   writes is a request for the stacks before a stop, which this thread answers.
+3. Start a thread that watches the channel's lifeline (`crashsight.runner.orphan`): end-of-file
+   means the supervisor died, and the worker stops itself instead of living on as an orphan
+   (this works where ``PR_SET_PDEATHSIG`` does not exist, such as macOS); the one thing the
+   supervisor writes there is a request for the stacks before a stop, which this thread answers.
 4. Import the target (phase ``bootstrap``), then call it (phase ``target``). On an exception, send a
    `RunnerTerminationError`, print the usual traceback to stderr, and exit with status 1.
    `SystemExit` keeps its code; `KeyboardInterrupt` is reported, then re-raised so the process ends

@@ -8,6 +8,15 @@ once read and the descriptor is made non-inheritable, so programs the worker sta
 into (or mistake another file for) the channel; a forked child drops its copy at fork time, so it
 neither interleaves frames with its parent nor keeps the channel open after the runner dies.
 
+A second socketpair, the lifeline (``CRASHSIGHT_LIFELINE_FD``), runs the other way: the supervisor
+writes to it only to ask for the stacks before a stop, and closes its end only once the runner is
+reaped, so end-of-file on the runner's end means the supervisor is gone
+(`crashsight.runner.orphan`). It is not the channel because a thread asleep in a read of the
+channel's socket is woken by the kernel each time the supervisor's reading frees room in that
+socket (about once per 14 events of 100 bytes, counted from ``/proc``), and each wake-up takes a
+CPU from the supervisor; nothing but a request or the supervisor's death wakes a reader of the
+lifeline.
+
 The channel is the C socket type (``_socket``), as `crashsight.runner.stackdump` uses ``_signal``:
 the ``socket`` module's Python wrapper loads selectors, enum and array (about 4 ms of every
 worker's start, measured with ``-X importtime``) for nothing a channel uses.
@@ -41,6 +50,7 @@ __all__ = [
     "BOOTSTRAP_ENV",
     "CHANNEL_FD_ENV",
     "CHANNEL_OWNER_ENV",
+    "LIFELINE_FD_ENV",
     "MAX_FRAME_ENV",
     "NO_SIGPIPE",
     "RUNNER_ID_ENV",
@@ -51,6 +61,8 @@ __all__ = [
 
 #: Names the inherited descriptor of the runner's end of the channel.
 CHANNEL_FD_ENV = "CRASHSIGHT_CHANNEL_FD"
+#: Names the inherited descriptor of the runner's end of the lifeline (see the module docstring).
+LIFELINE_FD_ENV = "CRASHSIGHT_LIFELINE_FD"
 #: The supervisor's maximum frame size, so the runner can refuse oversize events itself.
 MAX_FRAME_ENV = "CRASHSIGHT_MAX_FRAME"
 #: Set on every runner and inherited by everything it starts: the supervisor finds escaped
@@ -76,7 +88,6 @@ BOOTSTRAP_ENV = "CRASHSIGHT_BOOTSTRAP"
 
 #: Send flags that keep a closed peer from raising SIGPIPE (macOS has no such flag).
 NO_SIGPIPE = getattr(_socket, "MSG_NOSIGNAL", 0)
-_PEEK_FLAGS = _socket.MSG_PEEK | _socket.MSG_DONTWAIT
 
 
 class Channel:
@@ -85,19 +96,24 @@ class Channel:
     Args:
         sock: The runner's end of the socketpair.
         max_frame_bytes: Frames larger than this are refused with `FrameTooLargeError`.
+        lifeline: The runner's end of the lifeline, when the supervisor gave one.
     """
 
     def __init__(
-        self, sock: _socket.socket, max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+        self,
+        sock: _socket.socket,
+        max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES,
+        lifeline: _socket.socket | None = None,
     ) -> None:
         self.max_frame_bytes = max_frame_bytes
         self._sock: _socket.socket | None = sock
         self._lock = _thread.allocate_lock()
         self._seq = 0
         self._broken: ChannelBrokenError | None = None
-        #: The socket's (device, inode): a descriptor number the program closed behind our back
-        #: and reused for another socket must not answer for the channel.
-        self._identity = _identity(sock.fileno())
+        self._lifeline = lifeline
+        #: The lifeline's (device, inode): a descriptor number the program closed behind our back
+        #: and reused for a file of its own must not answer for the lifeline.
+        self._lifeline_identity = None if lifeline is None else _identity(lifeline.fileno())
 
     @property
     def usable(self) -> bool:
@@ -107,6 +123,10 @@ class Channel:
     def fileno(self) -> int:
         """The descriptor of the runner's end, or -1 once closed."""
         return -1 if self._sock is None else self._sock.fileno()
+
+    def lifeline_fileno(self) -> int:
+        """The descriptor of the runner's end of the lifeline, or -1 without one."""
+        return -1 if self._lifeline is None else self._lifeline.fileno()
 
     def send(self, message: Message) -> None:
         """Number ``message``, frame it and write it whole.
@@ -158,50 +178,56 @@ class Channel:
         self._seq += 1
 
     def close(self) -> None:
-        """Close this end; the supervisor sees end-of-stream once every copy is closed."""
+        """Close this end; the supervisor sees end-of-stream once every copy is closed.
+
+        The lifeline stays open: the supervisor's death still stops the runner's group.
+        """
         with self._lock:
             sock, self._sock = self._sock, None
             if sock is not None:
                 _close_quietly(sock)
 
     def forget(self) -> None:
-        """Drop this process's copy without locking: used in a freshly forked child only."""
+        """Drop this process's copies without locking: used in a freshly forked child only."""
         sock, self._sock = self._sock, None
+        lifeline, self._lifeline = self._lifeline, None
         self._lock = _thread.allocate_lock()
-        if sock is not None:
-            _close_quietly(sock)
+        for end in (sock, lifeline):
+            if end is not None:
+                _close_quietly(end)
 
     def intact(self) -> bool:
-        """Whether the descriptor is still the channel's socket.
+        """Whether the lifeline's descriptor is still the lifeline's socket.
 
         A program may close it behind crashsight's back (a daemonising library closes every
         descriptor) and get the number back for a file of its own, which crashsight must then
-        neither read nor take for the channel.
+        neither read nor take for the lifeline.
         """
-        return self._intact_socket() is not None
+        return self._intact_lifeline() is not None
 
     def supervisor_gone(self) -> bool:
-        """Whether the supervisor's end is closed, asked without waiting and without reading.
+        """Whether the supervisor's end of the lifeline is closed, asked without waiting.
 
-        A peek finds end-of-file (the supervisor closed or died) or ECONNRESET (it died with our
-        events unread); anything else is not an answer: this process's own close, or a
-        descriptor that is no longer the channel's socket.
+        The supervisor closes it only after reaping this process, so end-of-file means it died.
+        Requests still unread are taken on the way (they would hide the end-of-file, and a
+        runner asks this only at its exit, when stacks are moot); anything other than
+        end-of-file is not an answer: no lifeline, or a descriptor that is no longer its socket.
         """
-        sock = self._intact_socket()
-        if sock is None:
+        lifeline = self._intact_lifeline()
+        if lifeline is None:
             return False
         try:
-            return not sock.recv(1, _PEEK_FLAGS)
-        except ConnectionResetError:
-            return True
+            while lifeline.recv(4096, _socket.MSG_DONTWAIT):
+                pass
         except OSError:
             return False  # nothing to read (the usual case), or the descriptor is gone
+        return True
 
-    def _intact_socket(self) -> _socket.socket | None:
-        sock = self._sock
-        if sock is None or _identity(sock.fileno()) != self._identity:
+    def _intact_lifeline(self) -> _socket.socket | None:
+        lifeline = self._lifeline
+        if lifeline is None or _identity(lifeline.fileno()) != self._lifeline_identity:
             return None
-        return sock
+        return lifeline
 
     def _checked_socket(self) -> _socket.socket:
         if self._broken is not None:
@@ -247,28 +273,47 @@ def _widen_send_buffer(sock: _socket.socket) -> None:
 def open_from_environment() -> Channel | None:
     """Open the channel named by ``CRASHSIGHT_CHANNEL_FD``, or return None outside a supervisor.
 
-    The variable is consumed: it is removed from ``os.environ`` so that child programs, which do not
-    inherit the descriptor, never try to open it.
+    The variables are consumed: they are removed from ``os.environ`` so that child programs, which
+    do not inherit the descriptors, never try to open them.
     """
     raw = os.environ.pop(CHANNEL_FD_ENV, None)
+    raw_lifeline = os.environ.pop(LIFELINE_FD_ENV, None)
     owner = os.environ.pop(CHANNEL_OWNER_ENV, None)
     if not raw:
         return None
-    try:
-        fd = int(raw)
-        if owner and owner != str(os.getpid()):
-            # An inherited copy in a descendant of the runner (a shell's python child): only the
-            # runner itself may write, or frames from several writers would interleave.
-            os.close(fd)
-            return None
-        sock = _socket.socket(fileno=fd)
-    except (ValueError, OSError):
+    if owner and owner != str(os.getpid()):
+        # An inherited copy in a descendant of the runner (a shell's python child): only the
+        # runner itself may write, or frames from several writers would interleave.
+        for number in (raw, raw_lifeline):
+            _close_number(number)
         return None
-    os.set_inheritable(fd, False)
-    sock.setblocking(True)
+    sock = _adopt(raw)
+    if sock is None:
+        _close_number(raw_lifeline)
+        return None
     _widen_send_buffer(sock)
     try:
         limit = int(os.environ.get(MAX_FRAME_ENV, DEFAULT_MAX_FRAME_BYTES))
     except ValueError:
         limit = DEFAULT_MAX_FRAME_BYTES
-    return Channel(sock, limit)
+    return Channel(sock, limit, _adopt(raw_lifeline))
+
+
+def _adopt(raw: str | None) -> _socket.socket | None:
+    """The inherited socket numbered ``raw``, blocking and no longer passed on to programs."""
+    if not raw:
+        return None
+    try:
+        sock = _socket.socket(fileno=int(raw))
+    except (ValueError, OSError):
+        return None  # not a number, not open, or not a socket: nothing of ours
+    os.set_inheritable(sock.fileno(), False)
+    sock.setblocking(True)
+    return sock
+
+
+def _close_number(raw: str | None) -> None:
+    try:  # noqa: SIM105 - contextlib is not loaded in every worker
+        os.close(int(raw or ""))
+    except (ValueError, OSError):
+        pass

@@ -1,11 +1,18 @@
 """Runners do not outlive their supervisor, and give their stacks from a thread that holds the GIL.
 
-The supervisor writes to the channel only to ask for the stacks before a stop
-(`crashsight.runner.stackdump.dump_before_stop`), so end-of-file on the runner's end means the
-supervisor process is gone (ECONNRESET instead, when it died with events of ours still unread). A
-thread waits for that and then stops the runner's process group the way the supervisor would have:
-SIGTERM, a grace period, SIGKILL. This works on every POSIX system; on Linux,
-commands that are not Python are covered by `crashsight.runner.pdeathsig` instead.
+The supervisor writes to the runner's lifeline (`crashsight.runner.channel`) only to ask for the
+stacks before a stop (`crashsight.runner.stackdump.dump_before_stop`), and closes its end only
+once it has reaped the runner, so end-of-file on the runner's end means the supervisor process is
+gone. A thread waits for that in a blocking read and then stops the runner's process group the
+way the supervisor would have: SIGTERM, a grace period, SIGKILL. This works on every POSIX
+system; on Linux, commands that are not Python are covered by `crashsight.runner.pdeathsig`
+instead.
+
+The read is a blocking ``read`` rather than a wait in ``poll``: a read in progress holds the
+socket itself, so when the program closes the descriptor behind crashsight's back (a daemonising
+library closes them all) or puts a file of its own on its number, the read still ends at the
+supervisor's death. ``poll`` watches the number: after a close it returned at once, and after a
+``dup2`` onto the number it slept forever.
 
 The worker often notices first: its next write to stdout or stderr (pipes the dead supervisor
 read) fails with EPIPE, and the exception ends it before the thread is scheduled. Nothing would
@@ -48,9 +55,13 @@ def watch_for_supervisor_death(channel: Channel) -> None:
     """Start a daemon thread that stops this process group when the supervisor's end closes.
 
     The same thread answers the supervisor's request for the stacks before a stop
-    (`crashsight.runner.stackdump.dump_before_stop`).
+    (`crashsight.runner.stackdump.dump_before_stop`). Without a lifeline (a supervisor of another
+    crashsight version gave none) there is nothing to watch, and the supervisor's guardian is the
+    runner's one protection left.
     """
-    fd = channel.fileno()
+    fd = channel.lifeline_fileno()
+    if fd == -1:
+        return
 
     def watch() -> None:
         try:
@@ -59,12 +70,8 @@ def watch_for_supervisor_death(channel: Channel) -> None:
                     dump_before_stop()
                 if not channel.intact():
                     return  # closed behind our back: the number may be the program's file now
-        except ConnectionResetError:
-            pass  # the supervisor died with our events unread: the kernel resets, no EOF
         except OSError:
-            return  # the worker closed the channel itself: nothing to watch any more
-        if channel.fileno() == -1:
-            return  # the program closed the channel itself (Channel.close), not the supervisor
+            return  # closed behind our back between two reads: nothing to watch any more
         _signal_own_group(_signal.SIGTERM)
         time.sleep(ORPHAN_GRACE_S)
         _signal_own_group(_signal.SIGKILL)

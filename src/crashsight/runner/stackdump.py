@@ -26,7 +26,7 @@ send the dump signal before any other.
 faulthandler's signal handler walks the threads' frames without the GIL, while the other threads
 run: a thread deep in Python calls frees the frames the walk reads (measured: a SIGSEGV in about
 one dump of 60 beside such a thread). So the runner itself, which has a channel, is not asked by
-the signal: its channel-watch thread reads the supervisor's request and calls
+the signal: its watch thread reads the supervisor's request on the lifeline and calls
 `dump_before_stop`, which dumps holding the GIL. The signal remains for the other processes of
 the tree (children, pool workers: rarely several threads running Python at once), and for the
 stop's SIGTERM in a runner that could not answer (stuck in C with the GIL held, when no other
@@ -80,7 +80,7 @@ DUMP_SIGNAL_ENV = "CRASHSIGHT_DUMP_SIGNAL"
 #: re-exec itself: there, choose another with ``--dump-signal``).
 DEFAULT_DUMP_SIGNAL = "SIGUSR2"
 STACKS_SUFFIX = ".stacks"
-#: The byte the supervisor writes on a runner's channel to ask the runner for its stacks.
+#: The byte the supervisor writes on a runner's lifeline to ask the runner for its stacks.
 DUMP_REQUEST = b"D"
 #: First line of every file: ``# crashsight stacks pid=4242 main=0x7f... signal=SIGUSR2``.
 HEADER_PREFIX = "# crashsight stacks "
@@ -185,7 +185,7 @@ def install() -> None:
 def dump_before_stop() -> None:
     """Write every thread's stack now, from the calling thread, which holds the GIL.
 
-    The supervisor asks the runner itself over its channel (`crashsight.runner.orphan` reads
+    The supervisor asks the runner itself over its lifeline (`crashsight.runner.orphan` reads
     the request): no other thread runs Python while this one holds the GIL, so the frames hold
     still, where a signal handler walks them while they change. The stop's SIGTERM that follows
     then dumps only the thread it interrupts (its own frames hold still). Re-registering an

@@ -5,7 +5,7 @@ worker imports (torch: seconds) on every start and every restart. The zygote pay
 the runner bootstrap and the ``preload`` modules, then forks each runner from itself, so a runner
 starts with all of that already in memory::
 
-    supervisor ──control socket: request (JSON line + channel, stdout, stderr fds)──► zygote
+    supervisor ──control socket: request (JSON line + the runner's descriptors)──► zygote
                ◄──── {"pid": N}, or {"join_error": ...} / {"unsupported": ...} / {"error": ...}
                ◄──status socket: {"pid": N, "status": S, "maxrss": KiB}, one per exit──
     zygote ──fork (into the runner's cgroups, `cgroupfork`)──► runner: setsid, its own fds,
@@ -36,14 +36,14 @@ import traceback
 from typing import NoReturn
 
 from . import bootstrap, cgroupfork
-from .channel import CHANNEL_FD_ENV, START_GATE_ENV
+from .channel import CHANNEL_FD_ENV, LIFELINE_FD_ENV, START_GATE_ENV
 
 __all__ = ["main", "unsafe_state"]
 
 _PR_SET_PDEATHSIG = 1
-#: The most descriptors a request carries: channel, stdout, stderr, and optionally stdin and gate;
-#: the request's ``fds`` names them in order.
-_MAX_FDS = 5
+#: The most descriptors a request carries: channel, lifeline, stdout, stderr, and optionally stdin
+#: and gate; the request's ``fds`` names them in order.
+_MAX_FDS = 6
 
 
 def main(argv: list[str]) -> NoReturn:
@@ -219,6 +219,7 @@ def _become_runner(request: dict[str, object]) -> None:
     os.environ.clear()
     os.environ.update(env)
     os.environ[CHANNEL_FD_ENV] = str(fds["channel"])
+    os.environ[LIFELINE_FD_ENV] = str(fds["lifeline"])
     if "gate" in fds:
         # The bootstrap waits there first, as a cold runner does, until it is in its cgroup.
         os.environ[START_GATE_ENV] = str(fds["gate"])

@@ -154,8 +154,10 @@ class Attempt:
         facts = self.facts
         facts.start(proc.pid, self._oom_before)
         self._last_activity = anyio.current_time()
+        ends = proc.ends
         reader = self._reader = ChannelReader(
-            proc.channel,
+            ends.channel,
+            ends.lifeline,
             config.max_frame_bytes,
             self._on_message,
             facts.issue,
@@ -166,8 +168,8 @@ class Attempt:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._reap, proc)
             tg.start_soon(self._read, reader.run)
-            tg.start_soon(self._read, pump_output, proc.stdout_fd, self._on_stdout)
-            tg.start_soon(self._read, pump_output, proc.stderr_fd, self._on_stderr)
+            tg.start_soon(self._read, pump_output, ends.stdout_fd, self._on_stdout)
+            tg.start_soon(self._read, pump_output, ends.stderr_fd, self._on_stderr)
             if config.deadline is not None or config.no_progress_timeout is not None:
                 tg.start_soon(self._watchdog)  # a task costs more than the check at job scale
             try:
@@ -275,6 +277,7 @@ class Attempt:
                     self.facts.notes.append(
                         "its fork server died, and took the runner with it (SIGKILL)"
                     )
+        proc.ends.lifeline.close()  # only now: its end-of-file would stop the runner's group
         self.exit = ExitInfo.from_wait_status(result.status)
         self.facts.exited(self.exit, result.peak_rss_bytes)
         self._exited.set()

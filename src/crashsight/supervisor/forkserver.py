@@ -4,16 +4,17 @@
 
     Supervisor(preload=[...])
       └── ForkServer ── zygote process (crashsight.runner.zygote, its own session)
-            │  control socket: spawn request + channel/stdout/stderr fds ─► {"pid": N}
+            │  control socket: spawn request + channel/lifeline/stdout/stderr fds ─► {"pid": N}
             │  status socket:  ◄─ {"pid": N, "status": S, "maxrss": KiB} per exit
             └── status reader task ── resolves `ForkServer.wait` of each runner
 
 A forked runner gets what a cold spawn gives it: its own session, process group and cgroups, the
-channel, stdout and stderr pipes, the runner environment and working directory. Only the way it
-starts and the way its exit status arrives differ: the zygote forks it straight into its cgroups
-(`crashsight.runner.cgroupfork`; where the kernel cannot, it is moved there at the start gate)
-and, being its parent, reaps it and reports the raw wait status. A zygote that dies takes its
-runners with it (they get SIGKILL, and their status says so); the next spawn starts a new zygote.
+channel, the lifeline, stdout and stderr pipes, the runner environment and working directory. Only
+the way it starts and the way its exit status arrives differ: the zygote forks it straight into its
+cgroups (`crashsight.runner.cgroupfork`; where the kernel cannot, it is moved there at the start
+gate) and, being its parent, reaps it and reports the raw wait status. A zygote that dies takes
+its runners with it (they get SIGKILL, and their status says so); the next spawn starts a new
+zygote.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import psutil
 from ..errors import SpawnError
 from .cgroup import RunnerCgroup
 from .spawn import ExitResult
-from .wiring import Wiring, join_refused, runner_environment
+from .wiring import SupervisorEnds, Wiring, join_refused, runner_environment
 
 __all__ = ["ForkServer", "ForkedProcess"]
 
@@ -49,12 +50,10 @@ _KILLED = signal.SIGKILL.value
 
 @dataclass
 class ForkedProcess:
-    """A runner forked by the zygote: its pid, the supervisor's end of the channel, its pipes."""
+    """A runner forked by the zygote: its pid and the supervisor's ends of its wiring."""
 
     pid: int
-    channel: socket.socket
-    stdout_fd: int
-    stderr_fd: int
+    ends: SupervisorEnds
 
 
 class _Zygote:
@@ -205,11 +204,7 @@ class ForkServer:
             )
         placement = self._placement(cgroup)
         wiring = Wiring.open(gated=cgroup is not None and placement is None)
-        fds = {
-            "channel": wiring.child_channel.fileno(),
-            "stdout": wiring.stdout_w,
-            "stderr": wiring.stderr_w,
-        }
+        fds = wiring.child_fds()
         if inherit_stdin:
             fds["stdin"] = 0
         if wiring.gate_r >= 0:
@@ -251,8 +246,7 @@ class ForkServer:
                 inherit_stdin=inherit_stdin,
                 cgroup=cgroup,
             )
-        channel, stdout_fd, stderr_fd = wiring.supervisor_ends()
-        return ForkedProcess(pid=pid, channel=channel, stdout_fd=stdout_fd, stderr_fd=stderr_fd)
+        return ForkedProcess(pid=pid, ends=wiring.supervisor_ends())
 
     def _placement(self, cgroup: RunnerCgroup | None) -> dict[str, object] | None:
         """What the zygote needs to fork a child straight into ``cgroup``; None to move it."""

@@ -1,6 +1,6 @@
 """A guardian process that kills the runners' process groups and cgroups if the supervisor is killed.
 
-``PR_SET_PDEATHSIG`` (the exec shim) and the bootstrap's channel watch stop a runner's *own*
+``PR_SET_PDEATHSIG`` (the exec shim) and the bootstrap's lifeline watch stop a runner's *own*
 process when the supervisor dies, but not the rest of its group: ``crashsight run -- bash -c
 'sleep 600 | cat'`` SIGKILLed would leave ``sleep`` and ``cat`` running. So each supervisor starts
 one small guardian (``python -S`` running this file: standard library only) in a session of its
@@ -94,7 +94,7 @@ class Guardian:
             stdin.write(line.encode())
             stdin.flush()
         except OSError:
-            pass  # the guardian is gone; the shim and channel watch still protect the runners
+            pass  # the guardian is gone; the shim and lifeline watch still protect the runners
 
 
 def _guard() -> None:

@@ -7,7 +7,7 @@
     StackDumps(options)  mkdtemp ── env ──────────► CRASHSIGHT_STACKS_DIR, CRASHSIGHT_DUMP_SIGNAL
                                                     install(): <dir>/<pid>.stacks, faulthandler
     collect()  tree (psutil) ── dump signal ──────► faulthandler writes every thread's stack
-                            ── channel request ──► the runner's watch thread: the same, holding
+                           ── lifeline request ──► the runner's watch thread: the same, holding
                                                    the GIL (`crashsight.runner.orphan`)
                waits (bounded) for the files to stop growing
                parses, names the stuck frame ─────► Snapshot (stacks, process_tree, blocked_in)
@@ -165,13 +165,13 @@ class _Asked:
 
 
 class StackRequest(Protocol):
-    """The runner's channel, as far as stacks go (`crashsight.supervisor.streams.ChannelReader`)."""
+    """The runner's lifeline, as far as stacks go (`crashsight.supervisor.streams.ChannelReader`)."""
 
     #: The process that opened the channel and runs crashsight's watch thread, once it said so.
     ready_pid: int | None
 
     def request_stacks(self) -> bool:
-        """Write the request; False when the channel is gone."""
+        """Write the request; False when the lifeline is gone."""
         ...
 
 
@@ -335,7 +335,7 @@ class StackDumps:
             path = self.folder / f"{info.pid}{STACKS_SUFFIX}"
             if channel is not None and info.pid == channel.ready_pid and _fresh(info, path):
                 entry = _Asked(info=info, path=path, offset=_size(path), over_channel=True)
-                # On the event loop, which owns the channel's socket.
+                # On the event loop, which owns the lifeline's socket.
                 if anyio.from_thread.run_sync(channel.request_stacks):
                     asked.append(entry)
                     continue

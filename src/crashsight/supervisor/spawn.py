@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -24,8 +23,8 @@ import anyio.to_thread
 from ..errors import SpawnError
 from ..runner import pdeathsig
 from ..runner.bootstrap import BOOTSTRAP_COMMAND
-from ..runner.channel import BOOTSTRAP_ENV, CHANNEL_FD_ENV, START_GATE_ENV
-from .wiring import Wiring, runner_environment
+from ..runner.channel import BOOTSTRAP_ENV, CHANNEL_FD_ENV, LIFELINE_FD_ENV, START_GATE_ENV
+from .wiring import SupervisorEnds, Wiring, runner_environment
 
 if TYPE_CHECKING:
     from .cgroup import RunnerCgroup
@@ -41,12 +40,10 @@ _WAIT_LIMITER = anyio.CapacityLimiter(100_000)
 
 @dataclass
 class SpawnedProcess:
-    """A started runner: its process, the supervisor's end of the channel, and its output pipes."""
+    """A started runner: its process and the supervisor's ends of its wiring."""
 
     popen: subprocess.Popen[bytes]
-    channel: socket.socket
-    stdout_fd: int
-    stderr_fd: int
+    ends: SupervisorEnds
     pid: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -91,8 +88,10 @@ def spawn(
     if sys.platform == "linux" and not child_env.get(BOOTSTRAP_ENV):
         argv = _with_death_signal(argv, child_env, cwd)
     wiring = Wiring.open(gated=cgroup is not None)
-    child_env[CHANNEL_FD_ENV] = str(wiring.child_channel.fileno())
-    pass_fds = [wiring.child_channel.fileno()]
+    child_fds = wiring.child_fds()
+    child_env[CHANNEL_FD_ENV] = str(child_fds["channel"])
+    child_env[LIFELINE_FD_ENV] = str(child_fds["lifeline"])
+    pass_fds = [child_fds["channel"], child_fds["lifeline"]]
     if cgroup is not None:
         child_env[START_GATE_ENV] = str(wiring.gate_r)
         pass_fds.append(wiring.gate_r)
@@ -100,8 +99,8 @@ def spawn(
         popen = subprocess.Popen(
             list(argv),
             stdin=None if inherit_stdin else subprocess.DEVNULL,
-            stdout=wiring.stdout_w,
-            stderr=wiring.stderr_w,
+            stdout=child_fds["stdout"],
+            stderr=child_fds["stderr"],
             env=child_env,
             cwd=cwd,
             pass_fds=pass_fds,
@@ -119,8 +118,7 @@ def spawn(
             popen.wait()  # it exits at once at the shut gate
             wiring.abandon()
             raise
-    channel, stdout_fd, stderr_fd = wiring.supervisor_ends()
-    return SpawnedProcess(popen=popen, channel=channel, stdout_fd=stdout_fd, stderr_fd=stderr_fd)
+    return SpawnedProcess(popen=popen, ends=wiring.supervisor_ends())
 
 
 def _with_death_signal(

@@ -62,6 +62,8 @@ class ChannelReader:
 
     Args:
         sock: The supervisor's (non-blocking) end of the socketpair.
+        lifeline: The supervisor's (non-blocking) end of the runner's lifeline, where
+            `request_stacks` writes; its owner closes it, once the runner is reaped.
         max_frame_bytes: The frame size limit given to the runner.
         on_message: Called with each valid message, in order.
         on_issue: Called with each protocol problem.
@@ -76,6 +78,7 @@ class ChannelReader:
     def __init__(
         self,
         sock: socket.socket,
+        lifeline: socket.socket,
         max_frame_bytes: int,
         on_message: Callable[[Message], None],
         on_issue: Callable[[ProtocolIssue], None],
@@ -84,6 +87,7 @@ class ChannelReader:
         on_user_event: Callable[[BaseModel], None] | None = None,
     ) -> None:
         self._sock = sock
+        self._lifeline = lifeline
         self._decoder = FrameDecoder(max_frame_bytes, user_events if on_user_event else None)
         self._on_message = on_message
         self._on_user_event = on_user_event
@@ -91,19 +95,19 @@ class ChannelReader:
         self._on_read = on_read
         self._expected_seq = 0
         #: The process that opened the runner's end and said `Ready`: it runs crashsight's
-        #: channel watch, which answers `request_stacks`.
+        #: lifeline watch, which answers `request_stacks`.
         self.ready_pid: int | None = None
 
     def request_stacks(self) -> bool:
-        """Ask the runner over the channel for its stacks; False when the channel is gone.
+        """Ask the runner over its lifeline for its stacks; False when that cannot be done.
 
         The runner's watch thread dumps them holding the GIL (`crashsight.runner.orphan`).
         """
         try:
             # A runner that just closed its end must not SIGPIPE a host that keeps the default.
-            return self._sock.send(DUMP_REQUEST, NO_SIGPIPE) == 1
+            return self._lifeline.send(DUMP_REQUEST, NO_SIGPIPE) == 1
         except OSError:
-            return False  # the runner closed its end, or the reader closed ours
+            return False  # the runner closed its end, or it was reaped and ours is closed
 
     async def run(self) -> None:
         """Read until the runner side is closed (by exit or explicitly); closes the socket."""

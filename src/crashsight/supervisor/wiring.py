@@ -6,6 +6,8 @@ process; both hand the child the same things, built here once::
     supervisor end                         child end
     ──────────────                         ─────────
     channel (socketpair)        ◄────────  CRASHSIGHT_CHANNEL_FD
+    lifeline (socketpair)       ────────►  CRASHSIGHT_LIFELINE_FD: stack requests; EOF once
+                                           the supervisor is gone (`crashsight.runner.orphan`)
     stdout, stderr (pipes)      ◄────────  fd 1, fd 2
     gate (pipe, with a cgroup)  ────────►  CRASHSIGHT_START_GATE: one byte once in the cgroup
 
@@ -28,7 +30,7 @@ from ..runner.channel import ANCESTOR_RUNNERS_ENV, MAX_FRAME_ENV, RUNNER_ID_ENV
 if TYPE_CHECKING:
     from .cgroup import RunnerCgroup
 
-__all__ = ["Wiring", "join_refused", "runner_environment"]
+__all__ = ["SupervisorEnds", "Wiring", "join_refused", "runner_environment"]
 
 
 def runner_environment(
@@ -49,7 +51,7 @@ def runner_environment(
 
 @dataclass
 class Wiring:
-    """Both ends of a new runner's channel, output pipes and (with a cgroup) start gate.
+    """Both ends of a new runner's channel, lifeline, output pipes and (with a cgroup) start gate.
 
     Made with `open`; the child's ends are closed here once the child holds its copies
     (`close_child_ends`), the supervisor's either kept (`supervisor_ends`) or, when the runner
@@ -58,6 +60,8 @@ class Wiring:
 
     channel: socket.socket
     child_channel: socket.socket
+    lifeline: socket.socket
+    child_lifeline: socket.socket
     stdout_r: int
     stdout_w: int
     stderr_r: int
@@ -69,14 +73,38 @@ class Wiring:
     def open(cls, gated: bool) -> Wiring:
         """New descriptors; ``gated``: with a start gate, for a runner that joins a cgroup."""
         channel, child_channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        # A socket, not a pipe: a request written after the runner closed its end must not
+        # SIGPIPE a host that keeps the default action (MSG_NOSIGNAL; a pipe has no such flag).
+        lifeline, child_lifeline = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         stdout_r, stdout_w = os.pipe()
         stderr_r, stderr_w = os.pipe()
         gate_r, gate_w = os.pipe() if gated else (-1, -1)
-        return cls(channel, child_channel, stdout_r, stdout_w, stderr_r, stderr_w, gate_r, gate_w)
+        return cls(
+            channel,
+            child_channel,
+            lifeline,
+            child_lifeline,
+            stdout_r,
+            stdout_w,
+            stderr_r,
+            stderr_w,
+            gate_r,
+            gate_w,
+        )
+
+    def child_fds(self) -> dict[str, int]:
+        """The child's ends by name, as the runner's environment names them."""
+        return {
+            "channel": self.child_channel.fileno(),
+            "lifeline": self.child_lifeline.fileno(),
+            "stdout": self.stdout_w,
+            "stderr": self.stderr_w,
+        }
 
     def close_child_ends(self) -> None:
         """Close the supervisor's copies of the child's ends (started or not, it is done)."""
         self.child_channel.close()
+        self.child_lifeline.close()
         _close(self.stdout_w, self.stderr_w, self.gate_r)
 
     def release(self, pid: int, cgroup: RunnerCgroup) -> None:
@@ -103,14 +131,30 @@ class Wiring:
     def abandon(self) -> None:
         """The runner did not start: close the supervisor's ends (a shut gate ends the child)."""
         self.channel.close()
+        self.lifeline.close()
         _close(self.stdout_r, self.stderr_r, self.gate_w)
 
-    def supervisor_ends(self) -> tuple[socket.socket, int, int]:
-        """The channel, stdout and stderr ends the supervisor reads, made non-blocking."""
+    def supervisor_ends(self) -> SupervisorEnds:
+        """The ends the supervisor keeps, made non-blocking."""
         self.channel.setblocking(False)
+        self.lifeline.setblocking(False)
         os.set_blocking(self.stdout_r, False)
         os.set_blocking(self.stderr_r, False)
-        return self.channel, self.stdout_r, self.stderr_r
+        return SupervisorEnds(self.channel, self.lifeline, self.stdout_r, self.stderr_r)
+
+
+@dataclass
+class SupervisorEnds:
+    """What the supervisor keeps of a started runner's wiring.
+
+    The lifeline is closed only once the runner is reaped: its end-of-file tells the runner's
+    watch that the supervisor is gone, and must mean nothing else.
+    """
+
+    channel: socket.socket
+    lifeline: socket.socket
+    stdout_fd: int
+    stderr_fd: int
 
 
 def join_refused(cgroup: RunnerCgroup, reason: str) -> None:
