@@ -1,7 +1,7 @@
 """Benchmark 8: ``crashsight aggregate`` over 4096 rank reports (512 nodes x 8), vs json-loading them.
 
 A job of 4096 ranks leaves 4096 reports, each with a stderr tail and diagnostics. The aggregate
-must name the root cause in under 2 s with bounded memory. The 2 s are judged on the CPU time the
+must name the root cause in under 2 s and 200 MiB. The 2 s are judged on the CPU time the
 command needs, interpreter start included: on a shared machine its wall time measures the
 neighbours (the wall-time ratio against the baseline is reported beside it). The baseline is the least any tool
 could do with the same files: a Python loop that ``json.load``s each one and drops it. Both run
@@ -27,6 +27,7 @@ NODES, RANKS_PER_NODE = 512, 8
 #: The rank that really fails; every other rank reports a consequence.
 ROOT_RANK = 1234
 _LIMIT_S = 2.0
+_LIMIT_MIB = 200
 
 #: Printed to stderr at the child's exit: its own peak RSS in kB.
 _REPORT_PEAK = (
@@ -155,12 +156,21 @@ def run(settings: Settings) -> BenchResult:
     )
     peaks = usage["aggregate"]["peak"], usage["json"]["peak"]
     if min(peaks[0]) > 0 and min(peaks[1]) > 0:
+        peak_mib = round(max(peaks[0]) / 2**20, 1)
+        result.figures.append(
+            Figure(
+                f"peak RSS of {count} reports, interpreter included (MiB, absolute)",
+                peak_mib,
+                "MiB",
+                target=f"< {_LIMIT_MIB} MiB" if not settings.quick else None,
+                met=peak_mib < _LIMIT_MIB if not settings.quick else None,
+            )
+        )
         result.figures.append(
             Figure(
                 "peak RSS vs json.load of the same files",
                 max(peaks[0]) / max(peaks[1]),
                 "x its peak RSS",
-                detail={"peak_MiB_aggregate": round(max(peaks[0]) / 2**20, 1)},
             )
         )
     else:
