@@ -49,7 +49,6 @@ def child_in_group_then_drop_descriptors() -> None:
     prints the child's pid and sleeps. crashsight's channel and lifeline are among those
     descriptors (Linux: lists /proc/self/fd)."""
     child = subprocess.Popen(["sleep", "600"])
-    _wait_for_the_watch_read()
     numbers = [int(name) for name in os.listdir("/proc/self/fd") if int(name) > 2]
     if sys.argv[1] == "close":
         os.closerange(3, max(numbers) + 1)
@@ -61,19 +60,6 @@ def child_in_group_then_drop_descriptors() -> None:
     print(child.pid, flush=True)
     while True:
         time.sleep(3600)
-
-
-def _wait_for_the_watch_read() -> None:
-    """Wait (10 s at most) until crashsight's watch thread, the one thread besides the main one,
-    sleeps in the kernel (Linux: its wait channel in /proc), and not for the GIL (a futex)."""
-    (watch,) = [int(tid) for tid in os.listdir("/proc/self/task") if int(tid) != os.getpid()]
-    deadline = time.monotonic() + 10.0
-    with open(f"/proc/self/task/{watch}/wchan") as wchan:
-        while (where := wchan.read()) in ("", "0") or "futex" in where:
-            if time.monotonic() > deadline:
-                return  # what follows shows whether the watch survives the program
-            time.sleep(0.01)
-            wchan.seek(0)
 
 
 def child_in_group_then_exit_when_orphaned() -> None:

@@ -105,7 +105,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, HangRun | None]:
                 "usr1",
                 *quiet,
                 *_report_to(folders["usr1"]),
-                # A shell's Python child: the runner itself is asked on its channel, not by signal.
+                # A shell's Python child: the runner itself is asked on its lifeline, not by signal.
                 "sh",
                 "-c",
                 f"'{sys.executable}' '{HANG}' nap_with_own_handler",

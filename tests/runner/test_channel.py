@@ -119,30 +119,30 @@ def test_send_after_peer_closed_raises_broken_and_stays_broken() -> None:
         channel.send(Heartbeat())
 
 
-def test_supervisor_gone_is_end_of_file_on_the_lifeline() -> None:
-    """A live supervisor is not gone, whatever the channel does; a closed lifeline is, even with
-    a request still unread (which would hide the end-of-file from a peek); this process's own
-    close of the channel changes nothing; and without a lifeline there is no answer."""
+def test_draining_the_lifeline_finds_the_supervisors_end() -> None:
+    """A live supervisor is not gone, whatever the channel does; a closed lifeline is, with the
+    requests still unread handed over (a peek would not see the end-of-file behind them); this
+    process's own close of the channel changes nothing; without a lifeline there is no answer."""
     runner_end, supervisor_end = socket.socketpair()
     runner_lifeline, supervisor_lifeline = socket.socketpair()
     channel = Channel(runner_end, lifeline=runner_lifeline)
     with supervisor_end:
         channel.send(Heartbeat())  # unread when the supervisor's end closes: a reset, not EOF
-    assert not channel.supervisor_gone()
+    assert channel.drain_lifeline() == (b"", False)
     supervisor_lifeline.sendall(DUMP_REQUEST)
-    assert not channel.supervisor_gone()
+    assert channel.drain_lifeline() == (DUMP_REQUEST, False)
     supervisor_lifeline.sendall(DUMP_REQUEST)
     supervisor_lifeline.close()
     channel.close()
-    assert channel.supervisor_gone()
+    assert channel.drain_lifeline() == (DUMP_REQUEST, True)
     runner_lifeline.close()
     alone, peer = socket.socketpair()
     with alone, peer:
         peer.close()
-        assert not Channel(alone).supervisor_gone()
+        assert Channel(alone).drain_lifeline() == (b"", False)
 
 
-def test_supervisor_gone_ignores_a_reused_descriptor_number() -> None:
+def test_draining_ignores_a_reused_descriptor_number() -> None:
     """The program closed the lifeline's descriptor behind its back and the number came back as
     another socket whose peer is gone: that end-of-file says nothing about the supervisor."""
     runner_end, supervisor_end = socket.socketpair()
@@ -159,7 +159,7 @@ def test_supervisor_gone_ignores_a_reused_descriptor_number() -> None:
         peer.close()
         assert reused.recv(1, socket.MSG_PEEK) == b""  # the reused number reads end-of-file
         assert not channel.intact()
-        assert not channel.supervisor_gone()
+        assert channel.drain_lifeline() == (b"", False)
     finally:
         runner_lifeline.detach()  # the number is `reused`'s now: closed below, not twice
         for s in (runner_end, supervisor_end, supervisor_lifeline, *held):
@@ -302,6 +302,22 @@ def test_open_from_environment_leaves_a_descendant_out(
         assert _closed(fd)
         assert _closed(lifeline_fd)
         assert not {CHANNEL_FD_ENV, LIFELINE_FD_ENV, CHANNEL_OWNER_ENV} & set(os.environ)
+
+
+def test_a_descendant_closes_only_sockets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Numbers a descendant did not inherit may name its own files (the ``.pth`` file the
+    interpreter is reading): only a socket is closed."""
+    read_fd, write_fd = os.pipe()
+    try:
+        monkeypatch.setenv(CHANNEL_FD_ENV, str(read_fd))
+        monkeypatch.setenv(LIFELINE_FD_ENV, str(write_fd))
+        monkeypatch.setenv(CHANNEL_OWNER_ENV, str(os.getppid()))
+        assert open_from_environment() is None
+        assert not _closed(read_fd)
+        assert not _closed(write_fd)
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from crashsight.runner import orphan
 from crashsight.runner.channel import Channel
 from crashsight.runner.orphan import watch_for_supervisor_death
+from crashsight.runner.stackdump import DUMP_REQUEST
 from crashsight.supervisor.status import RunnerFailed, RunnerSucceeded
 from crashsight.supervisor.supervisor import Supervisor
 
@@ -74,6 +76,53 @@ def test_without_a_lifeline_no_thread_is_started() -> None:
         before = _thread._count()
         watch_for_supervisor_death(Channel(runner_end))
         assert _thread._count() == before
+
+
+#: A program that puts /dev/null on every descriptor above 2 the moment it starts, as a
+#: daemonising library does, works a little and exits 0.
+_REUSES_AT_ONCE = """
+import os, time
+null = os.open(os.devnull, os.O_RDWR)
+for number in range(3, 64):
+    if number != null:
+        os.dup2(null, number)
+time.sleep(0.3)
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_program_that_reuses_every_descriptor_at_once_runs_on() -> None:
+    """The watch thread is in its read before the program runs, so the program's file on the
+    lifeline's number is never read, nor its end-of-file taken for the supervisor's death (two
+    starts of three were stopped by their own watch before it waited for the read)."""
+    async with Supervisor(output="discard") as supervisor:
+        runners = [
+            await supervisor.spawn_command([sys.executable, "-c", _REUSES_AT_ONCE])
+            for _ in range(8)
+        ]
+        statuses = [await runner.wait() for runner in runners]
+    assert all(isinstance(status, RunnerSucceeded) for status in statuses), statuses
+
+
+def test_a_request_found_at_exit_is_answered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check at exit reads the lifeline, so it answers a request it finds there (the
+    supervisor waits for those stacks), and stops the group only when the supervisor is gone."""
+    done: list[str] = []
+    monkeypatch.setattr(orphan, "dump_before_stop", lambda: done.append("stacks"))
+    monkeypatch.setattr(
+        orphan, "_signal_own_group", lambda sig: done.append(signal.Signals(sig).name)
+    )
+    runner_end, supervisor_end = socket.socketpair()
+    runner_lifeline, supervisor_lifeline = socket.socketpair()
+    channel = Channel(runner_end, lifeline=runner_lifeline)
+    with runner_end, supervisor_end, runner_lifeline:
+        supervisor_lifeline.sendall(DUMP_REQUEST)
+        orphan._stop_group_if_orphaned(channel)
+        assert done == ["stacks"]
+        supervisor_lifeline.sendall(DUMP_REQUEST)
+        supervisor_lifeline.close()
+        orphan._stop_group_if_orphaned(channel)
+        assert done == ["stacks", "stacks", "SIGTERM"]
 
 
 #: A program that closes the lifeline's descriptor behind crashsight's back and puts a pipe of its

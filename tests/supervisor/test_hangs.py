@@ -45,7 +45,7 @@ COMMANDS: dict[str, list[str]] = {
     "process-pool": [PYTHON, str(HANG), "process_pool"],
     "asyncio": [PYTHON, str(HANG), "asyncio_service"],
     "trio": [PYTHON, str(HANG), "trio_service"],
-    # The runner itself is asked over its channel; the same program as a shell's child is not.
+    # The runner itself is asked over its lifeline; the same program as a shell's child is not.
     "own-handler-runner": [PYTHON, str(HANG), "nap_with_own_handler"],
     "own-handler": ["sh", "-c", f"'{PYTHON}' '{HANG}' nap_with_own_handler; echo unreachable"],
     "busy-thread": [PYTHON, str(HANG), "nap_beside_a_busy_thread"],
@@ -275,7 +275,7 @@ def test_the_runner_is_asked_over_its_channel_not_by_the_signal(
 ) -> None:
     """A runner that handles the dump signal itself still gives its stacks before the stop.
 
-    It is asked on its channel and crashsight's own thread writes the dump, so the program's
+    It is asked on its lifeline and crashsight's own thread writes the dump, so the program's
     handler never runs and no "left alone" note is needed.
     """
     status = hung["own-handler-runner"]
@@ -309,12 +309,12 @@ def test_a_thread_running_python_is_dumped_safely(hung: dict[str, RunnerStatus])
 
 
 def test_a_runner_holding_the_gil_dumps_on_sigterm(hung: dict[str, RunnerStatus]) -> None:
-    """Stuck in C with the GIL, a runner cannot answer on its channel; the stop's SIGTERM dump
+    """Stuck in C with the GIL, a runner cannot answer on its lifeline; the stop's SIGTERM dump
     (safe then: no thread runs Python) still says where it was."""
     status = hung["gil-held"]
     assert isinstance(status, RunnerFailed)
     assert any(
-        f"within {STACK_WAIT_S:g} s of the request on its channel" in note for note in status.notes
+        f"within {STACK_WAIT_S:g} s of the request on its lifeline" in note for note in status.notes
     )
     assert any("wrote its stacks late (on SIGTERM" in note for note in status.notes)
     assert status.blocked_in is not None
@@ -323,7 +323,7 @@ def test_a_runner_holding_the_gil_dumps_on_sigterm(hung: dict[str, RunnerStatus]
 
 
 def test_a_sigterm_disposition_set_in_c_stays_the_programs(hung: dict[str, RunnerStatus]) -> None:
-    """Answering on its channel changes no signal disposition: SIGTERM stays ignored, as the
+    """Answering on its lifeline changes no signal disposition: SIGTERM stays ignored, as the
     program's C code set it, and the stop needs its SIGKILL (the stacks came first)."""
     status = hung["c-ignores-sigterm"]
     assert isinstance(status, RunnerFailed)

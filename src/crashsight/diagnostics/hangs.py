@@ -44,7 +44,7 @@ class ThreadStack(_Model):
     current: bool = Field(
         default=False,
         description="The thread that wrote the dump ('Current thread'): the one that handled the "
-        "signal, or crashsight's own thread in a runner asked over its channel.",
+        "signal, or crashsight's own thread in a runner asked over its lifeline.",
     )
     frames: list[FrameInfo] = Field(default_factory=list, description="Innermost last.")
     truncated: bool = Field(

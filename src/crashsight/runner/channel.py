@@ -27,6 +27,7 @@ from __future__ import annotations
 import _socket  # the C socket type: see the module docstring
 import _thread  # not threading, which loads functools and collections: see api.task
 import os
+from stat import S_ISSOCK  # loaded by os already
 
 from ..errors import ChannelBrokenError, ChannelClosedError, FrameTooLargeError
 from ..framing import (
@@ -205,23 +206,25 @@ class Channel:
         """
         return self._intact_lifeline() is not None
 
-    def supervisor_gone(self) -> bool:
-        """Whether the supervisor's end of the lifeline is closed, asked without waiting.
+    def drain_lifeline(self) -> tuple[bytes, bool]:
+        """Read the lifeline without waiting: the requests nobody has read yet, and whether the
+        supervisor's end is closed.
 
         The supervisor closes it only after reaping this process, so end-of-file means it died.
-        Requests still unread are taken on the way (they would hide the end-of-file, and a
-        runner asks this only at its exit, when stacks are moot); anything other than
-        end-of-file is not an answer: no lifeline, or a descriptor that is no longer its socket.
+        The requests are read, not peeked at, because they would hide the end-of-file; whoever
+        drains them answers them. Anything other than end-of-file is not an answer: no lifeline,
+        or a descriptor that is no longer its socket.
         """
         lifeline = self._intact_lifeline()
         if lifeline is None:
-            return False
+            return b"", False
+        unread = b""
         try:
-            while lifeline.recv(4096, _socket.MSG_DONTWAIT):
-                pass
+            while chunk := lifeline.recv(4096, _socket.MSG_DONTWAIT):
+                unread += chunk
         except OSError:
-            return False  # nothing to read (the usual case), or the descriptor is gone
-        return True
+            return unread, False  # nothing more to read (the usual case), or the descriptor is gone
+        return unread, True
 
     def _intact_lifeline(self) -> _socket.socket | None:
         lifeline = self._lifeline
@@ -313,7 +316,11 @@ def _adopt(raw: str | None) -> _socket.socket | None:
 
 
 def _close_number(raw: str | None) -> None:
-    try:  # noqa: SIM105 - contextlib is not loaded in every worker
-        os.close(int(raw or ""))
+    """Close the inherited socket numbered ``raw``; any other file there is not crashsight's (the
+    ``.pth`` file the interpreter is reading, say) and stays open."""
+    try:
+        fd = int(raw or "")
+        if S_ISSOCK(os.fstat(fd).st_mode):
+            os.close(fd)
     except (ValueError, OSError):
         pass

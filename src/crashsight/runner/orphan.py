@@ -58,12 +58,23 @@ def watch_for_supervisor_death(channel: Channel) -> None:
     (`crashsight.runner.stackdump.dump_before_stop`). Without a lifeline (a supervisor of another
     crashsight version gave none) there is nothing to watch, and the supervisor's guardian is the
     runner's one protection left.
+
+    Returns once the thread is in its read (`_wait_for_read`), so that no code of the program
+    runs before the read holds the lifeline's socket. Before this, a program that put a file of
+    its own on every descriptor as it started (a daemonising library) had the thread read that
+    file in two starts of three, take its end-of-file for the supervisor's death and stop a
+    healthy runner.
     """
     fd = channel.lifeline_fileno()
     if fd == -1:
         return
+    started = _thread.allocate_lock()
+    started.acquire()
+    native_id: list[int] = []
 
     def watch() -> None:
+        native_id.append(_thread.get_native_id())
+        started.release()
         try:
             while request := os.read(fd, 4096):
                 if DUMP_REQUEST in request:
@@ -84,19 +95,52 @@ def watch_for_supervisor_death(channel: Channel) -> None:
         ident = _thread.start_new_thread(watch, ())
     finally:
         _signal.pthread_sigmask(_signal.SIG_SETMASK, previous)
+    started.acquire()
+    _wait_for_read(native_id[0], fd)
     name_thread(ident, WATCH_THREAD_NAME)
     atexit.register(_stop_group_if_orphaned, channel)
 
 
-def _stop_group_if_orphaned(channel: Channel) -> None:
-    """At exit: if the supervisor is gone, SIGTERM the group as the thread would have.
+def _wait_for_read(native_id: int, fd: int) -> None:
+    """Wait (a second at most) until thread ``native_id`` sleeps in a system call on ``fd``.
 
-    This process is in the group, so it ends by that SIGTERM, as under the thread; children
-    that ignore it are left to the guardian and the cgroup, which do not depend on this process.
-    Exit handlers run last-registered first, so those registered before this one (by modules a
-    fork server preloaded, say) do not run in that case.
+    Only the kernel knows: a lock released just before the read says the thread is about to
+    read, and the thread can be preempted right there while the program goes on (one start in
+    four, four runners starting at once on two CPUs). Linux shows the call a thread sleeps in,
+    and its first argument, in ``/proc/self/task/TID/syscall`` (waiting for the GIL is a futex
+    call on an address, not on ``fd``); elsewhere there is no such file, and the lock is all.
     """
-    if channel.supervisor_gone():
+    try:
+        probe = os.open(f"/proc/self/task/{native_id}/syscall", os.O_RDONLY)
+    except OSError:
+        return
+    in_read = b"0x%x" % fd
+    try:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            fields = os.pread(probe, 256, 0).split()
+            if len(fields) > 1 and fields[0] != b"running" and fields[1] == in_read:
+                return
+            time.sleep(0.0002)
+    finally:
+        os.close(probe)
+
+
+def _stop_group_if_orphaned(channel: Channel) -> None:
+    """At exit: answer a request the thread has not read; if the supervisor is gone, SIGTERM the
+    group as the thread would have.
+
+    The check reads the lifeline (a request would hide the end-of-file from a peek), so a
+    request it finds is answered here: the supervisor, stopping a runner that is exiting anyway,
+    waits for the stacks. This process is in the group, so it ends by that SIGTERM, as under the
+    thread; children that ignore it are left to the guardian and the cgroup, which do not depend
+    on this process. Exit handlers run last-registered first, so those registered before this one
+    (by modules a fork server preloaded, say) do not run in that case.
+    """
+    unread, gone = channel.drain_lifeline()
+    if DUMP_REQUEST in unread:
+        dump_before_stop()
+    if gone:
         _signal_own_group(_signal.SIGTERM)
 
 

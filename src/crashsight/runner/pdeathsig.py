@@ -1,6 +1,6 @@
 """Exec shim: ``python -S pdeathsig.py SUPERVISOR_PID PROGRAM ARGV0 [ARGS...]`` (Linux only).
 
-A command that is not a bootstrapped Python runner cannot watch the channel for its supervisor's
+A command that is not a bootstrapped Python runner cannot watch its lifeline for its supervisor's
 death, so on Linux the supervisor starts it through this shim. The shim asks the kernel to SIGKILL
 it when its parent dies (``PR_SET_PDEATHSIG``, which survives ``execve``), checks that the parent
 did not die before that took effect, and then replaces itself with the real program. It runs with

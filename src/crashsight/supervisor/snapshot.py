@@ -86,7 +86,7 @@ class StackOptions:
 
     Args:
         dump_signal: The signal that asks the processes of a runner's tree for their stacks
-            (the runner itself is asked on its channel); they register it at start-up.
+            (the runner itself is asked on its lifeline); they register it at start-up.
             `parse_dump_signal` reads one from a name.
         wait: Seconds to wait for the dumps before stopping anyway.
         native: Also take native (C/C++) frames with py-spy, when it is installed and allowed.
@@ -160,7 +160,7 @@ class _Asked:
     offset: int
     size: int = -1
     done: bool = False
-    #: Asked on the runner's channel rather than by the dump signal.
+    #: Asked on the runner's lifeline rather than by the dump signal.
     over_channel: bool = False
 
 
@@ -231,7 +231,7 @@ class StackDumps:
         """Ask every registered process of the tree for its stacks; wait (bounded); read them.
 
         The process on the other end of ``channel`` (the runner, once it said `Ready`) is asked
-        over the channel, and dumps from a thread that holds the GIL; the others get the dump
+        over its lifeline, and dumps from a thread that holds the GIL; the others get the dump
         signal. Called once per attempt, before the stop policy; a second call (a group stop that
         collected first, then the stop itself) waits for the first and returns its snapshot.
         """
@@ -294,7 +294,7 @@ class StackDumps:
             if dumps:
                 late.extend(dumps[0])
                 when = (
-                    "late (on SIGTERM, or answering its channel after the wait)"
+                    "late (on SIGTERM, or answering its lifeline after the wait)"
                     if entry.over_channel
                     else "on SIGTERM instead"
                 )
@@ -325,7 +325,7 @@ class StackDumps:
     def _ask(
         self, root_pid: int, runner_id: str, not_before: float, channel: StackRequest | None
     ) -> tuple[list[_Asked], Snapshot]:
-        """Describe the tree and ask each process that registered: over the channel, or by the
+        """Describe the tree and ask each process that registered: over the lifeline, or by the
         dump signal."""
         sig = self.options.dump_signal
         tree = describe_processes(runner_tree(root_pid, runner_id, not_before))
@@ -407,7 +407,7 @@ class StackDumps:
             else:
                 self._silent.append(entry)
                 if entry.over_channel:
-                    asked_by = "the request on its channel"
+                    asked_by = "the request on its lifeline"
                     why = (
                         " (crashsight's thread there could not run: the GIL held in C code, or "
                         "the interpreter shutting down)"
