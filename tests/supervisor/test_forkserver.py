@@ -144,6 +144,25 @@ async def test_zygote_death_is_survived(preload_dir: Path) -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_cancelled_supervisor_with_a_fork_server_stops_its_runners(
+    preload_dir: Path,
+) -> None:
+    """Cancelled around a running forked runner, the supervisor stops it and returns: the fork
+    server's reader of exit statuses outlives the cancellation (cancelled with it, it left the
+    runner's reaping waiting forever)."""
+    with anyio.move_on_after(0.5) as scope:  # the hang was shielded: pytest-timeout ends it
+        async with Supervisor(output="discard", preload=["warm_probe_module"]) as supervisor:
+            hung = await supervisor.spawn(f"{INJECT}hang")
+            await hung.wait()
+    assert scope.cancelled_caught
+    status = hung.status
+    assert status is not None
+    assert status.status == "cancelled", status
+    assert hung.pid is not None
+    assert not psutil.pid_exists(hung.pid) or psutil.Process(hung.pid).status() == "zombie"
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize(
     ("module", "message"),
     [

@@ -299,7 +299,17 @@ class ForkServer:
         self._tg.start_soon(self._read_statuses, zygote)
 
     async def _read_statuses(self, zygote: _Zygote) -> None:
-        """Resolve waits from the zygote's reports; at its death, those of its runners too."""
+        """Resolve waits from the zygote's reports; at its death, those of its runners too.
+
+        Shielded: a cancelled supervisor still stops its runners and waits (shielded) for their
+        exits, which only this reader can report; cancelled with them, it left those waits
+        hanging forever. It ends when the zygote does, which leaving the fork server makes sure
+        of (`_Zygote.close`).
+        """
+        with anyio.CancelScope(shield=True):
+            await self._read_until_gone(zygote)
+
+    async def _read_until_gone(self, zygote: _Zygote) -> None:
         buffer = b""
         try:
             while True:
