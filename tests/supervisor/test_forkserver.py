@@ -60,6 +60,13 @@ def preload_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         " name='preload-worker').start()\n"
     )
     (tmp_path / "broken_preload.py").write_text("raise ImportError('no such backend: xyz')\n")
+    # What `torch.cuda.init()` leaves behind, without a GPU: `torch.cuda.is_initialized()`
+    # (torch's public API, which the zygote asks) says True.
+    (tmp_path / "cuda_preload.py").write_text(
+        "import sys, types\n"
+        "sys.modules['torch'] = types.SimpleNamespace(\n"
+        "    cuda=types.SimpleNamespace(is_initialized=lambda: True))\n"
+    )
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     return tmp_path
 
@@ -168,12 +175,14 @@ async def test_a_cancelled_supervisor_with_a_fork_server_stops_its_runners(
     [
         pytest.param("starts_thread", "threads are running after the preload", id="thread"),
         pytest.param("broken_preload", "no such backend: xyz", id="import-error"),
+        pytest.param("cuda_preload", "CUDA is initialised after the preload", id="cuda"),
     ],
 )
 async def test_unsafe_or_failing_preload_is_refused(
     preload_dir: Path, module: str, message: str
 ) -> None:
-    """A preload that leaves a thread running, or fails to import, stops the supervisor at entry."""
+    """A preload that leaves a thread running or CUDA initialised, or fails to import, stops the
+    supervisor at entry."""
     with pytest.raises(SpawnError, match="the fork server refused to start") as info:
         async with Supervisor(output="discard", preload=[module]):
             pass
